@@ -1,0 +1,348 @@
+"""A slow, obvious implementation of docs/arena.md, for testing the kernels.
+
+Plain Python: one object per fighter, floats, and the rules written out step by
+step as the document states them. `reference_step` takes an Arena's state (as
+`Arena.copy_state()` returns it), applies one decision to every arena, and returns
+the new state with the per-agent outputs, so that tests can compare it with
+`Arena.step` on the same input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from arena.rules import BOT_IDS, LEARNER, RewardWeights, Rules
+
+MASK64 = (1 << 64) - 1
+DT = 1.0 / 60.0
+ACTION_IDLE, ACTION_ATTACK = 8, 9
+COMPASS = [(0.0, 1.0), (math.sqrt(0.5), math.sqrt(0.5)), (1.0, 0.0), (math.sqrt(0.5), -math.sqrt(0.5)),
+           (0.0, -1.0), (-math.sqrt(0.5), -math.sqrt(0.5)), (-1.0, 0.0), (-math.sqrt(0.5), math.sqrt(0.5))]
+
+
+class SplitMix64:
+    def __init__(self, state: int):
+        self.state = state & MASK64
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+    def uniform(self) -> float:
+        return (self.next() >> 11) / 2.0 ** 53
+
+    def below(self, n: int) -> int:
+        return min(int(self.uniform() * n), n - 1)
+
+
+@dataclass
+class Fighter:
+    x: float
+    y: float
+    vx: float
+    vy: float
+    facing: float
+    health: float
+    cooldown: int
+    alive: bool
+    last_hitter: int
+    last_hit_frame: int
+    elim_order: int
+    fate: int
+    size: float
+    speed: float
+    mass: float
+    bot: int
+    action: int
+    ret: float = 0.0
+    hits: int = 0
+    kos: int = 0
+    ringouts: int = 0
+    reward: float = 0.0
+
+
+def compass(dx, dy):
+    """Closest of the 8 compass directions; ties resolved as the kernel's rounding does."""
+    angle = math.atan2(dy, dx)
+    return int(math.floor((math.pi / 2 - angle) / (math.pi / 4) + 0.5)) % 8
+
+
+def in_cone(facing, dx, dy, half_angle_deg):
+    d = math.hypot(dx, dy)
+    if d == 0:
+        return True
+    return math.cos(facing) * dx + math.sin(facing) * dy >= math.cos(math.radians(half_angle_deg)) * d
+
+
+def nearest_enemy(fighters, me):
+    best, best_d2 = None, None
+    for j, other in enumerate(fighters):
+        if j == me or not other.alive:
+            continue
+        d2 = (other.x - fighters[me].x) ** 2 + (other.y - fighters[me].y) ** 2
+        if best is None or d2 < best_d2:
+            best, best_d2 = j, d2
+    return best
+
+
+def bot_decision(fighters, me, rules: Rules, rng: SplitMix64) -> int:
+    f = fighters[me]
+    if f.bot == BOT_IDS["random"]:
+        return rng.below(10)
+    if f.bot == BOT_IDS["idle"]:
+        return ACTION_IDLE
+    j = nearest_enemy(fighters, me)
+    if j is None:
+        return ACTION_IDLE
+    enemy = fighters[j]
+    dx, dy = enemy.x - f.x, enemy.y - f.y
+    dist = math.hypot(dx, dy)
+    ready = f.cooldown == 0
+    facing_enemy = in_cone(f.facing, dx, dy, rules.attack_cone_deg)
+    if f.bot == BOT_IDS["chaser"]:
+        return ACTION_ATTACK if dist <= rules.reach and ready and facing_enemy else compass(dx, dy)
+    if f.bot == BOT_IDS["kiter"]:
+        if ready:
+            return ACTION_ATTACK if dist <= rules.reach and facing_enemy else compass(dx, dy)
+        if dist < 1.2 * rules.reach:
+            ux, uy = -dx / max(dist, 1e-9), -dy / max(dist, 1e-9)
+            r = math.hypot(f.x, f.y)
+            pull = max(0.0, r / rules.radius - 0.6) * 3.0
+            if r > 0:
+                ux -= pull * f.x / r
+                uy -= pull * f.y / r
+            return compass(ux, uy)
+        return ACTION_IDLE
+    if f.bot == BOT_IDS["edge_pusher"]:
+        er = math.hypot(enemy.x, enemy.y)
+        if er > 1e-9:
+            ox, oy = enemy.x / er, enemy.y / er
+        else:
+            ox, oy = dx / max(dist, 1e-9), dy / max(dist, 1e-9)
+        if dist <= rules.reach and ready and facing_enemy and math.hypot(f.x, f.y) < er:
+            return ACTION_ATTACK
+        tx = enemy.x - ox * 0.8 * rules.reach - f.x
+        ty = enemy.y - oy * 0.8 * rules.reach - f.y
+        return compass(tx, ty) if math.hypot(tx, ty) > 0.3 else compass(dx, dy)
+    raise ValueError(f"unknown bot id {f.bot}")
+
+
+def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: RewardWeights) -> int:
+    """One 60 Hz frame as docs/arena.md orders it; returns the new elimination count."""
+    # Actions.
+    targets = {}
+    for i, f in enumerate(fighters):
+        if not f.alive:
+            continue
+        if f.action < 8:
+            speed_before = math.hypot(f.vx, f.vy)
+            dx, dy = COMPASS[f.action]
+            vx, vy = f.vx + dx * rules.accel * DT, f.vy + dy * rules.accel * DT
+            cap = max(f.speed, speed_before)
+            if math.hypot(vx, vy) > cap:
+                scale = cap / math.hypot(vx, vy)
+                vx, vy = vx * scale, vy * scale
+            f.vx, f.vy = vx, vy
+            f.facing = math.atan2(dy, dx)
+        elif f.action == ACTION_ATTACK and f.cooldown == 0:
+            f.cooldown = rules.cooldown_frames
+            candidates = []
+            for j, other in enumerate(fighters):
+                if j == i or not other.alive:
+                    continue
+                ex, ey = other.x - f.x, other.y - f.y
+                if ex * ex + ey * ey <= rules.reach ** 2 and in_cone(f.facing, ex, ey, rules.attack_cone_deg):
+                    candidates.append((ex * ex + ey * ey, j))
+            if candidates:
+                targets[i] = min(candidates)[1]
+    # Hits.
+    for i in sorted(targets):
+        attacker, victim = fighters[i], fighters[targets[i]]
+        victim.health = max(0.0, victim.health - rules.hit_damage)
+        impulse = rules.knockback * (1 + rules.knockback_scale * (1 - victim.health))
+        dx, dy = victim.x - attacker.x, victim.y - attacker.y
+        d = math.hypot(dx, dy)
+        ux, uy = (dx / d, dy / d) if d > 0 else (math.cos(attacker.facing), math.sin(attacker.facing))
+        victim.vx += ux * impulse / victim.mass
+        victim.vy += uy * impulse / victim.mass
+        victim.last_hitter, victim.last_hit_frame = i, frame
+        attacker.hits += 1
+        attacker.reward += w.hit
+        victim.reward += w.damage_taken * rules.hit_damage * 10
+    # Friction and motion.
+    decay = math.exp(-rules.friction / 60)
+    for f in fighters:
+        if f.alive:
+            f.vx *= decay
+            f.vy *= decay
+            f.x += f.vx * DT
+            f.y += f.vy * DT
+    # Collisions.
+    for i, a in enumerate(fighters):
+        for j in range(i + 1, len(fighters)):
+            b = fighters[j]
+            if not (a.alive and b.alive):
+                continue
+            dx, dy = b.x - a.x, b.y - a.y
+            d = math.hypot(dx, dy)
+            overlap = a.size + b.size - d
+            if overlap <= 0:
+                continue
+            nx, ny = (dx / d, dy / d) if d > 0 else (1.0, 0.0)
+            ia, ib = 1 / a.mass, 1 / b.mass
+            a.x -= nx * overlap * ia / (ia + ib)
+            a.y -= ny * overlap * ia / (ia + ib)
+            b.x += nx * overlap * ib / (ia + ib)
+            b.y += ny * overlap * ib / (ia + ib)
+            closing = (b.vx - a.vx) * nx + (b.vy - a.vy) * ny
+            if closing < 0:
+                j_imp = -(1 + rules.restitution) * closing / (ia + ib)
+                a.vx -= j_imp * ia * nx
+                a.vy -= j_imp * ia * ny
+                b.vx += j_imp * ib * nx
+                b.vy += j_imp * ib * ny
+    # Cooldowns.
+    for f in fighters:
+        if f.alive and f.cooldown > 0:
+            f.cooldown -= 1
+    # Eliminations.
+    falling = []
+    for f in fighters:
+        if not f.alive:
+            continue
+        if f.health <= 0:
+            falling.append((f, 1))
+        elif f.x ** 2 + f.y ** 2 > rules.radius ** 2:
+            falling.append((f, 2))
+    if falling:
+        elim_count += 1
+    for f, fate in falling:
+        f.alive, f.fate, f.elim_order = False, fate, elim_count
+        f.vx = f.vy = 0.0
+        f.reward += w.death
+        if f.last_hitter >= 0:
+            credited = fighters[f.last_hitter]
+            if fate == 1:
+                credited.kos += 1
+                credited.reward += w.knockout
+            elif frame - f.last_hit_frame <= rules.credit_frames:
+                credited.ringouts += 1
+                credited.reward += w.knockout
+    # Survival and edge.
+    for f in fighters:
+        if f.alive:
+            f.reward += w.survive
+            if f.x ** 2 + f.y ** 2 > (rules.radius - rules.edge_width) ** 2:
+                f.reward += w.edge
+    return elim_count
+
+
+def ranks(fighters):
+    out = []
+    for i, f in enumerate(fighters):
+        better = 0
+        for j, g in enumerate(fighters):
+            if j == i:
+                continue
+            if g.alive and not f.alive:
+                better += 1
+            elif g.alive and f.alive and g.health > f.health:
+                better += 1
+            elif not g.alive and not f.alive and g.elim_order > f.elim_order:
+                better += 1
+        out.append(better + 1)
+    return out
+
+
+def observation(fighters, me, rules: Rules):
+    f = fighters[me]
+    obs = [0.0] * 30
+    if not f.alive:
+        return obs
+    obs[:5] = [f.x / rules.radius, f.y / rules.radius, f.health, f.vx / rules.speed, f.vy / rules.speed]
+    enemies = sorted(((e.x - f.x) ** 2 + (e.y - f.y) ** 2, j) for j, e in enumerate(fighters)
+                     if j != me and e.alive)
+    for k, (_, j) in enumerate(enemies[:5]):
+        e = fighters[j]
+        obs[5 + 5 * k: 10 + 5 * k] = [(e.x - f.x) / rules.radius, (e.y - f.y) / rules.radius,
+                                      (e.vx - f.vx) / rules.speed, (e.vy - f.vy) / rules.speed, e.health]
+    return obs
+
+
+def reference_step(state: dict, agent_row: np.ndarray, actions: np.ndarray, rules: Rules,
+                   weights: RewardWeights, num_agents: int):
+    """One decision for every arena, without auto-reset. Returns (new_state, outputs)
+    where outputs holds obs, rewards, terminals, truncations, masks, match_end, final_rank."""
+    s = {k: v.copy() for k, v in state.items()}
+    num_arenas, n = s["alive"].shape
+    out = dict(obs=np.zeros((num_agents, 30), np.float32), rewards=np.zeros(num_agents, np.float32),
+               terminals=np.zeros(num_agents, bool), truncations=np.zeros(num_agents, bool),
+               masks=np.zeros(num_agents, bool), match_end=np.zeros(num_arenas, np.int8),
+               final_rank=np.zeros((num_arenas, n), np.int32))
+    for a in range(num_arenas):
+        rng = SplitMix64(int(s["rng"][a]))
+        fighters = [Fighter(
+            x=float(s["pos"][a, f, 0]), y=float(s["pos"][a, f, 1]), vx=float(s["vel"][a, f, 0]),
+            vy=float(s["vel"][a, f, 1]), facing=float(s["facing"][a, f]), health=float(s["health"][a, f]),
+            cooldown=int(s["cooldown"][a, f]), alive=bool(s["alive"][a, f]),
+            last_hitter=int(s["last_hitter"][a, f]), last_hit_frame=int(s["last_hit_frame"][a, f]),
+            elim_order=int(s["elim_order"][a, f]), fate=int(s["fate"][a, f]), size=float(s["size"][a, f]),
+            speed=float(s["speed"][a, f]), mass=float(s["mass"][a, f]), bot=int(s["bot"][a, f]),
+            action=int(s["action"][a, f]), ret=float(s["ep_return"][a, f]), hits=int(s["ep_hits"][a, f]),
+            kos=int(s["ep_kos"][a, f]), ringouts=int(s["ep_ringouts"][a, f]))
+            for f in range(n)]
+        standing_before = [f.alive for f in fighters]
+        for i, f in enumerate(fighters):
+            if f.alive:
+                f.action = int(actions[agent_row[a, i]]) if f.bot == LEARNER else bot_decision(fighters, i, rules, rng)
+        frame, elim_count = int(s["frame"][a]), int(s["elim_count"][a])
+        status = 0
+        for _ in range(rules.frame_skip):
+            elim_count = simulate_frame(fighters, frame, elim_count, rules, weights)
+            frame += 1
+            if sum(f.alive for f in fighters) <= 1:
+                status = 1
+            elif frame >= rules.max_frames:
+                status = 2
+            if status:
+                break
+        if status:
+            r = ranks(fighters)
+            out["final_rank"][a] = r
+            if r.count(1) == 1:
+                fighters[r.index(1)].reward += weights.win
+        out["match_end"][a] = status
+        for i, f in enumerate(fighters):
+            f.ret += f.reward
+            row = agent_row[a, i]
+            if row >= 0:
+                died = standing_before[i] and not f.alive
+                out["rewards"][row] = f.reward
+                out["terminals"][row] = died or status == 1
+                out["truncations"][row] = status == 2 and f.alive
+                out["masks"][row] = f.alive
+                out["obs"][row] = observation(fighters, i, rules)
+            s["pos"][a, i] = (f.x, f.y)
+            s["vel"][a, i] = (f.vx, f.vy)
+            s["facing"][a, i] = f.facing
+            s["health"][a, i] = f.health
+            s["cooldown"][a, i] = f.cooldown
+            s["alive"][a, i] = f.alive
+            s["last_hitter"][a, i] = f.last_hitter
+            s["last_hit_frame"][a, i] = f.last_hit_frame
+            s["elim_order"][a, i] = f.elim_order
+            s["fate"][a, i] = f.fate
+            s["action"][a, i] = f.action
+            s["ep_return"][a, i] = f.ret
+            s["ep_hits"][a, i] = f.hits
+            s["ep_kos"][a, i] = f.kos
+            s["ep_ringouts"][a, i] = f.ringouts
+        s["frame"][a] = frame
+        s["elim_count"][a] = elim_count
+        s["rng"][a] = np.uint64(rng.state)
+    return s, out

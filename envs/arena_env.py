@@ -1,0 +1,162 @@
+"""`ArenaEnv`: many rings in one native PufferLib multi-agent environment.
+
+Action Space
+    Discrete(10) per agent: 0-7 accelerate towards a compass direction (0 north = +y,
+    1 north-east, 2 east = +x, 3 south-east, 4 south, 5 south-west, 6 west, 7 north-west),
+    8 idle, 9 attack.
+
+Observation Space
+    Box(-inf, inf, (30,), float32) per agent, the game's vector:
+
+    | index        | meaning                                           | scale      |
+    |--------------|---------------------------------------------------|------------|
+    | 0, 1         | own position x, y                                 | / radius   |
+    | 2            | own health                                        | [0, 1]     |
+    | 3, 4         | own velocity vx, vy                               | / speed    |
+    | 5 + 5k ..    | k-th nearest alive enemy (k = 0..4): relative     | / radius,  |
+    |   .. 9 + 5k  | x, y, relative vx, vy, health; zeros if missing   | / speed    |
+
+    An eliminated fighter observes zeros. docs/arena.md has the exact formula.
+
+Rewards
+    A weighted sum of the terms in arena.RewardWeights (survive, hit, knockout,
+    damage_taken, edge, death, win), summed over the frame_skip frames of a decision.
+
+Starting State
+    Fighters evenly spaced on a circle of radius R/2 facing the centre, rotated by a
+    random angle, with seeded jitter; full health, no velocity.
+
+Episode End
+    A fighter's trajectory terminates when it is eliminated (knocked out or out of the
+    ring); its row is then masked (masks False, zero observation and reward) until the
+    arena's match ends. A match terminates when at most one fighter stands and is
+    truncated at max_frames. Arenas reset automatically: the step that ends a match
+    returns the next match's first observation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pufferlib
+import gymnasium
+
+from arena import NUM_ACTIONS, OBS_SIZE, Arena, ArenaConfigError, Rules, parse_slots
+from arena.kernel import FATE_KNOCKED_OUT, FATE_RING_OUT
+
+INFO_KEYS = ("episode_return", "episode_length", "win", "draw", "rank", "knockouts", "ring_outs",
+             "hits", "knocked_out", "rung_out")
+
+
+def observation_space():
+    return gymnasium.spaces.Box(low=-np.inf, high=np.inf, shape=(OBS_SIZE,), dtype=np.float32)
+
+
+def action_space():
+    return gymnasium.spaces.Discrete(NUM_ACTIONS)
+
+
+def check_actions(actions, num_agents: int) -> np.ndarray:
+    """Actions as the int32 vector the kernel reads, or a clear error."""
+    actions = np.asarray(actions)
+    if actions.shape != (num_agents,):
+        actions = actions.reshape(-1) if actions.size == num_agents else actions
+        if actions.shape != (num_agents,):
+            raise ValueError(f"expected {num_agents} actions, got an array of shape {np.shape(actions)}")
+    if actions.dtype != np.int32:
+        if actions.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integers in [0, {NUM_ACTIONS}), got dtype {actions.dtype}")
+        actions = actions.astype(np.int32)
+    if num_agents and (actions.min() < 0 or actions.max() >= NUM_ACTIONS):
+        bad = actions[(actions < 0) | (actions >= NUM_ACTIONS)][0]
+        raise ValueError(f"action {bad!r} is outside [0, {NUM_ACTIONS})")
+    return actions
+
+
+class MatchStats:
+    """Running sums over the learner fighters' finished matches, for info reports."""
+
+    def __init__(self):
+        self.sums = dict.fromkeys(INFO_KEYS, 0.0)
+        self.count = 0
+
+    def add(self, arena: Arena) -> None:
+        ended = np.flatnonzero(arena.match_end)
+        slots = arena.agent_slots
+        rank = arena.final_rank[ended]
+        sole_winner = (rank == 1).sum(axis=1, keepdims=True) == 1
+        learner_rank = rank[:, slots]
+        fate = arena.final_fate[ended][:, slots]
+        s = self.sums
+        s["episode_return"] += arena.final_return[ended][:, slots].sum()
+        s["episode_length"] += arena.final_length[ended].sum() * len(slots)
+        s["win"] += ((learner_rank == 1) & sole_winner).sum()
+        s["draw"] += ((learner_rank == 1) & ~sole_winner).sum()
+        s["rank"] += learner_rank.sum()
+        s["knockouts"] += arena.final_kos[ended][:, slots].sum()
+        s["ring_outs"] += arena.final_ringouts[ended][:, slots].sum()
+        s["hits"] += arena.final_hits[ended][:, slots].sum()
+        s["knocked_out"] += (fate == FATE_KNOCKED_OUT).sum()
+        s["rung_out"] += (fate == FATE_RING_OUT).sum()
+        self.count += len(ended) * len(slots)
+
+    def report(self) -> dict:
+        """Means since the last report (episode_length in frames), then start over."""
+        info = {key: float(value) / self.count for key, value in self.sums.items()}
+        info["matches"] = self.count
+        self.__init__()
+        return info
+
+
+class ArenaEnv(pufferlib.PufferEnv):
+    """`num_arenas` rings of `fighters_per_arena` fighters; the agents are the fighter
+    slots not given to scripted `opponents` (by default every slot is an agent).
+
+    opponents: bot names (random, idle, chaser, kiter, edge_pusher) for the last slots; an
+    entry may be a list of names, sampled per match. rewards: a preset name ("seed"), a
+    mapping of term weights, or None for the seed preset. report_interval: steps between
+    info reports. threads: 1 to step on the calling thread (use it in forked workers),
+    None for numba's thread pool. rules: any field of arena.Rules (radius, frame_skip, ...).
+    """
+
+    def __init__(self, num_arenas: int = 64, fighters_per_arena: int = 2, seed: int = 0,
+                 buf=None, opponents=None, rewards=None, report_interval: int = 32,
+                 threads: int | None = None, **rules):
+        self.rules = Rules.from_kwargs(**rules)
+        slots = parse_slots(fighters_per_arena, opponents)
+        if all(s is not None for s in slots):
+            raise ArenaConfigError(
+                f"all {fighters_per_arena} fighter slots are scripted opponents; leave at least one for the agents")
+        if isinstance(report_interval, bool) or not isinstance(report_interval, int) or report_interval < 1:
+            raise ArenaConfigError(f"report_interval must be an integer >= 1, got {report_interval!r}")
+        self.seed = 0 if seed is None else seed
+        self.arena = Arena(num_arenas, fighters_per_arena, slots, self.rules, rewards, self.seed,
+                           threads=threads)
+        self.num_agents = self.arena.num_agents
+        self.num_arenas = self.arena.num_arenas
+        self.fighters_per_arena = self.arena.fighters
+        self.report_interval = report_interval
+        self.single_observation_space = observation_space()
+        self.single_action_space = action_space()
+        super().__init__(buf)
+        self.stats = MatchStats()
+        self.tick = 0
+
+    def reset(self, seed=None):
+        self.arena.reset(self.observations, self.rewards, self.terminals, self.truncations,
+                         self.masks, seed=self.seed if seed is None else seed)
+        self.stats = MatchStats()
+        self.tick = 0
+        return self.observations, []
+
+    def step(self, actions):
+        actions = check_actions(actions, self.num_agents)
+        if self.arena.step(actions, self.observations, self.rewards, self.terminals,
+                           self.truncations, self.masks):
+            self.stats.add(self.arena)
+        self.tick += 1
+        infos = []
+        if self.tick % self.report_interval == 0 and self.stats.count:
+            infos.append(self.stats.report())
+        return self.observations, self.rewards, self.terminals, self.truncations, infos
+
+    def close(self):
+        pass
