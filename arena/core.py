@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numba
 import numpy as np
 
 from arena import kernel
@@ -17,11 +18,32 @@ from arena.rules import (
 
 MASK64 = (1 << 64) - 1
 
-# The arrays that make up an arena's state, in the order the kernels take them.
-STATE_FIELDS = ("pos", "vel", "facing", "health", "cooldown", "alive", "last_hitter",
-                "last_hit_frame", "elim_order", "fate", "size", "speed", "mass", "bot",
-                "bot_pool", "pool_len", "action", "frame", "elim_count", "rng", "ep_return",
-                "ep_hits", "ep_kos", "ep_ringouts")
+# Named views of the packed state columns (see arena/kernel.py), for Python code and tests.
+FLOAT_VIEWS = {"pos": slice(kernel.X, kernel.Y + 1), "vel": slice(kernel.VX, kernel.VY + 1),
+               "facing": kernel.FACING, "health": kernel.HEALTH, "size": kernel.SIZE,
+               "speed": kernel.SPEED, "mass": kernel.MASS, "ep_return": kernel.EP_RETURN,
+               "final_return": kernel.FINAL_RETURN,
+               "step_reward": kernel.STEP_REWARD}
+INT_VIEWS = {"cooldown": kernel.COOLDOWN, "alive": kernel.ALIVE, "last_hitter": kernel.LAST_HITTER,
+             "last_hit_frame": kernel.LAST_HIT_FRAME, "elim_order": kernel.ELIM_ORDER,
+             "fate": kernel.FATE, "bot": kernel.BOT, "action": kernel.ACTION,
+             "ep_hits": kernel.EP_HITS, "ep_kos": kernel.EP_KOS, "ep_ringouts": kernel.EP_RINGOUTS,
+             "hit_target": kernel.HIT_TARGET, "agent_row": kernel.AGENT_ROW, "final_rank": kernel.FINAL_RANK,
+             "final_hits": kernel.FINAL_HITS, "final_kos": kernel.FINAL_KOS,
+             "final_ringouts": kernel.FINAL_RINGOUTS, "final_fate": kernel.FINAL_FATE}
+ARENA_VIEWS = {"frame": kernel.FRAME, "elim_count": kernel.ELIM_COUNT, "match_end": kernel.MATCH_END,
+               "final_length": kernel.FINAL_LENGTH}
+# The arrays that are the simulation state (what a checkpoint of the arena would hold).
+STATE_ARRAYS = ("fl", "it", "ar", "rng")
+
+
+def state_views(state: dict) -> dict:
+    """Named views (pos, health, alive, frame, ...) into a state dict of packed arrays."""
+    views = {name: state["fl"][:, :, col] for name, col in FLOAT_VIEWS.items()}
+    views.update({name: state["it"][:, :, col] for name, col in INT_VIEWS.items()})
+    views.update({name: state["ar"][:, col] for name, col in ARENA_VIEWS.items()})
+    views["rng"] = state["rng"]
+    return views
 
 
 def arena_seeds(seed: int, num_arenas: int) -> np.ndarray:
@@ -64,8 +86,8 @@ class Arena:
 
     slots: one entry per fighter slot, None for a policy-driven agent or a list of bot
     ids (see parse_slots). Agents' rows in the flat buffers are ordered arena-major.
-    threads: 1 steps the arenas on the calling thread; None spreads them over numba's
-    thread pool (numba.set_num_threads sets its size). Results are identical either way.
+    threads: how many threads step the arenas (1 = the calling thread only); None uses
+    numba's current setting (numba.set_num_threads). Results are identical either way.
     """
 
     def __init__(self, num_arenas: int, fighters: int, slots=None, rules: Rules | None = None,
@@ -81,65 +103,42 @@ class Arena:
         self.num_arenas = int(num_arenas)
         self.fighters = int(fighters)
         self.autoreset = bool(autoreset)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ArenaConfigError(f"threads must be None or an integer >= 1, got {threads!r}")
-        self._step_kernel = kernel.step_arenas_serial if threads == 1 else kernel.step_arenas_parallel
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+            raise ArenaConfigError(
+                f"threads must be None or an integer from 1 to {numba.config.NUMBA_NUM_THREADS}, got {threads!r}")
+        self.threads = threads
         self.params = self.rules.pack()
         self.reward_weights = self.weights.pack()
         self.agent_slots = [f for f, s in enumerate(slots) if s is None]
         self.num_agents = self.num_arenas * len(self.agent_slots)
 
         A, F = self.num_arenas, self.fighters
-        self.pos = np.zeros((A, F, 2))
-        self.vel = np.zeros((A, F, 2))
-        self.facing = np.zeros((A, F))
-        self.health = np.ones((A, F))
-        self.cooldown = np.zeros((A, F), dtype=np.int32)
-        self.alive = np.zeros((A, F), dtype=np.bool_)
-        self.last_hitter = np.full((A, F), kernel.NO_FIGHTER, dtype=np.int32)
-        self.last_hit_frame = np.zeros((A, F), dtype=np.int32)
-        self.elim_order = np.zeros((A, F), dtype=np.int32)
-        self.fate = np.zeros((A, F), dtype=np.int8)
-        stats = [self.rules.stats_for(f) for f in range(F)]
-        self.size = np.tile(np.array([s.size for s in stats]), (A, 1))
-        self.speed = np.tile(np.array([s.speed for s in stats]), (A, 1))
-        self.mass = np.tile(np.array([s.mass for s in stats]), (A, 1))
+        self.fl = np.zeros((A, F, kernel.NUM_FL))
+        self.it = np.zeros((A, F, kernel.NUM_IT), dtype=np.int32)
+        self.ar = np.zeros((A, kernel.NUM_AR), dtype=np.int32)
+        self.rng = arena_seeds(seed, A)
+        for name, view in state_views(self.__dict__).items():
+            if name != "rng":
+                setattr(self, name, view)
+        for f in range(F):
+            stats = self.rules.stats_for(f)
+            self.size[:, f], self.speed[:, f], self.mass[:, f] = stats.size, stats.speed, stats.mass
         pool_width = max([len(s) for s in slots if s is not None] + [1])
         self.bot_pool = np.zeros((F, pool_width), dtype=np.int32)
         self.pool_len = np.zeros(F, dtype=np.int32)
-        self.bot = np.full((A, F), LEARNER, dtype=np.int32)
+        self.bot[:] = LEARNER
         for f, s in enumerate(slots):
             if s is not None:
                 self.bot_pool[f, :len(s)] = s
                 self.pool_len[f] = len(s)
                 self.bot[:, f] = s[0]
-        self.action = np.full((A, F), kernel.ACTION_IDLE, dtype=np.int32)
-        self.frame = np.zeros(A, dtype=np.int32)
-        self.elim_count = np.zeros(A, dtype=np.int32)
-        self.rng = arena_seeds(seed, A)
-        self.ep_return = np.zeros((A, F))
-        self.ep_hits = np.zeros((A, F), dtype=np.int32)
-        self.ep_kos = np.zeros((A, F), dtype=np.int32)
-        self.ep_ringouts = np.zeros((A, F), dtype=np.int32)
-        # Scratch and per-step outputs.
-        self.hit_target = np.zeros((A, F), dtype=np.int32)
-        self.frame_rew = np.zeros((A, F))
-        self.match_end = np.zeros(A, dtype=np.int8)
-        self.final_rank = np.zeros((A, F), dtype=np.int32)
-        self.final_return = np.zeros((A, F))
-        self.final_hits = np.zeros((A, F), dtype=np.int32)
-        self.final_kos = np.zeros((A, F), dtype=np.int32)
-        self.final_ringouts = np.zeros((A, F), dtype=np.int32)
-        self.final_fate = np.zeros((A, F), dtype=np.int8)
-        self.final_length = np.zeros(A, dtype=np.int32)
-        self.agent_row = np.full((A, F), -1, dtype=np.int32)
+        self.last_hitter[:] = kernel.NO_FIGHTER
+        self.agent_row[:] = -1
         for k, f in enumerate(self.agent_slots):
             self.agent_row[:, f] = np.arange(A, dtype=np.int32) * len(self.agent_slots) + k
 
     # ------------------------------------------------------------ stepping
-    def state(self) -> tuple:
-        return tuple(getattr(self, name) for name in STATE_FIELDS)
-
     def seed(self, seed: int) -> None:
         self.rng[:] = arena_seeds(seed, self.num_arenas)
 
@@ -147,34 +146,33 @@ class Arena:
         """Start a new match everywhere (reseeding first if `seed` is given)."""
         if seed is not None:
             self.seed(seed)
-        s = self
-        kernel.reset_arenas(s.pos, s.vel, s.facing, s.health, s.cooldown, s.alive,
-                            s.last_hitter, s.last_hit_frame, s.elim_order, s.fate, s.bot,
-                            s.bot_pool, s.pool_len, s.action, s.frame, s.elim_count, s.rng,
-                            s.ep_return, s.ep_hits, s.ep_kos, s.ep_ringouts, s.agent_row, obs,
-                            rewards, terminals, truncations, masks, s.params)
+        kernel.reset_arenas(self.fl, self.it, self.ar, self.rng, self.bot_pool, self.pool_len,
+                            obs, rewards, terminals, truncations, masks, self.params)
 
     def step(self, actions, obs, rewards, terminals, truncations, masks) -> int:
         """One decision for all arenas; returns how many matches ended (see match_end)."""
-        return self._step_kernel(*self.state(), self.hit_target, self.frame_rew, self.agent_row,
-                                  actions, obs, rewards, terminals, truncations, masks,
-                                  self.match_end, self.final_rank, self.final_return,
-                                  self.final_hits, self.final_kos, self.final_ringouts,
-                                  self.final_fate, self.final_length, self.params,
-                                  self.reward_weights, self.rules.frame_skip,
-                                  self.rules.max_frames, self.autoreset)
+        previous = numba.get_num_threads()
+        if self.threads is not None:
+            numba.set_num_threads(self.threads)
+        try:
+            return kernel.step_arenas(self.fl, self.it, self.ar, self.rng, self.bot_pool, self.pool_len,
+                                      actions, obs, rewards, terminals, truncations, masks, self.params,
+                                      self.reward_weights, self.rules.frame_skip, self.rules.max_frames,
+                                      self.autoreset)
+        finally:
+            numba.set_num_threads(previous)
 
     # ------------------------------------------------------------ inspection
     def state_hash(self) -> str:
         """A digest of the full simulation state, for determinism checks."""
         digest = hashlib.sha256()
-        for name in STATE_FIELDS:
+        for name in STATE_ARRAYS:
             digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
         return digest.hexdigest()
 
     def copy_state(self) -> dict:
-        return {name: getattr(self, name).copy() for name in STATE_FIELDS}
+        return {name: getattr(self, name).copy() for name in STATE_ARRAYS}
 
     def load_state(self, state: dict) -> None:
-        for name in STATE_FIELDS:
+        for name in STATE_ARRAYS:
             getattr(self, name)[...] = state[name]

@@ -1,16 +1,23 @@
 """Numba kernels of the ring: one call steps every arena.
 
-State is struct-of-arrays with a leading (num_arenas, fighters) axis; kernels take
-plain arrays, hold no Python objects, allocate nothing per step and write their
-outputs in place. Arenas are independent, so `step_arenas_parallel` runs them with
-prange and each arena only touches its own slices; every random draw comes from the
-arena's own splitmix64 generator, so results do not depend on the thread count.
+State layout: every array has a leading (num_arenas,) or (num_arenas, fighters) axis.
+Per-fighter values live in two packed arrays with named columns, `fl` (float64) and
+`it` (int32), shape (num_arenas, fighters, columns); per-arena counters in `ar` (int32,
+(num_arenas, columns)). Packing keeps one arena's whole state in a few contiguous
+cache lines and keeps kernel signatures short enough for numba to inline every helper
+(CPython turns calls with more than 30 arguments into *args calls, which numba cannot
+inline); arena.core.Arena exposes each column as a named view for Python code.
+
+Kernels take plain arrays, hold no Python objects, allocate nothing per step and write
+their outputs in place. Arenas are independent, so `step_arenas` spreads them
+over threads with prange and each arena only touches its own slices; every random draw
+comes from the arena's own splitmix64 generator, so results do not depend on the thread
+count.
 
 The rules these kernels implement are written out in docs/arena.md; arena/reference.py
 is a slow, obvious implementation of the same document that the tests compare with.
 """
 import math
-
 import os
 
 import numba
@@ -38,12 +45,53 @@ ACTION_IDLE = 8
 ACTION_ATTACK = 9
 NO_FIGHTER = -1
 
+# Columns of `fl`, the per-fighter float64 state.
+X, Y = 0, 1               # position, m
+VX, VY = 2, 3             # velocity, m/s
+FACING = 4                # facing angle, radians (0 = +x, counter-clockwise)
+HEALTH = 5                # health, 0..1
+SIZE = 6                  # body radius, m
+SPEED = 7                 # maximum self-propelled speed, m/s
+MASS = 8                  # mass, kg
+EP_RETURN = 9             # reward collected this match
+STEP_REWARD = 10          # reward collected this decision (scratch)
+FINAL_RETURN = 11         # EP_RETURN of the last ended match
+NUM_FL = 12
+
+# Columns of `it`, the per-fighter int32 state.
+COOLDOWN = 0              # frames until the next attack is possible
+ALIVE = 1                 # 1 while in the match
+LAST_HITTER = 2           # slot of the last fighter who hit this one, or NO_FIGHTER
+LAST_HIT_FRAME = 3        # frame of that hit
+ELIM_ORDER = 4            # 0 while standing, else the arena's elimination count when eliminated
+FATE = 5                  # FATE_* below
+BOT = 6                   # scripted bot id, or LEARNER for a policy-driven agent
+ACTION = 7                # action held this decision
+EP_HITS = 8               # hits landed this match
+EP_KOS = 9                # credited knockouts this match
+EP_RINGOUTS = 10          # credited ring-outs this match
+HIT_TARGET = 11           # this frame's attack target (scratch)
+AGENT_ROW = 12            # row in the flat agent buffers, or -1 for scripted slots
+FINAL_RANK = 13           # rank in the last ended match
+FINAL_HITS = 14           # EP_HITS, EP_KOS, EP_RINGOUTS and FATE of the last ended match
+FINAL_KOS = 15
+FINAL_RINGOUTS = 16
+FINAL_FATE = 17
+NUM_IT = 18
+
+# Columns of `ar`, the per-arena int32 counters.
+FRAME = 0                 # frames simulated in this match
+ELIM_COUNT = 1            # elimination events so far
+MATCH_END = 2             # ONGOING, TERMINATED or TRUNCATED after the last decision
+FINAL_LENGTH = 3          # frames of the last ended match
+NUM_AR = 4
+
 # Fates: how a fighter's match went.
 FATE_ALIVE = 0
 FATE_KNOCKED_OUT = 1
 FATE_RING_OUT = 2
 
-# Match status returned per arena.
+# Match status.
 ONGOING = 0
 TERMINATED = 1
 TRUNCATED = 2
@@ -51,7 +99,8 @@ TRUNCATED = 2
 # Scripted bot ids (arena.rules.BOT_NAMES order).
 BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER = 0, 1, 2, 3, 4
 KITE_DISTANCE = 1.2       # kiter's retreat distance while cooling down, in units of reach
-EDGE_SAFE_FRACTION = 0.6  # kiter starts bending its retreat towards the centre past this fraction of R
+EDGE_SAFE_FRACTION = 0.6  # kiter bends its retreat towards the centre past this fraction of R
+EDGE_PULL = 3.0           # strength of that bend per unit of radius fraction
 PUSH_STANDOFF = 0.8       # edge_pusher's standoff from the enemy on the centre side, in units of reach
 PUSH_ARRIVED = 0.3        # edge_pusher considers itself in position within this distance, m
 
@@ -59,6 +108,7 @@ PUSH_ARRIVED = 0.3        # edge_pusher considers itself in position within this
 SQRT_HALF = math.sqrt(0.5)
 DIR_X = np.array([0.0, SQRT_HALF, 1.0, SQRT_HALF, 0.0, -SQRT_HALF, -1.0, -SQRT_HALF])
 DIR_Y = np.array([1.0, SQRT_HALF, 0.0, -SQRT_HALF, -1.0, -SQRT_HALF, 0.0, SQRT_HALF])
+DIR_ANGLE = np.array([math.pi / 2 - k * math.pi / 4 for k in range(8)])
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -68,7 +118,7 @@ _TWO_POW_M53 = 1.0 / 9007199254740992.0
 
 
 # ---------------------------------------------------------------- randomness
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rng_next(rng, a):
     """splitmix64: advance arena a's generator and return 64 random bits."""
     z = rng[a] + _GOLDEN
@@ -78,20 +128,20 @@ def rng_next(rng, a):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rng_uniform(rng, a):
     """A float in [0, 1) from the top 53 bits."""
     return float(rng_next(rng, a) >> _S11) * _TWO_POW_M53
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rng_below(rng, a, n):
     """An integer in [0, n)."""
     return min(int(rng_uniform(rng, a) * n), n - 1)
 
 
 # ---------------------------------------------------------------- geometry helpers
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def compass(dx, dy):
     """The move action (0-7) whose direction is closest to (dx, dy)."""
     angle = math.atan2(dy, dx)
@@ -99,24 +149,7 @@ def compass(dx, dy):
     return k % 8
 
 
-@njit(cache=True)
-def nearest_enemy(pos, alive, a, f):
-    """Index of the nearest alive enemy of fighter f (ties: lower index), or NO_FIGHTER."""
-    best = NO_FIGHTER
-    best_d2 = 0.0
-    for j in range(pos.shape[1]):
-        if j == f or not alive[a, j]:
-            continue
-        dx = pos[a, j, 0] - pos[a, f, 0]
-        dy = pos[a, j, 1] - pos[a, f, 1]
-        d2 = dx * dx + dy * dy
-        if best == NO_FIGHTER or d2 < best_d2:
-            best = j
-            best_d2 = d2
-    return best
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def in_cone(facing, dx, dy, cos_cone):
     """Whether direction (dx, dy) lies within the attack cone around the facing angle."""
     d = math.sqrt(dx * dx + dy * dy)
@@ -125,23 +158,40 @@ def in_cone(facing, dx, dy, cos_cone):
     return (math.cos(facing) * dx + math.sin(facing) * dy) >= cos_cone * d
 
 
+@njit(cache=True, inline="always")
+def nearest_enemy(fl, it, a, f):
+    """Index of the nearest alive enemy of fighter f (ties: lower index), or NO_FIGHTER."""
+    best = NO_FIGHTER
+    best_d2 = 0.0
+    for j in range(fl.shape[1]):
+        if j == f or it[a, j, ALIVE] == 0:
+            continue
+        dx = fl[a, j, X] - fl[a, f, X]
+        dy = fl[a, j, Y] - fl[a, f, Y]
+        d2 = dx * dx + dy * dy
+        if best == NO_FIGHTER or d2 < best_d2:
+            best = j
+            best_d2 = d2
+    return best
+
+
 # ---------------------------------------------------------------- scripted bots
-@njit(cache=True)
-def bot_action(kind, a, f, pos, facing, cooldown, alive, rng, params):
+@njit(cache=True, inline="always")
+def bot_action(kind, a, f, fl, it, rng, params):
     """The action scripted bot `kind` takes for fighter f of arena a this decision."""
     if kind == BOT_RANDOM:
-        return rng_below(rng, a, 10)
+        return rng_below(rng, a, NUM_ACTIONS)
     if kind == BOT_IDLE:
         return ACTION_IDLE
-    j = nearest_enemy(pos, alive, a, f)
+    j = nearest_enemy(fl, it, a, f)
     if j == NO_FIGHTER:
         return ACTION_IDLE
     reach = params[P_REACH]
-    dx = pos[a, j, 0] - pos[a, f, 0]
-    dy = pos[a, j, 1] - pos[a, f, 1]
+    dx = fl[a, j, X] - fl[a, f, X]
+    dy = fl[a, j, Y] - fl[a, f, Y]
     dist = math.sqrt(dx * dx + dy * dy)
-    ready = cooldown[a, f] == 0
-    facing_enemy = in_cone(facing[a, f], dx, dy, params[P_COS_CONE])
+    ready = it[a, f, COOLDOWN] == 0
+    facing_enemy = in_cone(fl[a, f, FACING], dx, dy, params[P_COS_CONE])
     if kind == BOT_CHASER:
         if dist <= reach and ready and facing_enemy:
             return ACTION_ATTACK
@@ -153,30 +203,29 @@ def bot_action(kind, a, f, pos, facing, cooldown, alive, rng, params):
             return compass(dx, dy)
         if dist < KITE_DISTANCE * reach:
             # Retreat from the enemy, bending towards the centre near the rim.
-            radius = params[P_RADIUS]
             ux = -dx / max(dist, 1e-9)
             uy = -dy / max(dist, 1e-9)
-            r = math.sqrt(pos[a, f, 0] ** 2 + pos[a, f, 1] ** 2)
-            pull = max(0.0, r / radius - EDGE_SAFE_FRACTION) * 3.0
+            r = math.sqrt(fl[a, f, X] ** 2 + fl[a, f, Y] ** 2)
+            pull = max(0.0, r / params[P_RADIUS] - EDGE_SAFE_FRACTION) * EDGE_PULL
             if r > 0.0:
-                ux -= pull * pos[a, f, 0] / r
-                uy -= pull * pos[a, f, 1] / r
+                ux -= pull * fl[a, f, X] / r
+                uy -= pull * fl[a, f, Y] / r
             return compass(ux, uy)
         return ACTION_IDLE
     if kind == BOT_EDGE_PUSHER:
         # Stand between the enemy and the centre, then strike outwards.
-        er = math.sqrt(pos[a, j, 0] ** 2 + pos[a, j, 1] ** 2)
+        er = math.sqrt(fl[a, j, X] ** 2 + fl[a, j, Y] ** 2)
         if er > 1e-9:
-            ox = pos[a, j, 0] / er
-            oy = pos[a, j, 1] / er
+            ox = fl[a, j, X] / er
+            oy = fl[a, j, Y] / er
         else:
             ox = dx / max(dist, 1e-9)
             oy = dy / max(dist, 1e-9)
-        my_r = math.sqrt(pos[a, f, 0] ** 2 + pos[a, f, 1] ** 2)
+        my_r = math.sqrt(fl[a, f, X] ** 2 + fl[a, f, Y] ** 2)
         if dist <= reach and ready and facing_enemy and my_r < er:
             return ACTION_ATTACK
-        tx = pos[a, j, 0] - ox * PUSH_STANDOFF * reach - pos[a, f, 0]
-        ty = pos[a, j, 1] - oy * PUSH_STANDOFF * reach - pos[a, f, 1]
+        tx = fl[a, j, X] - ox * PUSH_STANDOFF * reach - fl[a, f, X]
+        ty = fl[a, j, Y] - oy * PUSH_STANDOFF * reach - fl[a, f, Y]
         if math.sqrt(tx * tx + ty * ty) > PUSH_ARRIVED:
             return compass(tx, ty)
         return compass(dx, dy)
@@ -184,404 +233,406 @@ def bot_action(kind, a, f, pos, facing, cooldown, alive, rng, params):
 
 
 # ---------------------------------------------------------------- one arena
-@njit(cache=True)
-def reset_arena(a, pos, vel, facing, health, cooldown, alive, last_hitter, last_hit_frame,
-                elim_order, fate, bot, bot_pool, pool_len, action, frame, elim_count, rng,
-                ep_return, ep_hits, ep_kos, ep_ringouts, params):
+@njit(cache=True, inline="always")
+def reset_arena(a, fl, it, ar, rng, bot_pool, pool_len, params):
     """Start a new match in arena a: fighters evenly on a circle of radius R/2 facing
-    the centre, rotated by a random angle, each with radial and arc jitter."""
-    n = pos.shape[1]
+    the centre, rotated by a random angle, each with radial and arc jitter; bots of
+    slots with a pool are drawn from it."""
+    n = fl.shape[1]
     radius = params[P_RADIUS]
     jitter = params[P_SPAWN_JITTER]
     rotation = rng_uniform(rng, a) * 2.0 * math.pi
     for f in range(n):
         r = 0.5 * radius + (2.0 * rng_uniform(rng, a) - 1.0) * jitter
         angle = rotation + 2.0 * math.pi * f / n + (2.0 * rng_uniform(rng, a) - 1.0) * jitter / (0.5 * radius)
-        pos[a, f, 0] = r * math.cos(angle)
-        pos[a, f, 1] = r * math.sin(angle)
-        vel[a, f, 0] = 0.0
-        vel[a, f, 1] = 0.0
-        facing[a, f] = angle + math.pi
-        health[a, f] = 1.0
-        cooldown[a, f] = 0
-        alive[a, f] = True
-        last_hitter[a, f] = NO_FIGHTER
-        last_hit_frame[a, f] = 0
-        elim_order[a, f] = 0
-        fate[a, f] = FATE_ALIVE
-        action[a, f] = ACTION_IDLE
-        ep_return[a, f] = 0.0
-        ep_hits[a, f] = 0
-        ep_kos[a, f] = 0
-        ep_ringouts[a, f] = 0
+        fl[a, f, X] = r * math.cos(angle)
+        fl[a, f, Y] = r * math.sin(angle)
+        fl[a, f, VX] = 0.0
+        fl[a, f, VY] = 0.0
+        fl[a, f, FACING] = angle + math.pi
+        fl[a, f, HEALTH] = 1.0
+        fl[a, f, EP_RETURN] = 0.0
+        it[a, f, COOLDOWN] = 0
+        it[a, f, ALIVE] = 1
+        it[a, f, LAST_HITTER] = NO_FIGHTER
+        it[a, f, LAST_HIT_FRAME] = 0
+        it[a, f, ELIM_ORDER] = 0
+        it[a, f, FATE] = FATE_ALIVE
+        it[a, f, ACTION] = ACTION_IDLE
+        it[a, f, EP_HITS] = 0
+        it[a, f, EP_KOS] = 0
+        it[a, f, EP_RINGOUTS] = 0
         if pool_len[f] > 0:
-            bot[a, f] = bot_pool[f, rng_below(rng, a, pool_len[f])]
-    frame[a] = 0
-    elim_count[a] = 0
+            it[a, f, BOT] = bot_pool[f, rng_below(rng, a, pool_len[f])]
+    ar[a, FRAME] = 0
+    ar[a, ELIM_COUNT] = 0
 
 
-@njit(cache=True)
-def physics_frame(a, pos, vel, facing, health, cooldown, alive, last_hitter, last_hit_frame,
-                  elim_order, fate, size, speed, mass, action, frame, elim_count,
-                  ep_hits, ep_kos, ep_ringouts, hit_target, frame_rew, params, weights):
-    """Advance arena a by one 60 Hz frame, adding this frame's rewards to frame_rew[a]."""
-    n = pos.shape[1]
+@njit(cache=True, inline="always")
+def physics_frame(a, fl, it, ar, params, weights):
+    """Advance arena a by one 60 Hz frame, adding this frame's rewards to STEP_REWARD."""
+    n = fl.shape[1]
     reach = params[P_REACH]
     cos_cone = params[P_COS_CONE]
     radius = params[P_RADIUS]
-    now = frame[a]
+    now = ar[a, FRAME]
 
     # 1. Actions: moves accelerate and turn the fighter; ready attacks pick a target.
     for f in range(n):
-        hit_target[a, f] = NO_FIGHTER
-        if not alive[a, f]:
+        it[a, f, HIT_TARGET] = NO_FIGHTER
+        if it[a, f, ALIVE] == 0:
             continue
-        act = action[a, f]
+        act = it[a, f, ACTION]
         if act < 8:
-            vx0 = vel[a, f, 0]
-            vy0 = vel[a, f, 1]
+            vx0 = fl[a, f, VX]
+            vy0 = fl[a, f, VY]
             s0 = math.sqrt(vx0 * vx0 + vy0 * vy0)
             vx = vx0 + DIR_X[act] * params[P_ACCEL] * DT
             vy = vy0 + DIR_Y[act] * params[P_ACCEL] * DT
             s1 = math.sqrt(vx * vx + vy * vy)
-            cap = max(speed[a, f], s0)  # moving never adds speed past the cap; knockback may exceed it
+            cap = max(fl[a, f, SPEED], s0)  # moving never adds speed past the cap; knockback may exceed it
             if s1 > cap:
                 vx *= cap / s1
                 vy *= cap / s1
-            vel[a, f, 0] = vx
-            vel[a, f, 1] = vy
-            facing[a, f] = math.atan2(DIR_Y[act], DIR_X[act])
-        elif act == ACTION_ATTACK and cooldown[a, f] == 0:
-            cooldown[a, f] = int(params[P_COOLDOWN])
+            fl[a, f, VX] = vx
+            fl[a, f, VY] = vy
+            fl[a, f, FACING] = DIR_ANGLE[act]
+        elif act == ACTION_ATTACK and it[a, f, COOLDOWN] == 0:
+            it[a, f, COOLDOWN] = int(params[P_COOLDOWN])
             best_d2 = reach * reach
             for j in range(n):
-                if j == f or not alive[a, j]:
+                if j == f or it[a, j, ALIVE] == 0:
                     continue
-                dx = pos[a, j, 0] - pos[a, f, 0]
-                dy = pos[a, j, 1] - pos[a, f, 1]
+                dx = fl[a, j, X] - fl[a, f, X]
+                dy = fl[a, j, Y] - fl[a, f, Y]
                 d2 = dx * dx + dy * dy
-                if d2 <= best_d2 and in_cone(facing[a, f], dx, dy, cos_cone):
-                    if hit_target[a, f] == NO_FIGHTER or d2 < best_d2:
-                        hit_target[a, f] = j
+                if d2 <= best_d2 and in_cone(fl[a, f, FACING], dx, dy, cos_cone):
+                    if it[a, f, HIT_TARGET] == NO_FIGHTER or d2 < best_d2:
+                        it[a, f, HIT_TARGET] = j
                         best_d2 = d2
 
     # 2. Hits land together, in attacker order: damage, knockback, credit.
     for f in range(n):
-        j = hit_target[a, f]
+        j = it[a, f, HIT_TARGET]
         if j == NO_FIGHTER:
             continue
         damage = params[P_HIT_DAMAGE]
-        health[a, j] = max(0.0, health[a, j] - damage)
-        impulse = params[P_KNOCKBACK] * (1.0 + params[P_KNOCKBACK_SCALE] * (1.0 - health[a, j]))
-        dx = pos[a, j, 0] - pos[a, f, 0]
-        dy = pos[a, j, 1] - pos[a, f, 1]
+        health = max(0.0, fl[a, j, HEALTH] - damage)
+        fl[a, j, HEALTH] = health
+        impulse = params[P_KNOCKBACK] * (1.0 + params[P_KNOCKBACK_SCALE] * (1.0 - health))
+        dx = fl[a, j, X] - fl[a, f, X]
+        dy = fl[a, j, Y] - fl[a, f, Y]
         d = math.sqrt(dx * dx + dy * dy)
         if d > 0.0:
             ux = dx / d
             uy = dy / d
         else:
-            ux = math.cos(facing[a, f])
-            uy = math.sin(facing[a, f])
-        vel[a, j, 0] += ux * impulse / mass[a, j]
-        vel[a, j, 1] += uy * impulse / mass[a, j]
-        last_hitter[a, j] = f
-        last_hit_frame[a, j] = now
-        ep_hits[a, f] += 1
-        frame_rew[a, f] += weights[R_HIT]
-        frame_rew[a, j] += weights[R_DAMAGE_TAKEN] * damage * 10.0
+            ux = math.cos(fl[a, f, FACING])
+            uy = math.sin(fl[a, f, FACING])
+        fl[a, j, VX] += ux * impulse / fl[a, j, MASS]
+        fl[a, j, VY] += uy * impulse / fl[a, j, MASS]
+        it[a, j, LAST_HITTER] = f
+        it[a, j, LAST_HIT_FRAME] = now
+        it[a, f, EP_HITS] += 1
+        fl[a, f, STEP_REWARD] += weights[R_HIT]
+        fl[a, j, STEP_REWARD] += weights[R_DAMAGE_TAKEN] * damage * 10.0
 
     # 3. Friction, then motion.
     decay = params[P_FRICTION_DECAY]
     for f in range(n):
-        if not alive[a, f]:
+        if it[a, f, ALIVE] == 0:
             continue
-        vel[a, f, 0] *= decay
-        vel[a, f, 1] *= decay
-        pos[a, f, 0] += vel[a, f, 0] * DT
-        pos[a, f, 1] += vel[a, f, 1] * DT
+        fl[a, f, VX] *= decay
+        fl[a, f, VY] *= decay
+        fl[a, f, X] += fl[a, f, VX] * DT
+        fl[a, f, Y] += fl[a, f, VY] * DT
 
     # 4. Bodies collide: push overlapping pairs apart by inverse mass, exchange momentum.
     e = params[P_RESTITUTION]
     for i in range(n):
-        if not alive[a, i]:
+        if it[a, i, ALIVE] == 0:
             continue
         for j in range(i + 1, n):
-            if not alive[a, j]:
+            if it[a, j, ALIVE] == 0:
                 continue
-            dx = pos[a, j, 0] - pos[a, i, 0]
-            dy = pos[a, j, 1] - pos[a, i, 1]
-            d = math.sqrt(dx * dx + dy * dy)
-            overlap = size[a, i] + size[a, j] - d
-            if overlap <= 0.0:
+            dx = fl[a, j, X] - fl[a, i, X]
+            dy = fl[a, j, Y] - fl[a, i, Y]
+            reach_ij = fl[a, i, SIZE] + fl[a, j, SIZE]
+            d2 = dx * dx + dy * dy
+            if d2 >= reach_ij * reach_ij:
                 continue
+            d = math.sqrt(d2)
+            overlap = reach_ij - d
             if d > 0.0:
                 nx = dx / d
                 ny = dy / d
             else:
                 nx = 1.0
                 ny = 0.0
-            inv_i = 1.0 / mass[a, i]
-            inv_j = 1.0 / mass[a, j]
+            inv_i = 1.0 / fl[a, i, MASS]
+            inv_j = 1.0 / fl[a, j, MASS]
             share_i = inv_i / (inv_i + inv_j)
             share_j = inv_j / (inv_i + inv_j)
-            pos[a, i, 0] -= nx * overlap * share_i
-            pos[a, i, 1] -= ny * overlap * share_i
-            pos[a, j, 0] += nx * overlap * share_j
-            pos[a, j, 1] += ny * overlap * share_j
-            closing = (vel[a, j, 0] - vel[a, i, 0]) * nx + (vel[a, j, 1] - vel[a, i, 1]) * ny
+            fl[a, i, X] -= nx * overlap * share_i
+            fl[a, i, Y] -= ny * overlap * share_i
+            fl[a, j, X] += nx * overlap * share_j
+            fl[a, j, Y] += ny * overlap * share_j
+            closing = (fl[a, j, VX] - fl[a, i, VX]) * nx + (fl[a, j, VY] - fl[a, i, VY]) * ny
             if closing < 0.0:
                 impulse = -(1.0 + e) * closing / (inv_i + inv_j)
-                vel[a, i, 0] -= impulse * inv_i * nx
-                vel[a, i, 1] -= impulse * inv_i * ny
-                vel[a, j, 0] += impulse * inv_j * nx
-                vel[a, j, 1] += impulse * inv_j * ny
+                fl[a, i, VX] -= impulse * inv_i * nx
+                fl[a, i, VY] -= impulse * inv_i * ny
+                fl[a, j, VX] += impulse * inv_j * nx
+                fl[a, j, VY] += impulse * inv_j * ny
 
     # 5. Cooldowns tick.
     for f in range(n):
-        if alive[a, f] and cooldown[a, f] > 0:
-            cooldown[a, f] -= 1
+        if it[a, f, ALIVE] != 0 and it[a, f, COOLDOWN] > 0:
+            it[a, f, COOLDOWN] -= 1
 
     # 6. Eliminations: knockouts (credited to the hitter) and ring-outs (credited to a
     #    recent hitter). Everyone eliminated in the same frame shares one elimination order.
     eliminated_any = False
     for f in range(n):
-        if not alive[a, f]:
+        if it[a, f, ALIVE] == 0:
             continue
-        if health[a, f] <= 0.0:
-            fate[a, f] = FATE_KNOCKED_OUT
-        elif pos[a, f, 0] ** 2 + pos[a, f, 1] ** 2 > radius * radius:
-            fate[a, f] = FATE_RING_OUT
+        if fl[a, f, HEALTH] <= 0.0:
+            it[a, f, FATE] = FATE_KNOCKED_OUT
+        elif fl[a, f, X] ** 2 + fl[a, f, Y] ** 2 > radius * radius:
+            it[a, f, FATE] = FATE_RING_OUT
         else:
             continue
         if not eliminated_any:
-            elim_count[a] += 1
+            ar[a, ELIM_COUNT] += 1
             eliminated_any = True
-        alive[a, f] = False
-        elim_order[a, f] = elim_count[a]
-        vel[a, f, 0] = 0.0
-        vel[a, f, 1] = 0.0
-        frame_rew[a, f] += weights[R_DEATH]
-        c = last_hitter[a, f]
-        if fate[a, f] == FATE_KNOCKED_OUT and c != NO_FIGHTER:
-            ep_kos[a, c] += 1
-            frame_rew[a, c] += weights[R_KNOCKOUT]
-        elif c != NO_FIGHTER and now - last_hit_frame[a, f] <= params[P_CREDIT_WINDOW]:
-            ep_ringouts[a, c] += 1
-            frame_rew[a, c] += weights[R_KNOCKOUT]
+        it[a, f, ALIVE] = 0
+        it[a, f, ELIM_ORDER] = ar[a, ELIM_COUNT]
+        fl[a, f, VX] = 0.0
+        fl[a, f, VY] = 0.0
+        fl[a, f, STEP_REWARD] += weights[R_DEATH]
+        c = it[a, f, LAST_HITTER]
+        if it[a, f, FATE] == FATE_KNOCKED_OUT and c != NO_FIGHTER:
+            it[a, c, EP_KOS] += 1
+            fl[a, c, STEP_REWARD] += weights[R_KNOCKOUT]
+        elif c != NO_FIGHTER and now - it[a, f, LAST_HIT_FRAME] <= params[P_CREDIT_WINDOW]:
+            it[a, c, EP_RINGOUTS] += 1
+            fl[a, c, STEP_REWARD] += weights[R_KNOCKOUT]
 
     # 7. Per-frame terms for the fighters still standing.
     edge_r = radius - params[P_EDGE_WIDTH]
     for f in range(n):
-        if not alive[a, f]:
+        if it[a, f, ALIVE] == 0:
             continue
-        frame_rew[a, f] += weights[R_SURVIVE]
-        if pos[a, f, 0] ** 2 + pos[a, f, 1] ** 2 > edge_r * edge_r:
-            frame_rew[a, f] += weights[R_EDGE]
+        fl[a, f, STEP_REWARD] += weights[R_SURVIVE]
+        if fl[a, f, X] ** 2 + fl[a, f, Y] ** 2 > edge_r * edge_r:
+            fl[a, f, STEP_REWARD] += weights[R_EDGE]
 
-    frame[a] = now + 1
+    ar[a, FRAME] = now + 1
 
 
-@njit(cache=True)
-def match_status(a, alive, frame, max_frames):
+@njit(cache=True, inline="always")
+def match_status(a, it, ar, max_frames):
     """TERMINATED when at most one fighter stands, TRUNCATED at the frame limit, else ONGOING."""
     standing = 0
-    for f in range(alive.shape[1]):
-        if alive[a, f]:
-            standing += 1
+    for f in range(it.shape[1]):
+        standing += it[a, f, ALIVE]
     if standing <= 1:
         return TERMINATED
-    if frame[a] >= max_frames:
+    if ar[a, FRAME] >= max_frames:
         return TRUNCATED
     return ONGOING
 
 
-@njit(cache=True)
-def rank_fighters(a, alive, health, elim_order, rank):
-    """Competition ranking (1, 1, 3, ...): standing fighters before eliminated ones,
-    standing fighters by health, eliminated ones by how late they fell."""
-    n = alive.shape[1]
+@njit(cache=True, inline="always")
+def rank_fighters(a, fl, it):
+    """Competition ranking (1, 1, 3, ...) into FINAL_RANK: standing fighters before
+    eliminated ones, standing fighters by health, eliminated ones by how late they fell."""
+    n = fl.shape[1]
     for i in range(n):
         better = 0
+        alive_i = it[a, i, ALIVE] != 0
         for j in range(n):
             if j == i:
                 continue
-            if alive[a, j] and not alive[a, i]:
+            alive_j = it[a, j, ALIVE] != 0
+            if alive_j and not alive_i:
                 better += 1
-            elif alive[a, j] and alive[a, i] and health[a, j] > health[a, i]:
+            elif alive_j and alive_i and fl[a, j, HEALTH] > fl[a, i, HEALTH]:
                 better += 1
-            elif not alive[a, j] and not alive[a, i] and elim_order[a, j] > elim_order[a, i]:
+            elif not alive_j and not alive_i and it[a, j, ELIM_ORDER] > it[a, i, ELIM_ORDER]:
                 better += 1
-        rank[a, i] = 1 + better
+        it[a, i, FINAL_RANK] = 1 + better
 
 
-@njit(cache=True)
-def write_observation(a, f, pos, vel, health, alive, params, out, row):
+@njit(cache=True, inline="always")
+def write_enemy(a, slot, j, fl, x, y, vx, vy, inv_r, inv_v, out, row):
+    """Enemy j's five features in observation slot `slot` (zeros when j is NO_FIGHTER)."""
+    base = 5 + ENEMY_FEATURES * slot
+    if j == NO_FIGHTER:
+        for k in range(ENEMY_FEATURES):
+            out[row, base + k] = 0.0
+        return
+    out[row, base + 0] = (fl[a, j, X] - x) * inv_r
+    out[row, base + 1] = (fl[a, j, Y] - y) * inv_r
+    out[row, base + 2] = (fl[a, j, VX] - vx) * inv_v
+    out[row, base + 3] = (fl[a, j, VY] - vy) * inv_v
+    out[row, base + 4] = fl[a, j, HEALTH]
+
+
+@njit(cache=True, inline="always")
+def write_observation(a, f, fl, it, params, out, row):
     """The 30-number observation of fighter f (zeros once eliminated); see docs/arena.md."""
-    for k in range(OBS_SIZE):
-        out[row, k] = 0.0
-    if not alive[a, f]:
+    if it[a, f, ALIVE] == 0:
+        for k in range(OBS_SIZE):
+            out[row, k] = 0.0
         return
     inv_r = 1.0 / params[P_RADIUS]
     inv_v = 1.0 / params[P_SPEED_NORM]
-    x = pos[a, f, 0]
-    y = pos[a, f, 1]
-    vx = vel[a, f, 0]
-    vy = vel[a, f, 1]
+    x = fl[a, f, X]
+    y = fl[a, f, Y]
+    vx = fl[a, f, VX]
+    vy = fl[a, f, VY]
     out[row, 0] = x * inv_r
     out[row, 1] = y * inv_r
-    out[row, 2] = health[a, f]
+    out[row, 2] = fl[a, f, HEALTH]
     out[row, 3] = vx * inv_v
     out[row, 4] = vy * inv_v
-    # Nearest alive enemies by selection: each pass takes the smallest (distance, index)
-    # pair strictly after the previous one, so nothing is allocated.
-    prev_d2 = -1.0
-    prev_j = -1
-    for slot in range(OBS_ENEMIES):
-        best = NO_FIGHTER
-        best_d2 = 0.0
-        for j in range(pos.shape[1]):
-            if j == f or not alive[a, j]:
-                continue
-            dx = pos[a, j, 0] - x
-            dy = pos[a, j, 1] - y
-            d2 = dx * dx + dy * dy
-            after_prev = d2 > prev_d2 or (d2 == prev_d2 and j > prev_j)
-            if after_prev and (best == NO_FIGHTER or d2 < best_d2 or (d2 == best_d2 and j < best)):
-                best = j
-                best_d2 = d2
-        if best == NO_FIGHTER:
-            break
-        base = 5 + ENEMY_FEATURES * slot
-        out[row, base + 0] = (pos[a, best, 0] - x) * inv_r
-        out[row, base + 1] = (pos[a, best, 1] - y) * inv_r
-        out[row, base + 2] = (vel[a, best, 0] - vx) * inv_v
-        out[row, base + 3] = (vel[a, best, 1] - vy) * inv_v
-        out[row, base + 4] = health[a, best]
-        prev_d2 = best_d2
-        prev_j = best
+    # The 5 nearest alive enemies, kept sorted in scalars by insertion (no allocation).
+    # Enemies are visited in index order and only a strictly nearer one moves ahead,
+    # so ties keep the lower index first.
+    d0 = d1 = d2 = d3 = d4 = np.inf
+    j0 = j1 = j2 = j3 = j4 = NO_FIGHTER
+    for j in range(fl.shape[1]):
+        if j == f or it[a, j, ALIVE] == 0:
+            continue
+        dx = fl[a, j, X] - x
+        dy = fl[a, j, Y] - y
+        d = dx * dx + dy * dy
+        if d >= d4:
+            continue
+        if d < d3:
+            d4, j4 = d3, j3
+            if d < d2:
+                d3, j3 = d2, j2
+                if d < d1:
+                    d2, j2 = d1, j1
+                    if d < d0:
+                        d1, j1 = d0, j0
+                        d0, j0 = d, j
+                    else:
+                        d1, j1 = d, j
+                else:
+                    d2, j2 = d, j
+            else:
+                d3, j3 = d, j
+        else:
+            d4, j4 = d, j
+    write_enemy(a, 0, j0, fl, x, y, vx, vy, inv_r, inv_v, out, row)
+    write_enemy(a, 1, j1, fl, x, y, vx, vy, inv_r, inv_v, out, row)
+    write_enemy(a, 2, j2, fl, x, y, vx, vy, inv_r, inv_v, out, row)
+    write_enemy(a, 3, j3, fl, x, y, vx, vy, inv_r, inv_v, out, row)
+    write_enemy(a, 4, j4, fl, x, y, vx, vy, inv_r, inv_v, out, row)
 
 
-# ---------------------------------------------------------------- all arenas
-@njit(cache=True)
-def decide_and_step(a, pos, vel, facing, health, cooldown, alive, last_hitter, last_hit_frame,
-                    elim_order, fate, size, speed, mass, bot, bot_pool, pool_len, action, frame,
-                    elim_count, rng, ep_return, ep_hits, ep_kos, ep_ringouts, hit_target,
-                    frame_rew, agent_row, actions_in, obs_out, rew_out, term_out, trunc_out,
-                    mask_out, match_end, final_rank, final_return, final_hits, final_kos,
-                    final_ringouts, final_fate, final_length, params, weights, frame_skip,
-                    max_frames, autoreset):
+@njit(cache=True, inline="always")
+def decide_and_step(a, fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out, rew_out,
+                    term_out, trunc_out, mask_out, params, weights, frame_skip, max_frames,
+                    autoreset):
     """One decision for arena a: choose bot actions, run frame_skip frames (stopping early
     when the match ends), rank and reset an ended match, and write each agent row's
     observation, summed reward, terminal, truncation and mask. Returns 1 if the match ended.
 
-    agent_row[a, f] is the row of fighter f's agent in the flat agent buffers, or -1 for
-    scripted slots. match_end[a] is set to ONGOING/TERMINATED/TRUNCATED; for an ended
-    match the final_* arrays hold its ranks, returns, hits, credited knockouts and
-    ring-outs, fates and length, copied before the arena resets.
+    MATCH_END is set to ONGOING/TERMINATED/TRUNCATED; for an ended match the FINAL_*
+    columns hold its ranks, returns, hits, credited knockouts and ring-outs, fates and
+    length, copied before the arena resets.
     """
-    n = alive.shape[1]
+    n = fl.shape[1]
     standing_before = 0  # bitmask of who stood at the start of the decision
     for f in range(n):
-        frame_rew[a, f] = 0.0
-        if alive[a, f]:
+        fl[a, f, STEP_REWARD] = 0.0
+        if it[a, f, ALIVE] != 0:
             standing_before |= 1 << f
-            if bot[a, f] == LEARNER:
-                action[a, f] = actions_in[agent_row[a, f]]
+            if it[a, f, BOT] == LEARNER:
+                it[a, f, ACTION] = actions_in[it[a, f, AGENT_ROW]]
             else:
-                action[a, f] = bot_action(bot[a, f], a, f, pos, facing, cooldown, alive, rng, params)
+                it[a, f, ACTION] = bot_action(it[a, f, BOT], a, f, fl, it, rng, params)
     status = ONGOING
     for _ in range(frame_skip):
-        physics_frame(a, pos, vel, facing, health, cooldown, alive, last_hitter,
-                      last_hit_frame, elim_order, fate, size, speed, mass, action, frame,
-                      elim_count, ep_hits, ep_kos, ep_ringouts, hit_target, frame_rew,
-                      params, weights)
-        status = match_status(a, alive, frame, max_frames)
+        physics_frame(a, fl, it, ar, params, weights)
+        status = match_status(a, it, ar, max_frames)
         if status != ONGOING:
             break
-    match_end[a] = status
+    ar[a, MATCH_END] = status
     if status != ONGOING:
-        rank_fighters(a, alive, health, elim_order, final_rank)
+        rank_fighters(a, fl, it)
         winners = 0
         for f in range(n):
-            if final_rank[a, f] == 1:
+            if it[a, f, FINAL_RANK] == 1:
                 winners += 1
         if winners == 1:
             for f in range(n):
-                if final_rank[a, f] == 1:
-                    frame_rew[a, f] += weights[R_WIN]
+                if it[a, f, FINAL_RANK] == 1:
+                    fl[a, f, STEP_REWARD] += weights[R_WIN]
     for f in range(n):
-        ep_return[a, f] += frame_rew[a, f]
+        fl[a, f, EP_RETURN] += fl[a, f, STEP_REWARD]
     if status != ONGOING:
-        final_length[a] = frame[a]
+        ar[a, FINAL_LENGTH] = ar[a, FRAME]
         for f in range(n):
-            final_return[a, f] = ep_return[a, f]
-            final_hits[a, f] = ep_hits[a, f]
-            final_kos[a, f] = ep_kos[a, f]
-            final_ringouts[a, f] = ep_ringouts[a, f]
-            final_fate[a, f] = fate[a, f]
+            fl[a, f, FINAL_RETURN] = fl[a, f, EP_RETURN]
+            it[a, f, FINAL_HITS] = it[a, f, EP_HITS]
+            it[a, f, FINAL_KOS] = it[a, f, EP_KOS]
+            it[a, f, FINAL_RINGOUTS] = it[a, f, EP_RINGOUTS]
+            it[a, f, FINAL_FATE] = it[a, f, FATE]
     # Agent outputs: terminal when eliminated this decision or the match terminated;
     # truncated when the match hit the frame limit with the fighter standing.
     for f in range(n):
-        row = agent_row[a, f]
+        row = it[a, f, AGENT_ROW]
         if row < 0:
             continue
-        was_standing = (standing_before >> f) & 1 == 1
-        rew_out[row] = frame_rew[a, f]
-        died_now = was_standing and not alive[a, f]
+        died_now = (standing_before >> f) & 1 == 1 and it[a, f, ALIVE] == 0
+        rew_out[row] = fl[a, f, STEP_REWARD]
         term_out[row] = died_now or status == TERMINATED
-        trunc_out[row] = status == TRUNCATED and alive[a, f]
+        trunc_out[row] = status == TRUNCATED and it[a, f, ALIVE] != 0
     if status != ONGOING and autoreset:
-        reset_arena(a, pos, vel, facing, health, cooldown, alive, last_hitter,
-                    last_hit_frame, elim_order, fate, bot, bot_pool, pool_len, action,
-                    frame, elim_count, rng, ep_return, ep_hits, ep_kos, ep_ringouts, params)
+        reset_arena(a, fl, it, ar, rng, bot_pool, pool_len, params)
     for f in range(n):
-        row = agent_row[a, f]
+        row = it[a, f, AGENT_ROW]
         if row < 0:
             continue
-        mask_out[row] = alive[a, f]
-        write_observation(a, f, pos, vel, health, alive, params, obs_out, row)
+        mask_out[row] = it[a, f, ALIVE] != 0
+        write_observation(a, f, fl, it, params, obs_out, row)
     return 0 if status == ONGOING else 1
 
 
+# ---------------------------------------------------------------- all arenas
 @njit(cache=True, parallel=True)
-def step_arenas_parallel(*args):
-    """decide_and_step for every arena, arenas spread over numba's threads with prange.
-    Takes decide_and_step's arguments without `a`; returns how many matches ended."""
-    num_arenas = args[5].shape[0]
+def step_arenas(fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out, rew_out,
+                         term_out, trunc_out, mask_out, params, weights, frame_skip,
+                         max_frames, autoreset):
+    """decide_and_step for every arena, arenas spread over numba's threads with prange
+    (numba.set_num_threads(1) runs them on the calling thread). Returns how many matches
+    ended."""
     ended = 0
-    for a in prange(num_arenas):
-        ended += decide_and_step(a, *args)
+    for a in prange(fl.shape[0]):
+        ended += decide_and_step(a, fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out,
+                                 rew_out, term_out, trunc_out, mask_out, params, weights,
+                                 frame_skip, max_frames, autoreset)
     return ended
 
 
 @njit(cache=True)
-def step_arenas_serial(*args):
-    """decide_and_step for every arena on the calling thread (for one-thread runs and
-    for processes that fork, such as pufferlib's Multiprocessing workers)."""
-    num_arenas = args[5].shape[0]
-    ended = 0
-    for a in range(num_arenas):
-        ended += decide_and_step(a, *args)
-    return ended
-
-
-@njit(cache=True)
-def reset_arenas(pos, vel, facing, health, cooldown, alive, last_hitter, last_hit_frame,
-                 elim_order, fate, bot, bot_pool, pool_len, action, frame, elim_count, rng,
-                 ep_return, ep_hits, ep_kos, ep_ringouts, agent_row, obs_out, rew_out,
-                 term_out, trunc_out, mask_out, params):
+def reset_arenas(fl, it, ar, rng, bot_pool, pool_len, obs_out, rew_out, term_out, trunc_out,
+                 mask_out, params):
     """Start a new match in every arena and write the first observations."""
-    num_arenas, n = alive.shape
-    for a in range(num_arenas):
-        reset_arena(a, pos, vel, facing, health, cooldown, alive, last_hitter, last_hit_frame,
-                    elim_order, fate, bot, bot_pool, pool_len, action, frame, elim_count, rng,
-                    ep_return, ep_hits, ep_kos, ep_ringouts, params)
-        for f in range(n):
-            row = agent_row[a, f]
+    for a in range(fl.shape[0]):
+        reset_arena(a, fl, it, ar, rng, bot_pool, pool_len, params)
+        ar[a, MATCH_END] = ONGOING
+        for f in range(fl.shape[1]):
+            row = it[a, f, AGENT_ROW]
             if row < 0:
                 continue
             rew_out[row] = 0.0
             term_out[row] = False
             trunc_out[row] = False
             mask_out[row] = True
-            write_observation(a, f, pos, vel, health, alive, params, obs_out, row)
+            write_observation(a, f, fl, it, params, obs_out, row)

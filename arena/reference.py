@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from arena.core import state_views
 from arena.rules import BOT_IDS, LEARNER, RewardWeights, Rules
 
 MASK64 = (1 << 64) - 1
@@ -132,8 +133,9 @@ def bot_decision(fighters, me, rules: Rules, rng: SplitMix64) -> int:
     raise ValueError(f"unknown bot id {f.bot}")
 
 
-def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: RewardWeights) -> int:
-    """One 60 Hz frame as docs/arena.md orders it; returns the new elimination count."""
+def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: RewardWeights):
+    """One 60 Hz frame as docs/arena.md orders it; returns the new elimination count and
+    the attack targets of the frame ({attacker: victim})."""
     # Actions.
     targets = {}
     for i, f in enumerate(fighters):
@@ -148,7 +150,7 @@ def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: Rewar
                 scale = cap / math.hypot(vx, vy)
                 vx, vy = vx * scale, vy * scale
             f.vx, f.vy = vx, vy
-            f.facing = math.atan2(dy, dx)
+            f.facing = math.pi / 2 - f.action * math.pi / 4
         elif f.action == ACTION_ATTACK and f.cooldown == 0:
             f.cooldown = rules.cooldown_frames
             candidates = []
@@ -239,7 +241,7 @@ def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: Rewar
             f.reward += w.survive
             if f.x ** 2 + f.y ** 2 > (rules.radius - rules.edge_width) ** 2:
                 f.reward += w.edge
-    return elim_count
+    return elim_count, targets
 
 
 def ranks(fighters):
@@ -274,11 +276,13 @@ def observation(fighters, me, rules: Rules):
     return obs
 
 
-def reference_step(state: dict, agent_row: np.ndarray, actions: np.ndarray, rules: Rules,
-                   weights: RewardWeights, num_agents: int):
+def reference_step(state: dict, actions: np.ndarray, rules: Rules, weights: RewardWeights,
+                   num_agents: int):
     """One decision for every arena, without auto-reset. Returns (new_state, outputs)
     where outputs holds obs, rewards, terminals, truncations, masks, match_end, final_rank."""
-    s = {k: v.copy() for k, v in state.items()}
+    new_state = {k: v.copy() for k, v in state.items()}
+    s = state_views(new_state)
+    agent_row = s["agent_row"]
     num_arenas, n = s["alive"].shape
     out = dict(obs=np.zeros((num_agents, 30), np.float32), rewards=np.zeros(num_agents, np.float32),
                terminals=np.zeros(num_agents, bool), truncations=np.zeros(num_agents, bool),
@@ -303,7 +307,7 @@ def reference_step(state: dict, agent_row: np.ndarray, actions: np.ndarray, rule
         frame, elim_count = int(s["frame"][a]), int(s["elim_count"][a])
         status = 0
         for _ in range(rules.frame_skip):
-            elim_count = simulate_frame(fighters, frame, elim_count, rules, weights)
+            elim_count, targets = simulate_frame(fighters, frame, elim_count, rules, weights)
             frame += 1
             if sum(f.alive for f in fighters) <= 1:
                 status = 1
@@ -342,7 +346,19 @@ def reference_step(state: dict, agent_row: np.ndarray, actions: np.ndarray, rule
             s["ep_hits"][a, i] = f.hits
             s["ep_kos"][a, i] = f.kos
             s["ep_ringouts"][a, i] = f.ringouts
+            s["step_reward"][a, i] = f.reward
+            s["hit_target"][a, i] = targets.get(i, -1)
+            if status:
+                s["final_return"][a, i] = f.ret
+                s["final_hits"][a, i] = f.hits
+                s["final_kos"][a, i] = f.kos
+                s["final_ringouts"][a, i] = f.ringouts
+                s["final_fate"][a, i] = f.fate
+                s["final_rank"][a, i] = out["final_rank"][a, i]
         s["frame"][a] = frame
+        s["match_end"][a] = status
+        if status:
+            s["final_length"][a] = frame
         s["elim_count"][a] = elim_count
         s["rng"][a] = np.uint64(rng.state)
-    return s, out
+    return new_state, out
