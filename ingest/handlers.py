@@ -1,0 +1,176 @@
+"""The REST routes: JSON in, JSON out. No sockets, no SQL here (storage does that)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from storage.aio import AsyncStore
+from storage.records import frame_rows
+from storage.schema import SCHEMA_VERSION
+
+from . import openapi
+from .errors import ApiError
+from .http import Request, Response
+from .limits import DEFAULT_PAGE_LIMIT, Limits
+from .routing import Router
+from .validation import EpisodeIn, EpisodeResult, FighterIn, FramesIn, check_metadata, decode, frames_of
+
+JSON_TYPES = ("application/json", "text/plain", "")
+"""Body media types accepted: JSON, or text/plain as navigator.sendBeacon sends it."""
+
+
+class Api:
+    """Route handlers over one AsyncStore. Each returns (status, payload) or a Response."""
+
+    def __init__(self, store: AsyncStore, limits: Limits, stats: dict[str, Any]):
+        self.store = store
+        self.limits = limits
+        self.stats = stats
+        self.started = time.monotonic()
+        r = self.router = Router()
+        r.add("GET", "/health", self.health)
+        r.add("GET", "/openapi.json", self.openapi_json)
+        r.add("GET", "/docs", self.docs)
+        r.add("POST", "/api/fighters", self.create_fighter, write=True)
+        r.add("GET", "/api/fighters", self.list_fighters)
+        r.add("GET", "/api/fighters/{fighter_id}", self.get_fighter)
+        r.add("GET", "/api/fighters/{fighter_id}/stats", self.fighter_stats)
+        r.add("GET", "/api/fighters/{fighter_id}/episodes", self.list_episodes)
+        r.add("GET", "/api/fighters/{fighter_id}/checkpoints", self.list_checkpoints)
+        r.add("GET", "/api/fighters/{fighter_id}/best-model", self.best_model)
+        r.add("POST", "/api/episodes", self.create_episode, write=True)
+        r.add("GET", "/api/episodes/{episode_id}", self.get_episode)
+        r.add("PATCH", "/api/episodes/{episode_id}", self.complete_episode, write=True)
+        r.add("GET", "/api/episodes/{episode_id}/frames", self.list_frames)
+        r.add("GET", "/api/episodes/{episode_id}/stream", self.stream_without_upgrade)
+        r.add("POST", "/api/fight-frames", self.add_frames, write=True)
+
+    # ---------------------------------------------------------------- service
+
+    async def health(self, req: Request) -> tuple[int, dict]:
+        _no_query(req)
+        return 200, {
+            "status": "ok",
+            "database": self.store.path,
+            "schema_version": SCHEMA_VERSION,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "connections": self.stats["connections"],
+            "commits": self.store.commits,
+        }
+
+    async def openapi_json(self, req: Request) -> tuple[int, dict]:
+        return 200, openapi.document(self.limits)
+
+    async def docs(self, req: Request) -> Response:
+        return Response(200, openapi.docs_html(self.limits).encode(), "text/html; charset=utf-8")
+
+    async def stream_without_upgrade(self, req: Request, episode_id: int) -> tuple[int, dict]:
+        raise ApiError(400, f"/api/episodes/{episode_id}/stream is a WebSocket endpoint: "
+                            "connect with a WebSocket client (ws://...)")
+
+    # ---------------------------------------------------------------- fighters
+
+    async def create_fighter(self, req: Request) -> tuple[int, dict]:
+        body = decode(_json_body(req), FighterIn)
+        check_metadata(body.metadata)
+        return 201, await self.store.create_fighter(body.glb_filename, body.metadata, body.model_version)
+
+    async def list_fighters(self, req: Request) -> tuple[int, dict]:
+        limit, offset = self._page(req)
+        items, total = await self.store.list_fighters(limit, offset)
+        return 200, _page(items, total, limit, offset)
+
+    async def get_fighter(self, req: Request, fighter_id: int) -> tuple[int, dict]:
+        _no_query(req)
+        fighter = await self.store.get_fighter(fighter_id)
+        if fighter is None:
+            raise ApiError(404, f"fighter {fighter_id} does not exist")
+        return 200, fighter
+
+    async def fighter_stats(self, req: Request, fighter_id: int) -> tuple[int, dict]:
+        _no_query(req)
+        return 200, await self.store.fighter_stats(fighter_id)
+
+    async def list_episodes(self, req: Request, fighter_id: int) -> tuple[int, dict]:
+        limit, offset = self._page(req)
+        items, total = await self.store.list_episodes(fighter_id, limit, offset)
+        return 200, _page(items, total, limit, offset)
+
+    async def list_checkpoints(self, req: Request, fighter_id: int) -> tuple[int, dict]:
+        limit, offset = self._page(req)
+        items, total = await self.store.list_checkpoints(fighter_id, limit, offset)
+        return 200, _page(items, total, limit, offset)
+
+    async def best_model(self, req: Request, fighter_id: int) -> tuple[int, dict]:
+        _no_query(req)
+        best = await self.store.best_checkpoint(fighter_id)
+        if best is None:
+            raise ApiError(404, f"fighter {fighter_id} has no checkpoints yet; train it first")
+        return 200, best
+
+    # ---------------------------------------------------------------- episodes and frames
+
+    async def create_episode(self, req: Request) -> tuple[int, dict]:
+        body = decode(_json_body(req), EpisodeIn)
+        return 201, await self.store.create_episode(body.fighter_id, body.opponent_ids, body.episode_number)
+
+    async def get_episode(self, req: Request, episode_id: int) -> tuple[int, dict]:
+        _no_query(req)
+        episode = await self.store.get_episode(episode_id)
+        if episode is None:
+            raise ApiError(404, f"episode {episode_id} does not exist")
+        return 200, episode
+
+    async def complete_episode(self, req: Request, episode_id: int) -> tuple[int, dict]:
+        body = decode(_json_body(req), EpisodeResult)
+        episode = await self.store.complete_episode(
+            episode_id, body.total_reward, body.duration_frames, body.is_victory, body.rank)
+        return 200, episode
+
+    async def add_frames(self, req: Request) -> tuple[int, dict]:
+        body = decode(_json_body(req), FramesIn)
+        frames = frames_of(body, self.limits.max_frames_per_batch)
+        result = await self.store.add_frames(body.episode_id, frame_rows(body.episode_id, frames))
+        return 201, {"episode_id": body.episode_id, "stored": result.stored, "duplicates": result.duplicates}
+
+    async def list_frames(self, req: Request, episode_id: int) -> tuple[int, dict]:
+        limit, offset = self._page(req)
+        items, total = await self.store.list_frames(episode_id, limit, offset)
+        return 200, _page(items, total, limit, offset)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _page(self, req: Request) -> tuple[int, int]:
+        """``limit`` (1..max_page_limit, default 100) and ``offset`` (>= 0) from the query."""
+        values = {"limit": str(min(DEFAULT_PAGE_LIMIT, self.limits.max_page_limit)), "offset": "0"}
+        for name, value in req.query:
+            if name not in values:
+                raise ApiError(400, f"unknown query parameter {name!r}; this list takes limit and offset")
+            values[name] = value
+        limit = _int_param("limit", values["limit"], 1, self.limits.max_page_limit)
+        offset = _int_param("offset", values["offset"], 0, 2**62)
+        return limit, offset
+
+
+def _int_param(name: str, raw: str, low: int, high: int) -> int:
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def _page(items: list, total: int, limit: int, offset: int) -> dict:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _no_query(req: Request) -> None:
+    if req.query:
+        raise ApiError(400, f"{req.path} takes no query parameters, got {[k for k, _ in req.query]}")
+
+
+def _json_body(req: Request) -> bytes:
+    media = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in JSON_TYPES:
+        raise ApiError(415, f"send the body as application/json, not {media!r} "
+                            "(curl: -H 'content-type: application/json')")
+    return req.body

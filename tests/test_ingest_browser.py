@@ -1,0 +1,159 @@
+"""web/arena-client.js in real headless chromium, from a page on another origin.
+
+The page (web/client-test.html) registers a fighter, streams frames over the WebSocket,
+keeps playing while the test kill -9s and restarts the server, then completes the episode.
+Every frame must be stored exactly once. Chromium is Debian's package (.ci/run installs it);
+without it this test fails rather than skips.
+"""
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from storage import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "browser-token"
+
+
+def find_chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("chromium is not installed: apt-get install -y chromium (.ci/run does this)")
+
+
+class PageServer:
+    """Serves web/ on its own origin, plus /report (the page's results) and /control."""
+
+    def __init__(self):
+        self.reports: queue.Queue = queue.Queue()
+        self.control = "wait"
+        outer = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/control":
+                    return self._send(outer.control.encode(), "text/plain")
+                return super().do_GET()
+
+            def do_POST(self):
+                if self.path != "/report":
+                    return self.send_error(404)
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.reports.put(json.loads(body))
+                self._send(b"ok", "text/plain")
+
+            def _send(self, body, ctype):
+                self.send_response(200)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass  # keep the test output quiet
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(ROOT / "web")))
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def next_report(self, timeout: float) -> dict:
+        try:
+            return self.reports.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the page reported nothing within {timeout} s") from None
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_server(db: Path, port: int, origin: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(db), "--port", str(port),
+         "--token", TOKEN, "--cors-origin", origin, "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )
+    m = re.search(r":(\d+) ", proc.stdout.readline())
+    assert m, "the ingest server did not start"
+    return proc, int(m.group(1))
+
+
+def stop_browser(browser: subprocess.Popen) -> None:
+    """SIGTERM first, so chromium reaps its helper processes; then SIGKILL what is left."""
+    try:
+        os.killpg(browser.pid, signal.SIGTERM)
+        browser.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass  # force below
+    finally:
+        try:
+            os.killpg(browser.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the whole group is gone already
+        browser.wait(timeout=10)
+
+
+def test_js_client_streams_reconnects_and_completes(tmp_path):
+    chromium = find_chromium()
+    page = PageServer()
+    origin = f"http://127.0.0.1:{page.port}"
+    db = tmp_path / "arena.db"
+    server, port = start_server(db, 0, origin)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    url = f"{origin}/client-test.html?server=http://127.0.0.1:{port}&token={TOKEN}"
+    browser = subprocess.Popen(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        first = page.next_report(timeout=60)
+        assert first.get("phase") == "streaming", first
+        os.kill(server.pid, signal.SIGKILL)  # the server dies mid-match
+        server.wait(timeout=10)
+        server, _ = start_server(db, port, origin)
+        page.control = "restarted"
+        done = page.next_report(timeout=60)
+        assert done.get("phase") == "done", done
+    finally:
+        stop_browser(browser)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=20)
+        page.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    recorded = done["recorded"]
+    assert done["missingFighter"] == 404, done  # the error answer was readable cross-origin
+    assert done["errors"] == [] and done["errorClass"] is True, done
+    assert done["stats"]["reconnects"] >= 1, done
+    assert done["stats"]["acked"] == recorded and done["stats"]["pendingBatches"] == 0, done
+    episode = done["episode"]
+    assert episode["status"] == "completed" and episode["total_reward"] == 42.5
+    assert episode["is_victory"] is True and episode["rank"] == 1 and episode["duration_frames"] == recorded
+    with Database.open(db) as database:
+        numbers = [f["frame_number"] for f in database.list_frames(done["episodeId"])]
+        stored = database.list_frames(done["episodeId"])
+        second = [f["frame_number"] for f in database.list_frames(done["secondId"])]
+    assert second == [1]  # the refused frame 0 is not stored, frame 1 is
+    assert numbers == list(range(recorded)), "every recorded frame stored exactly once"
+    assert [e["status"] for e in done["refused"]] == [422]
+    assert "observation_vector" in done["refused"][0]["message"]
+    assert stored[7]["observation_vector"][0] == pytest.approx(0.6569866, rel=1e-5)  # Math.sin(7)

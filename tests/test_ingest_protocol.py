@@ -1,0 +1,193 @@
+"""Protocol and request-level pieces without sockets: the h11 adapter on in-memory streams,
+routing, validation messages and the CORS policy."""
+
+import asyncio
+
+import orjson
+import pytest
+
+from ingest.cors import CorsPolicy
+from ingest.errors import ApiError
+from ingest.http import HttpConnection, HttpError, Response
+from ingest.limits import Limits
+from ingest.routing import Router
+from ingest.validation import EpisodeResult, FramesIn, decode, frames_of
+from storage.records import OBSERVATION_SIZE
+
+
+class FakeWriter:
+    """The StreamWriter methods HttpConnection uses, recording what is written."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data):
+        self.data += data
+
+    async def drain(self):
+        pass
+
+    def is_closing(self):
+        return self.closed
+
+    def can_write_eof(self):
+        return False
+
+    def close(self):
+        self.closed = True
+
+    async def wait_closed(self):
+        pass
+
+
+def connection(data: bytes = b"", eof: bool = True, **limits) -> tuple[HttpConnection, FakeWriter]:
+    reader = asyncio.StreamReader()
+    if data:
+        reader.feed_data(data)
+    if eof:
+        reader.feed_eof()
+    writer = FakeWriter()
+    return HttpConnection(reader, writer, Limits(**limits)), writer
+
+
+def receive(data: bytes, eof: bool = True, **limits):
+    async def go():
+        conn, writer = connection(data, eof, **limits)
+        return await conn.receive_request(), conn, writer
+    return asyncio.run(go())
+
+
+def test_pipelined_keep_alive_requests():
+    async def go():
+        conn, writer = connection(
+            b"POST /api/fighters?x=1&x=2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nX-A: 1\r\nX-A: 2\r\n\r\nbody"
+            b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        first = await conn.receive_request()
+        await conn.send(Response(201, b"{}"))
+        second = await conn.receive_request()
+        await conn.send(Response(200, b"{}"), close=True)
+        return first, second, bytes(writer.data)
+
+    first, second, written = asyncio.run(go())
+    assert (first.method, first.path, first.body) == ("POST", "/api/fighters", b"body")
+    assert first.query == [("x", "1"), ("x", "2")] and first.headers["x-a"] == "1, 2"
+    assert (second.method, second.path, second.body) == ("GET", "/health", b"")
+    assert written.startswith(b"HTTP/1.1 201 Created\r\n") and b"connection: close" in written
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n", 413),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + b"400\r\n" + b"x" * 1024 + b"\r\n" * 1, 413),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 5000 + b"\r\n\r\n", 431),
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 requires Host
+])
+def test_bad_requests_get_the_status_h11_hints(data, status):
+    with pytest.raises(HttpError) as info:
+        receive(data, max_body_bytes=1000, max_header_bytes=4096)
+    assert info.value.status == status
+
+
+def test_slow_request_times_out_with_408_and_idle_connection_closes_quietly():
+    with pytest.raises(HttpError) as info:
+        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False,
+                request_timeout_s=0.2, keepalive_timeout_s=5)
+    assert info.value.status == 408 and "0.2 s" in info.value.message
+    request, conn, _ = receive(b"", eof=False, keepalive_timeout_s=0.2)
+    assert request is None and conn.idle
+
+
+def test_client_closing_between_requests_is_not_an_error():
+    request, _, _ = receive(b"")
+    assert request is None
+
+
+def test_expect_100_continue_is_answered():
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        writer = FakeWriter()
+        conn = HttpConnection(reader, writer, Limits())
+        task = asyncio.create_task(conn.receive_request())
+        await asyncio.sleep(0.05)
+        continued = bytes(writer.data)
+        reader.feed_data(b"{}")
+        return continued, await task
+
+    continued, request = asyncio.run(go())
+    assert continued.startswith(b"HTTP/1.1 100 ") and request.body == b"{}"
+
+
+def test_websocket_upgrade_is_recognised():
+    request, conn, _ = receive(
+        b"GET /api/episodes/1/stream HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"\x81\x85"
+    )
+    assert request.is_websocket_upgrade and conn.trailing_data() == b"\x81\x85"
+
+
+def test_router():
+    async def handler(req, **params):
+        return params
+
+    router = Router()
+    router.add("GET", "/api/fighters/{fighter_id}", handler)
+    router.add("GET", "/api/fighters/{fighter_id}/episodes", handler)
+    router.add("POST", "/api/fighters", handler, write=True)
+    route, params = router.match("GET", "/api/fighters/12/episodes")
+    assert route.pattern == "/api/fighters/{fighter_id}/episodes" and params == {"fighter_id": 12}
+    assert router.match("POST", "/api/fighters")[0].write
+    for path in ("/api/fighters/x", "/api/fighters/-1", f"/api/fighters/{2**63}", "/api/nothing"):
+        with pytest.raises(ApiError) as info:
+            router.match("GET", path)
+        assert info.value.status == 404, path
+    with pytest.raises(ApiError) as info:
+        router.match("DELETE", "/api/fighters/1")
+    assert info.value.status == 405 and ("allow", "GET, OPTIONS") in info.value.headers
+    assert router.allowed_methods("/api/fighters") == ["POST"]
+
+
+def _frame(n=0):
+    return {"frame_number": n, "fighter_position": [0, 0], "fighter_health": 1, "fighter_velocity": [0, 0],
+            "enemies_state": [], "action_vector": [1], "reward_delta": 0, "cumulative_reward": 0,
+            "observation_vector": [0] * OBSERVATION_SIZE}
+
+
+def test_frames_body_forms():
+    single = decode(orjson.dumps({"episode_id": 3, **_frame(7)}), FramesIn)
+    assert [f.frame_number for f in frames_of(single, 10)] == [7]
+    batch = decode(orjson.dumps({"episode_id": 3, "frames": [_frame(1), {**_frame(2), "episode_id": 3}]}), FramesIn)
+    assert [f.frame_number for f in frames_of(batch, 10)] == [1, 2]
+    with pytest.raises(ApiError) as info:
+        frames_of(batch, 1)
+    assert info.value.status == 413
+    empty = decode(b'{"episode_id": 3, "frames": []}', FramesIn)
+    with pytest.raises(ApiError, match="no frames"):
+        frames_of(empty, 10)
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    (b'{"total_reward": 1, "duration_frames": 2}', 422, "is_victory"),
+    (b'{"total_reward": "1", "duration_frames": 2, "is_victory": true}', 422, "total_reward"),
+    (b'{"total_reward": 1, "duration_frames": 2, "is_victory": 1}', 422, "is_victory"),
+    (b'{"total_reward": Infinity, "duration_frames": 2, "is_victory": true}', 400, "NaN and Infinity"),
+    (b'{"total_reward": 1, "duration_frames": 2, "is_victory": true, "rank": 0}', 422, "rank"),
+])
+def test_validation_messages(body, status, needle):
+    with pytest.raises(ApiError) as info:
+        decode(body, EpisodeResult)
+    assert info.value.status == status and needle in info.value.message
+
+
+def test_cors_policy():
+    default = CorsPolicy(None)
+    assert default.allows("http://localhost:8000") and default.allows("http://127.0.0.1")
+    assert default.allows("http://[::1]:3000") and not default.allows("http://example.com")
+    assert not default.allows("null")
+    assert default.allows("http://arena.local:8001", own_host="arena.local:8001")
+    listed = CorsPolicy(["https://game.example/"])
+    assert listed.allows("https://game.example") and not listed.allows("http://localhost:8000")
+    assert CorsPolicy(["*"]).allows("https://anything.example")
