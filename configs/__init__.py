@@ -1,0 +1,31 @@
+"""Training configs: the typed schema and loader, plus the shipped YAML files beside this module.
+
+    from configs import load_config
+    config = load_config("configs/aggression.yaml", ["--train.learning_rate", "1e-3"])
+"""
+from pathlib import Path
+
+from configs.schema import (
+    Config,
+    ConfigError,
+    EnvConfig,
+    EvalConfig,
+    PolicyConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_overrides,
+    save_config,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent
+"""Folder of the shipped YAML configs (base.yaml and one file per training mode)."""
+
+MODES = ("survival", "aggression", "tactical", "adaptation", "tournament")
+"""The training modes; each has configs/<mode>.yaml."""
+
+__all__ = [
+    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "PolicyConfig",
+    "TrainConfig", "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "save_config",
+]

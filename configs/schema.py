@@ -1,0 +1,547 @@
+"""Typed training configuration: dataclasses whose field names are the YAML keys, and the loader.
+
+A config file is YAML with the sections below. A file may start from another with
+``extends: base.yaml`` (a path relative to the file); its keys are merged over the
+base's, section by section. Command-line overrides use PufferLib's convention,
+``--section.key value`` (``--train.learning_rate 1e-3``); a top-level key is ``--seed 3``.
+
+Every error names the key and the file (or the command-line flag) it came from.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+CLI = "the command line"
+
+
+class ConfigError(ValueError):
+    """A config file or override is missing, malformed, has an unknown key or a wrong type."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EnvConfig:
+    """What to train on and how it is vectorized."""
+
+    name: str = "arena"
+    """env family: "arena" (envs.ArenaEnv) or "gymnasium" (any Gymnasium id, via pufferlib.emulation)"""
+    id: str | None = None
+    """Gymnasium env id when name is gymnasium, e.g. CartPole-v1"""
+    backend: str = "Serial"
+    """pufferlib.vector backend: Serial (default, fastest for one big arena env) or Multiprocessing"""
+    num_envs: int = 1
+    """env instances the backend drives; for the arena one instance holds all arenas"""
+    num_workers: int | None = None
+    """worker processes for Multiprocessing (None: one per env)"""
+    num_arenas: int = 1024
+    """arenas simulated side by side in one ArenaEnv"""
+    fighters_per_arena: int = 2
+    """fighters in each ring (2 = 1v1, 8 = tournament free-for-all)"""
+    opponents: list[Union[str, list[str]]] | None = field(default_factory=lambda: ["chaser"])
+    """scripted bots in the non-learner slots (a list entry may be a list: sampled per match); None = all learners (self-play)"""
+    rewards: Union[dict[str, float], str] = "seed"
+    """reward weights by term (survive, hit, knockout, damage_taken, edge, death, win), or a preset name"""
+    report_interval: int = 32
+    """env steps between episode-statistics reports"""
+    rules: dict[str, Any] = field(default_factory=dict)
+    """overrides of arena.Rules fields, e.g. {max_frames: 1800, frame_skip: 4}"""
+
+
+@dataclass
+class PolicyConfig:
+    """The network: obs -> hidden -> hidden (ReLU), a policy head and a value head."""
+
+    hidden_size: int = 128
+    """width of the two hidden layers"""
+
+
+@dataclass
+class TrainConfig:
+    """PPO hyperparameters (names as in CleanRL's ppo.py)."""
+
+    total_timesteps: int = 20_000_000
+    """agent-steps to train for (masked steps of eliminated fighters do not count)"""
+    learning_rate: float = 2.5e-3
+    """Adam learning rate"""
+    anneal_lr: bool = True
+    """anneal the learning rate linearly to 0 over total_timesteps"""
+    num_steps: int = 64
+    """rollout length per agent between updates"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """lambda of generalized advantage estimation"""
+    reward_scale: float = 1.0
+    """rewards are multiplied by this before GAE (keeps value targets near 1; logged returns are unscaled)"""
+    num_minibatches: int = 8
+    """minibatches per update epoch (the batch is the rollout's unmasked rows)"""
+    update_epochs: int = 2
+    """passes over the batch per update"""
+    norm_adv: bool = True
+    """normalize advantages per minibatch"""
+    clip_coef: float = 0.2
+    """PPO surrogate clipping coefficient"""
+    clip_vloss: bool = True
+    """clip the value loss around the rollout's value estimates"""
+    ent_coef: float = 0.01
+    """entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """global gradient-norm clip"""
+    target_kl: float | None = None
+    """stop the update's epochs early when the approximate KL exceeds this (None: never)"""
+
+
+@dataclass
+class EvalConfig:
+    """Periodic evaluation against scripted bots; best.pt is the checkpoint with the best metric."""
+
+    interval: int = 20
+    """updates between evaluations (0 disables; best.pt then follows the training return)"""
+    opponents: list[str] = field(default_factory=lambda: ["random", "chaser"])
+    """bot names to evaluate against, each in its own set of matches"""
+    matches: int = 200
+    """seeded matches per opponent"""
+    fighters: int = 2
+    """fighters per evaluation match (the learner plus fighters - 1 copies of the bot)"""
+    seed: int = 12345
+    """seed of the evaluation matches (the same matches every time)"""
+    greedy: bool = True
+    """evaluate the argmax action instead of sampling"""
+    metric: str = "win_rate"
+    """what best.pt maximizes, averaged over the opponents: win_rate, survival_rate, avg_reward or mean_rank (lower is better)"""
+    rules: dict[str, Any] = field(default_factory=dict)
+    """rule overrides for evaluation (default: the env's rules)"""
+
+
+@dataclass
+class Config:
+    """A training run."""
+
+    name: str = "run"
+    """run name; the run folder is <runs_dir>/<name>-<timestamp>"""
+    mode: str = "custom"
+    """training mode recorded with checkpoints (survival, aggression, tactical, adaptation, tournament)"""
+    seed: int = 1
+    """seed of torch, numpy and the envs"""
+    device: str = "auto"
+    """torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1"""
+    torch_threads: int = 1
+    """torch CPU threads (intra-op)"""
+    runs_dir: str = "runs"
+    """parent folder of run folders"""
+    checkpoint_interval: int = 50
+    """updates between periodic checkpoints (latest.pt is refreshed at the same time)"""
+    log_interval: float = 5.0
+    """seconds between progress lines and database metric rows"""
+    db: str | None = None
+    """SQLite database to record the fighter, metrics and checkpoints in (None: no database)"""
+    fighter_id: int | None = None
+    """existing fighter id to train in the database (None: register a new fighter)"""
+    glb_filename: str | None = None
+    """3D model file the registered fighter uses (None: <name>.glb)"""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# Values that are checked beyond their type; each message names what a valid value is.
+_CHECKS = {
+    "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"),
+               "auto, cpu, cuda, cuda:N or mps"),
+    "torch_threads": (lambda v: v >= 1, "an integer >= 1"),
+    "checkpoint_interval": (lambda v: v >= 1, "an integer >= 1"),
+    "log_interval": (lambda v: v > 0, "a number > 0 (seconds)"),
+    "env.name": (lambda v: v in ("arena", "gymnasium"), "arena or gymnasium"),
+    "env.backend": (lambda v: v in ("Serial", "Multiprocessing"), "Serial or Multiprocessing"),
+    "env.num_envs": (lambda v: v >= 1, "an integer >= 1"),
+    "env.num_arenas": (lambda v: v >= 1, "an integer >= 1"),
+    "env.fighters_per_arena": (lambda v: 2 <= v <= 8, "an integer from 2 to 8"),
+    "env.report_interval": (lambda v: v >= 1, "an integer >= 1"),
+    "policy.hidden_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.total_timesteps": (lambda v: v >= 1, "an integer >= 1"),
+    "train.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "train.num_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "train.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "train.gae_lambda": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "train.reward_scale": (lambda v: v > 0, "a number > 0"),
+    "train.num_minibatches": (lambda v: v >= 1, "an integer >= 1"),
+    "train.update_epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "train.clip_coef": (lambda v: v > 0, "a number > 0"),
+    "train.max_grad_norm": (lambda v: v > 0, "a number > 0"),
+    "train.target_kl": (lambda v: v is None or v > 0, "a number > 0 or null"),
+    "eval.interval": (lambda v: v >= 0, "an integer >= 0 (0 disables evaluation)"),
+    "eval.matches": (lambda v: v >= 1, "an integer >= 1"),
+    "eval.fighters": (lambda v: 2 <= v <= 8, "an integer from 2 to 8"),
+    "eval.metric": (lambda v: v in ("win_rate", "survival_rate", "avg_reward", "mean_rank"),
+                    "win_rate, survival_rate, avg_reward or mean_rank"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+def load_config(path: str | os.PathLike | dict | None = None, overrides=()) -> Config:
+    """Load a YAML config (following ``extends``), apply overrides, and type-check everything.
+
+    ``path`` may also be a config dict (as a checkpoint stores it). ``overrides`` is either a
+    list of command-line tokens (``["--train.learning_rate", "1e-3"]``) or a mapping of dotted
+    keys to values (``{"train.learning_rate": 1e-3}``).
+    """
+    raw: dict = {}
+    sources: dict[str, str] = {}
+    label = CLI
+    if isinstance(path, dict):
+        raw, label = copy.deepcopy(path), "the checkpoint's stored config"
+    elif path is not None:
+        raw, sources = _read_with_extends(Path(path), chain=())
+        label = str(path)
+    if isinstance(overrides, dict):
+        pairs = [(key, value, f"{CLI} ({key}={value!r})") for key, value in overrides.items()]
+    else:
+        pairs = [(key, _parse_scalar(value), f"{CLI} (--{key})") for key, value in parse_overrides(overrides)]
+    for key, value, origin in pairs:
+        _set_dotted(raw, key, value)
+        sources[key] = origin
+    config = _build(Config, raw, prefix="", sources=sources, default_source=label)
+    _check(config, sources, default_source=label)
+    return config
+
+
+def parse_overrides(tokens) -> list[tuple[str, str]]:
+    """Pair ``--section.key value`` / ``--section.key=value`` tokens into (dotted key, raw string)."""
+    pairs, tokens, i = [], list(tokens), 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise ConfigError(f"expected an override like --train.learning_rate 1e-3, got {token!r}")
+        key = token[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(tokens):
+            value = tokens[i + 1]
+            i += 2
+        else:
+            raise ConfigError(f"override {token!r} on {CLI} has no value; write {token} VALUE")
+        pairs.append((key.replace("-", "_"), value))
+    return pairs
+
+
+def config_to_dict(config: Config) -> dict:
+    """The config as plain YAML-able data (the resolved config a run folder stores)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict, source: str = "a checkpoint") -> Config:
+    """Rebuild a Config from ``config_to_dict`` output, with the same checks as a file."""
+    config = _build(Config, data, prefix="", sources={}, default_source=source)
+    _check(config, {}, default_source=source)
+    return config
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML (temp file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _read_with_extends(path: Path, chain: tuple) -> tuple[dict, dict]:
+    if not path.is_file():
+        hint = f" (extended by {chain[-1]})" if chain else ""
+        raise ConfigError(f"config file {str(path)!r} not found{hint}")
+    if path.resolve() in chain:
+        raise ConfigError(f"config file {str(path)!r} extends itself through {[str(p) for p in chain]}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")
+    base, sources = {}, {}
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ConfigError(f"key 'extends' in {str(path)!r} must be a file name, got {parent!r}")
+        base, sources = _read_with_extends(path.parent / parent, chain + (path.resolve(),))
+    for key, value in _flatten(data):
+        _set_dotted(base, key, value)
+        sources[key] = str(path)
+    return base, sources
+
+
+def _flatten(data: dict, prefix: str = ""):
+    """Yield (dotted key, value) leaves; section mappings recurse, dict-valued fields stay whole."""
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and not _is_dict_field(dotted):
+            yield from _flatten(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def _is_dict_field(dotted: str) -> bool:
+    cls, parts = Config, dotted.split(".")
+    for part in parts:
+        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        if part not in fields:
+            return False
+        cls = _hints(cls)[part]
+    return any(typing.get_origin(arg) is dict for arg in _union_args(cls))
+
+
+def _set_dotted(data: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _parse_scalar(text: str):
+    """Parse an override value as YAML (numbers, booleans, null, [lists], {maps}); else keep the string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and type checking
+# ---------------------------------------------------------------------------------------------
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _union_args(tp) -> tuple:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return typing.get_args(tp)
+    return (tp,)
+
+
+def _source(sources: dict, dotted: str, default_source: str) -> str:
+    """The file (or command line) that set this key or the closest enclosing one."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in sources:
+            return sources[key]
+    for key, origin in sources.items():
+        if key.startswith(dotted + "."):
+            return origin
+    return default_source
+
+
+def _build(cls, data, prefix: str, sources: dict, default_source: str):
+    if not isinstance(data, dict):
+        where = _source(sources, prefix.rstrip("."), default_source)
+        raise ConfigError(f"section {prefix.rstrip('.')!r} in {where} must be a mapping, got {data!r}")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            where = _source(sources, dotted, default_source)
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
+            valid = ", ".join(names)
+            section = f"section {prefix.rstrip('.')!r}" if prefix else "the top level"
+            raise ConfigError(f"unknown key {dotted!r} in {where}{hint} (valid keys in {section}: {valid})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, dotted + ".", sources, default_source)
+        else:
+            kwargs[key] = _coerce(value, tp, dotted, _source(sources, dotted, default_source))
+    return cls(**kwargs)
+
+
+def _type_name(tp) -> str:
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of ({_type_name(typing.get_args(tp)[0])})"
+    if origin is dict:
+        return f"a mapping of names to ({_type_name(typing.get_args(tp)[1])})"
+    if tp is Any:
+        return "any value"
+    return getattr(tp, "__name__", str(tp))
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _coerce(value, tp, dotted: str, where: str):
+    try:
+        return _coerce_inner(value, tp)
+    except _Mismatch:
+        raise ConfigError(
+            f"key {dotted!r} in {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        ) from None
+
+
+def _coerce_inner(value, tp):
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        # Exact matches first so that "seed" stays a string and 3 stays an int.
+        for arg in args:
+            if _matches_exactly(value, arg):
+                return _coerce_inner(value, arg)
+        for arg in args:
+            try:
+                return _coerce_inner(value, arg)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str) and "," in value:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise _Mismatch
+        return [_coerce_inner(v, item) for v in value]
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise _Mismatch
+        return {k: _coerce_inner(v, val_tp) for k, v in value.items()}
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int):
+            return value
+        number = _as_number(value)
+        if number is not None and float(number).is_integer():
+            return int(number)
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, (int, float)):
+            return float(value)
+        number = _as_number(value)
+        if number is not None:
+            return float(number)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    raise TypeError(f"config schema uses an unsupported type {tp!r}")
+
+
+def _matches_exactly(value, tp) -> bool:
+    if tp is type(None):
+        return value is None
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp in (int, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    return False
+
+
+def _as_number(value):
+    """Numbers written as strings: PyYAML reads 1e-3 (no dot) and 2e6 as strings."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value.replace("_", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def _check(config: Config, sources: dict, default_source: str) -> None:
+    for dotted, (ok, expected) in _CHECKS.items():
+        node = config
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        if not ok(node):
+            where = _source(sources, dotted, default_source)
+            raise ConfigError(f"key {dotted!r} in {where} must be {expected}, got {node!r}")
+    env = config.env
+    if env.name == "gymnasium" and not env.id:
+        where = _source(sources, "env.id", default_source)
+        raise ConfigError(f"key 'env.id' in {where} must name a Gymnasium env (e.g. CartPole-v1) when env.name is gymnasium")
+    if env.name == "arena":
+        _check_arena_keys(config, sources, default_source)
+
+
+def _check_arena_keys(config: Config, sources: dict, default_source: str) -> None:
+    """Reward terms, rule names and bot names are the arena's; check them here so errors name the file."""
+    from arena.rules import BOT_NAMES, REWARD_PRESETS, REWARD_TERMS, Rules
+
+    env = config.env
+    rule_names = [f.name for f in dataclasses.fields(Rules)]
+    if isinstance(env.rewards, dict):
+        for term in env.rewards:
+            if term not in REWARD_TERMS:
+                where = _source(sources, f"env.rewards.{term}", default_source)
+                raise ConfigError(f"unknown key 'env.rewards.{term}' in {where} (reward terms: {', '.join(REWARD_TERMS)})")
+    elif env.rewards not in REWARD_PRESETS:
+        where = _source(sources, "env.rewards", default_source)
+        raise ConfigError(f"key 'env.rewards' in {where} names no reward preset: {env.rewards!r} (presets: {', '.join(REWARD_PRESETS)})")
+    for section, rules in (("env.rules", env.rules), ("eval.rules", config.eval.rules)):
+        for name in rules:
+            if name not in rule_names:
+                where = _source(sources, f"{section}.{name}", default_source)
+                raise ConfigError(f"unknown key '{section}.{name}' in {where} (rules: {', '.join(rule_names)})")
+    bots = []
+    for entry in env.opponents or []:
+        bots.extend(entry if isinstance(entry, list) else [entry])
+    for key, names in (("env.opponents", bots), ("eval.opponents", config.eval.opponents)):
+        for name in names:
+            if name not in BOT_NAMES:
+                where = _source(sources, key, default_source)
+                raise ConfigError(f"key {key!r} in {where} names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
+    if env.opponents is not None and len(env.opponents) >= env.fighters_per_arena:
+        where = _source(sources, "env.opponents", default_source)
+        raise ConfigError(
+            f"key 'env.opponents' in {where} fills all {env.fighters_per_arena} slots "
+            f"({len(env.opponents)} bots); leave at least one slot for the learner")

@@ -1,0 +1,139 @@
+"""How fast training runs, and how fast it could run: the policy's compute bound vs end to end.
+
+    python -m policies.bench                                   # configs/aggression.yaml, as shipped
+    python -m policies.bench --config configs/tournament.yaml --timesteps 5000000 --json out.json
+
+1. The policy alone, at the config's shapes: inference (forward + sampling on num_agents rows)
+   and training (forward/backward/clip/Adam on one minibatch) samples per second. One
+   agent-step costs one inference plus update_epochs training passes, so the compute bound is
+   1 / (1 / inference + update_epochs / training) agent-steps per second.
+2. A real training run with the config (evaluations and checkpoints included), in the same
+   process: end-to-end agent-steps per second and the time split between env, inference,
+   update and the rest.
+Figures are medians of --repeats timings after a warm-up.
+"""
+if __name__ == "__main__":  # same malloc setup as train.py
+    from policies.runtime import reexec_with_malloc_tunables
+
+    reexec_with_malloc_tunables()
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import torch
+
+from policies.network import Policy, sample_actions
+
+
+def _median_rate(fn, samples: int, repeats: int, min_time: float = 0.3) -> float:
+    fn()
+    calls = 1
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_time / 3:
+        fn()
+        calls += 1
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rates.append(samples * calls / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidden_size: int = 128,
+                 train_args=None, repeats: int = 5) -> dict:
+    """Inference and training samples/s of the network and the resulting agent-steps/s bound."""
+    from train import ppo_loss
+
+    torch.manual_seed(0)
+    policy = Policy(hidden_size=hidden_size)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
+    obs = torch.randn(num_agents, policy.obs_size)
+
+    def infer():
+        with torch.no_grad():
+            logits, _ = policy(obs)
+            logprobs = torch.log_softmax(logits, dim=-1)
+            action = sample_actions(logprobs)
+            logprobs.gather(-1, action.unsqueeze(-1))
+            action.to(torch.int32).numpy()
+
+    mb = dict(obs=torch.randn(minibatch_size, policy.obs_size), actions=torch.randint(0, 10, (minibatch_size,)),
+              logprobs=torch.full((minibatch_size,), -math.log(10)), advantages=torch.randn(minibatch_size),
+              returns=torch.randn(minibatch_size), values=torch.randn(minibatch_size))
+
+    def update():
+        loss, _ = ppo_loss(policy, mb, train_args)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), train_args.max_grad_norm)
+        optimizer.step()
+
+    inference = _median_rate(infer, num_agents, repeats)
+    training = _median_rate(update, minibatch_size, repeats)
+    bound = 1.0 / (1.0 / inference + update_epochs / training)
+    return dict(inference_samples_per_s=round(inference), training_samples_per_s=round(training),
+                policy_bound_sps=round(bound), num_agents=num_agents, minibatch_size=minibatch_size,
+                update_epochs=update_epochs)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/aggression.yaml")
+    parser.add_argument("--timesteps", type=float, default=None, help="train this many agent-steps (default: the config's)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--run-dir", help="keep the training run here (default: a temporary folder, deleted)")
+    args, args.overrides = parser.parse_known_args(argv)  # the rest: --section.key value overrides
+
+    from configs import load_config
+    from train import make_vecenv, train
+
+    config = load_config(args.config, args.overrides)
+    if args.timesteps:
+        config.train.total_timesteps = int(args.timesteps)
+    torch.set_num_threads(config.torch_threads)
+    vecenv = make_vecenv(config.env, seed=0)
+    num_agents = vecenv.num_agents
+    vecenv.close()
+    rows = num_agents * config.train.num_steps
+    bound = policy_bound(num_agents, math.ceil(rows / config.train.num_minibatches), config.train.update_epochs,
+                         config.policy.hidden_size, config.train, args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(config, run_dir=args.run_dir or tmp, progress=False)
+    split = dict(summary["time_split_s"])
+    split["other"] = max(summary["run_time_s"] - sum(split.values()), 0.0)
+    total = sum(split.values())
+    env_sps = summary["global_step"] / split["env"] if split.get("env") else float("nan")
+    figures = dict(
+        config=args.config, overrides=args.overrides, total_timesteps=config.train.total_timesteps,
+        torch_threads=config.torch_threads, glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
+        machine=f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, device {summary['device']}",
+        **bound, end_to_end_sps=summary["sps"], fraction_of_bound=round(summary["sps"] / bound["policy_bound_sps"], 3),
+        env_only_sps=round(env_sps), time_split_s={k: round(v, 2) for k, v in split.items()},
+        time_split_fraction={k: round(v / total, 3) for k, v in split.items()},
+        run_time_s=summary["run_time_s"], global_step=summary["global_step"], best_eval=summary["best_eval"])
+    print(f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads {config.torch_threads})")
+    print(f"policy inference     {bound['inference_samples_per_s']:>12,} samples/s   (batch {num_agents})")
+    print(f"policy training      {bound['training_samples_per_s']:>12,} samples/s   (minibatch {bound['minibatch_size']}, "
+          f"fwd+bwd+Adam)")
+    print(f"policy compute bound {bound['policy_bound_sps']:>12,} agent-steps/s (1 inference + {config.train.update_epochs} epochs)")
+    print(f"end to end           {summary['sps']:>12,.0f} agent-steps/s = {figures['fraction_of_bound']:.0%} of the bound "
+          f"({summary['global_step']:,} steps in {summary['run_time_s']:.1f} s)")
+    print(f"env alone            {env_sps:>12,.0f} agent-steps/s")
+    print("time split           " + "  ".join(f"{k} {v:.1%}" for k, v in figures["time_split_fraction"].items()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Checkpoint files: a trained fighter's weights with everything needed to use or resume it.
+
+A checkpoint is a ``torch.save`` dict:
+
+=================== ===========================================================================
+key                 contents
+=================== ===========================================================================
+format              ``"wrestling-arena-agent"`` (anything else is not ours)
+format_version      ``1``
+policy              network shape: obs_size, num_actions, hidden_size
+state_dict          the network weights
+observation_space   ``{"shape": [30], "dtype": "float32"}``
+action_space        ``{"n": 10}``
+config              the resolved training config (a plain dict) or None
+fighter_id          the database fighter id, or None
+model_version       version number of this fighter's model (1, 2, ... per saved checkpoint)
+global_step         agent-steps trained
+metrics             latest training/eval figures (returns, win rates, ...)
+trainer_state       optimizer, counters and RNG states for ``train.py --resume`` (or None)
+created_at          UTC time of writing, ISO 8601
+=================== ===========================================================================
+
+Files are written atomically: to a temporary name in the same folder, then renamed, so a
+reader never sees half a checkpoint even if training is killed mid-write.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from policies.network import Policy
+
+FORMAT = "wrestling-arena-agent"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable checkpoint of this project (wrong kind, corrupt or incompatible)."""
+
+
+class AgentCheckpoint:
+    """A policy plus its metadata; the seed's model-loading API.
+
+    >>> model = AgentCheckpoint.load("runs/aggression-.../checkpoints/best.pt")
+    >>> actions, values = model.get_action_and_value(obs)          # obs: float32 (n, 30)
+
+    ``get_action_and_value`` is greedy (argmax) by default, which is what evaluation and the
+    game want; pass ``greedy=False`` to sample from the policy as during training.
+    A 1-D observation (30,) gives a scalar action and value.
+    """
+
+    def __init__(self, policy: Policy, config: dict | None = None, fighter_id: int | None = None,
+                 model_version: int = 0, global_step: int = 0, metrics: dict | None = None,
+                 trainer_state: dict | None = None, path: str | None = None):
+        self.policy = policy
+        self.config = config
+        self.fighter_id = fighter_id
+        self.model_version = model_version
+        self.global_step = global_step
+        self.metrics = dict(metrics or {})
+        self.trainer_state = trainer_state
+        self.path = path
+
+    @property
+    def obs_size(self) -> int:
+        return self.policy.obs_size
+
+    @property
+    def num_actions(self) -> int:
+        return self.policy.num_actions
+
+    # ------------------------------------------------------------------ inference
+    def get_action_and_value(self, obs, greedy: bool = True):
+        """Actions (int64) and values (float32) as numpy for a batch of observations."""
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == 1
+        batch = obs[None] if single else obs
+        if batch.ndim != 2 or batch.shape[1] != self.obs_size:
+            raise ValueError(
+                f"observations must have shape (n, {self.obs_size}) or ({self.obs_size},), got {obs.shape}")
+        device = next(self.policy.parameters()).device
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        actions, values = self.policy.act(x, greedy=greedy)
+        actions, values = actions.cpu().numpy(), values.cpu().numpy()
+        if single:
+            return int(actions[0]), float(values[0])
+        return actions, values
+
+    def __call__(self, obs) -> np.ndarray:
+        """Greedy actions for a batch: makes a checkpoint usable wherever a callable policy is."""
+        return self.get_action_and_value(obs, greedy=True)[0]
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "policy": {"obs_size": self.policy.obs_size, "num_actions": self.policy.num_actions,
+                       "hidden_size": self.policy.hidden_size},
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
+            "observation_space": {"shape": [self.policy.obs_size], "dtype": "float32"},
+            "action_space": {"n": self.policy.num_actions},
+            "config": self.config,
+            "fighter_id": self.fighter_id,
+            "model_version": int(self.model_version),
+            "global_step": int(self.global_step),
+            "metrics": self.metrics,
+            "trainer_state": self.trainer_state,
+            "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self, path) -> Path:
+        """Write atomically (temporary file in the same folder, fsync, rename)."""
+        path = Path(path)
+        atomic_torch_save(self.to_dict(), path)
+        self.path = str(path)
+        return path
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> "AgentCheckpoint":
+        """Load a checkpoint; raise FileNotFoundError or CheckpointError saying what is wrong."""
+        data = read_checkpoint(path)
+        spec = data["policy"]
+        policy = Policy(spec["obs_size"], spec["num_actions"], spec["hidden_size"])
+        try:
+            policy.load_state_dict(data["state_dict"])
+        except (RuntimeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{str(path)!r}: weights do not fit the network it describes ({spec}): {exc}") from None
+        policy.to(device).eval()
+        return cls(policy, config=data.get("config"), fighter_id=data.get("fighter_id"),
+                   model_version=data.get("model_version", 0), global_step=data.get("global_step", 0),
+                   metrics=data.get("metrics"), trainer_state=data.get("trainer_state"), path=str(path))
+
+
+def read_checkpoint(path) -> dict:
+    """The raw checkpoint dict, validated; errors say whether the file is missing, corrupt or foreign."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{str(path)!r} is a folder; give a checkpoint file such as {str(path / 'checkpoints' / 'latest.pt')!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt pickle can fail in any way (IndexError, KeyError, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable checkpoint (corrupt, truncated, or not written by "
+            f"torch.save of plain data): {first}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(
+            f"{str(path)!r} is not a {FORMAT} checkpoint (found {found}); "
+            "checkpoints come from train.py or AgentCheckpoint.save")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint format version {data.get('format_version')!r}; "
+            f"this code reads version {FORMAT_VERSION}")
+    for key in ("policy", "state_dict"):
+        if key not in data:
+            raise CheckpointError(f"{str(path)!r} lacks {key!r}; the file is incomplete")
+    return data
+
+
+def atomic_torch_save(obj, path) -> None:
+    """torch.save to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,105 @@
+"""Config loading: shipped files, extends, overrides, and errors that name key and file."""
+import pytest
+
+from configs import CONFIG_DIR, MODES, Config, ConfigError, config_to_dict, load_config, parse_overrides, save_config
+
+SHIPPED = ["base", *MODES, "cartpole"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_load(name):
+    config = load_config(CONFIG_DIR / f"{name}.yaml")
+    assert isinstance(config, Config)
+    if name in MODES:
+        assert config.mode == name and config.env.name == "arena"
+
+
+def test_mode_files_extend_base_and_override_it():
+    base = load_config(CONFIG_DIR / "base.yaml")
+    aggression = load_config(CONFIG_DIR / "aggression.yaml")
+    assert aggression.train.gamma == base.train.gamma          # inherited
+    assert aggression.name == "aggression" != base.name         # overridden
+    assert isinstance(aggression.env.rewards, dict)
+
+
+def test_overrides_tokens_and_dict(tmp_path):
+    config = load_config(CONFIG_DIR / "aggression.yaml",
+                         ["--train.learning_rate", "1e-3", "--train.total_timesteps=2e6", "--seed", "7",
+                          "--eval.opponents", "random,kiter", "--env.rewards.hit", "3", "--train.target_kl", "null"])
+    assert config.train.learning_rate == 1e-3 and isinstance(config.train.learning_rate, float)
+    assert config.train.total_timesteps == 2_000_000 and isinstance(config.train.total_timesteps, int)
+    assert config.seed == 7
+    assert config.eval.opponents == ["random", "kiter"]
+    assert config.env.rewards["hit"] == 3.0 and "knockout" in config.env.rewards
+    assert config.train.target_kl is None
+    config = load_config(CONFIG_DIR / "base.yaml", {"train.update_epochs": 3})
+    assert config.train.update_epochs == 3
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = load_config(CONFIG_DIR / "tournament.yaml", ["--train.gamma", "0.98"])
+    save_config(config, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert config_to_dict(again) == config_to_dict(config)
+    assert load_config(config_to_dict(config)) == config
+
+
+def write(tmp_path, text, name="bad.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write(tmp_path, "train:\n  learnign_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train.learnign_rate' in .*bad.yaml.*did you mean 'train.learning_rate'"):
+        load_config(path)
+
+
+def test_unknown_section_and_reward_term(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'trian' in .*bad.yaml"):
+        load_config(write(tmp_path, "trian:\n  gamma: 0.9\n"))
+    with pytest.raises(ConfigError, match=r"unknown key 'env.rewards.punch' in .*bad2.yaml"):
+        load_config(write(tmp_path, "env:\n  rewards: {punch: 1.0}\n", "bad2.yaml"))
+    with pytest.raises(ConfigError, match=r"unknown key 'env.rules.gravity'"):
+        load_config(write(tmp_path, "env:\n  rules: {gravity: 9.8}\n", "bad3.yaml"))
+    with pytest.raises(ConfigError, match=r"unknown bot 'ninja'"):
+        load_config(write(tmp_path, "env:\n  opponents: [ninja]\n", "bad4.yaml"))
+
+
+def test_wrong_type_names_key_file_and_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'train.num_steps' in .*bad.yaml must be int, got 'many'"):
+        load_config(write(tmp_path, "train:\n  num_steps: many\n"))
+    with pytest.raises(ConfigError, match=r"key 'train.anneal_lr' .* must be bool"):
+        load_config(write(tmp_path, "train:\n  anneal_lr: 1\n", "b.yaml"))
+    with pytest.raises(ConfigError, match=r"key 'train.gamma' .* must be a number in \(0, 1\]"):
+        load_config(write(tmp_path, "train:\n  gamma: 1.5\n", "c.yaml"))
+    with pytest.raises(ConfigError, match=r"section 'train' .* must be a mapping"):
+        load_config(write(tmp_path, "train: 3\n", "d.yaml"))
+
+
+def test_error_names_the_file_in_an_extends_chain(tmp_path):
+    write(tmp_path, "train:\n  update_epochs: two\n", "parent.yaml")
+    child = write(tmp_path, "extends: parent.yaml\nname: child\n", "child.yaml")
+    with pytest.raises(ConfigError, match=r"'train.update_epochs' in .*parent.yaml"):
+        load_config(child)
+
+
+def test_override_errors_name_the_command_line():
+    with pytest.raises(ConfigError, match=r"unknown key 'train.lr' in the command line"):
+        load_config(CONFIG_DIR / "base.yaml", ["--train.lr", "1"])
+    with pytest.raises(ConfigError, match=r"key 'train.update_epochs' in the command line .* must be int"):
+        load_config(CONFIG_DIR / "base.yaml", ["--train.update_epochs", "x"])
+    with pytest.raises(ConfigError, match="has no value"):
+        parse_overrides(["--seed"])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .*nope.yaml' not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"not found \(extended by"):
+        load_config(write(tmp_path, "extends: missing.yaml\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "train: [unclosed\n", "e.yaml"))
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n", "f.yaml"))
