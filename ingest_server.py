@@ -17,7 +17,14 @@ import signal
 import sqlite3
 import sys
 
-from ingest.server import IngestServer, ServerConfig
+BLAS_THREADS = "1"
+"""BLAS threads for /act's forward pass, set before numpy loads. Its matrices are tiny
+(64 x 128); with OpenBLAS's default of one thread per core, a product waited for a worker
+thread on a core busy elsewhere and took 16 ms instead of 15 us (docs/benchmarks.md)."""
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, BLAS_THREADS)
+
+from ingest.server import IngestServer, ServerConfig  # noqa: E402  (after the BLAS setting)
 from storage import StorageError
 
 GIL_SWITCH_INTERVAL_S = 0.0005

@@ -3,6 +3,8 @@
 Layers, each ignorant of the next: ``http`` (h11) and ``websocket`` (wsproto) adapt bytes
 to requests and messages; ``handlers`` and ``stream`` turn them into storage calls;
 ``storage.aio`` group-commits them. ``server`` wires these together; ``bench`` loads it.
+``inference`` keeps the policies ``/act`` answers with (numpy, no torch); ``bench_act``
+times that route.
 """
 
 from .limits import Limits

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from storage.aio import AsyncStore
 from storage.records import frame_rows
 from storage.schema import SCHEMA_VERSION
@@ -12,9 +14,10 @@ from storage.schema import SCHEMA_VERSION
 from . import openapi
 from .errors import ApiError
 from .http import Request, Response
+from .inference import PolicyCache
 from .limits import DEFAULT_PAGE_LIMIT, Limits
 from .routing import Router
-from .validation import EpisodeIn, EpisodeResult, FighterIn, FramesIn, check_metadata, decode, frames_of
+from .validation import ActIn, EpisodeIn, EpisodeResult, FighterIn, FramesIn, check_metadata, decode, frames_of
 
 JSON_TYPES = ("application/json", "text/plain", "")
 """Body media types accepted: JSON, or text/plain as navigator.sendBeacon sends it."""
@@ -28,6 +31,9 @@ class Api:
         self.limits = limits
         self.stats = stats
         self.started = time.monotonic()
+        self.policies = PolicyCache()
+        self._rng = np.random.default_rng()
+        """draws sampled actions of requests that give no seed"""
         r = self.router = Router()
         r.add("GET", "/health", self.health)
         r.add("GET", "/openapi.json", self.openapi_json)
@@ -39,6 +45,7 @@ class Api:
         r.add("GET", "/api/fighters/{fighter_id}/episodes", self.list_episodes)
         r.add("GET", "/api/fighters/{fighter_id}/checkpoints", self.list_checkpoints)
         r.add("GET", "/api/fighters/{fighter_id}/best-model", self.best_model)
+        r.add("POST", "/api/fighters/{fighter_id}/act", self.act)
         r.add("POST", "/api/episodes", self.create_episode, write=True)
         r.add("GET", "/api/episodes/{episode_id}", self.get_episode)
         r.add("PATCH", "/api/episodes/{episode_id}", self.complete_episode, write=True)
@@ -108,6 +115,36 @@ class Api:
         if best is None:
             raise ApiError(404, f"fighter {fighter_id} has no checkpoints yet; train it first")
         return 200, best
+
+    async def act(self, req: Request, fighter_id: int) -> tuple[int, dict]:
+        """Actions for a batch of observations from the fighter's best checkpoint (or ``version``).
+
+        A read: it changes nothing, so it needs no token."""
+        _no_query(req)
+        body = decode(_json_body(req), ActIn)
+        n, limit = len(body.observations), self.limits.max_act_observations
+        if n > limit:
+            raise ApiError(413, f"observations has {n} rows; at most {limit} per request: split it")
+        if n == 0:
+            raise ApiError(422, "observations is empty: send at least one row of 30 numbers")
+        checkpoint = await self.store.serving_checkpoint(fighter_id, body.version)
+        if checkpoint is None:
+            if body.version is None:
+                raise ApiError(404, f"fighter {fighter_id} has no checkpoints yet; train it first")
+            raise ApiError(404, f"fighter {fighter_id} has no checkpoint with model_version {body.version}; "
+                                f"GET /api/fighters/{fighter_id}/checkpoints lists them")
+        policy = await self.policies.get(checkpoint)
+        obs = np.array(body.observations, dtype=np.float32)
+        if obs.shape[1] != policy.obs_size:
+            raise ApiError(500, f"checkpoint {checkpoint['id']} takes {policy.obs_size} numbers per "
+                                f"observation, not the {obs.shape[1]} of the API; it cannot be served")
+        if body.greedy:
+            actions = policy.act(obs, greedy=True)
+        else:
+            rng = self._rng if body.seed is None else np.random.default_rng(body.seed)
+            actions = policy.act(obs, greedy=False, rng=rng)
+        return 200, {"actions": actions.tolist(), "model_version": checkpoint["model_version"],
+                     "checkpoint_id": checkpoint["id"]}
 
     # ---------------------------------------------------------------- episodes and frames
 

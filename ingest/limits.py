@@ -20,6 +20,11 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_FRAMES_PER_BATCH = 1000
 """Frames in one POST or WebSocket message (16 s of a 60 Hz match); 413 beyond it."""
 
+MAX_ACT_OBSERVATIONS = 1024
+"""Observations in one /act request: every fighter of 16 full rings at once. Its JSON is at
+most ~600 KB at full precision (inside the body limit) and its forward pass takes about a
+millisecond of the event loop; 413 beyond it."""
+
 MAX_OPPONENTS = 16
 """opponent_ids per episode; a ring holds at most this many fighters."""
 
@@ -70,6 +75,7 @@ class Limits:
     max_header_bytes: int = MAX_HEADER_BYTES
     max_body_bytes: int = MAX_BODY_BYTES
     max_frames_per_batch: int = MAX_FRAMES_PER_BATCH
+    max_act_observations: int = MAX_ACT_OBSERVATIONS
     max_page_limit: int = MAX_PAGE_LIMIT
     max_connections: int = MAX_CONNECTIONS
     max_inflight_batches: int = MAX_INFLIGHT_BATCHES

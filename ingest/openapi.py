@@ -39,13 +39,23 @@ ERROR_MEANINGS = {
     400: "Malformed JSON or query parameters",
     401: "Bearer token missing or wrong (only when the server has one)",
     403: "Origin not allowed (CORS)",
-    404: "Unknown fighter, episode or route",
+    404: "Unknown fighter, episode, checkpoint or route",
     409: "Episode already completed",
     413: "Body over the byte limit, or too many frames in one batch",
     415: "Body is not JSON",
     422: "JSON of the wrong shape, type, length or range; the message names the field",
+    500: "A registered checkpoint file is missing or unreadable (the message names it), or a server bug",
     503: "Database busy, too many connections, or shutting down; retry",
 }
+
+ACT_DESCRIPTION = """\
+The fighter's best checkpoint (highest win rate, then average reward, then newest), or the
+newest checkpoint with model_version `version`, chooses one action per observation: 0-7
+accelerate north, north-east, ..., north-west; 8 idle; 9 attack. Greedy (the default) is
+the argmax of the policy's logits; `greedy: false` draws from its distribution (pass
+`seed` to make the draw reproducible). The server loads each checkpoint file once, with
+numpy (no torch), and serves a newly registered best checkpoint from the next request on.
+No token needed: it writes nothing."""
 
 
 def _page_params() -> list[dict]:
@@ -146,6 +156,12 @@ def _build(limits: Limits) -> dict:
             "summary": "The checkpoint with the highest win rate (then average reward, then newest)",
             "parameters": [fighter_id],
             "responses": _responses(200, _ref("Checkpoint"), "The best checkpoint", (404,))}},
+        "/api/fighters/{fighter_id}/act": {"post": {
+            "summary": "Actions for a batch of observations, from the fighter's best (or a named) checkpoint",
+            "description": ACT_DESCRIPTION, "parameters": [fighter_id],
+            "requestBody": {"required": True, **_json(_ref("ActIn"))},
+            "responses": _responses(200, _ref("Actions"), "One action per observation, in order",
+                                    (400, 403, 404, 413, 415, 422, 500))}},
         "/api/episodes": {"post": {
             "summary": "Start an episode", **write,
             "requestBody": {"required": True, **_json(_ref("EpisodeIn"))},
@@ -224,6 +240,21 @@ def _build(limits: Limits) -> dict:
             "episode_id": {"type": "integer"},
             "stored": {"type": "integer", "description": "frames newly written"},
             "duplicates": {"type": "integer", "description": "frames already stored (a retry)"}}},
+        "ActIn": {"type": "object", "required": ["observations"], "additionalProperties": False, "properties": {
+            "observations": {"type": "array", "minItems": 1, "maxItems": limits.max_act_observations,
+                             "items": _vector(OBSERVATION_SIZE, OBSERVATION_SIZE,
+                                              "own position (2), health (1), velocity (2), 5 nearest enemies x 5; "
+                                              "finite numbers that fit float32")},
+            "greedy": {"type": "boolean", "default": True,
+                       "description": "argmax of the logits; false: sample from the policy"},
+            "version": {"type": ["integer", "null"], "minimum": 0,
+                        "description": "a model_version of the fighter; default: its best checkpoint"},
+            "seed": {"type": ["integer", "null"], "minimum": 0,
+                     "description": "makes sampled actions reproducible (only used when greedy is false)"}}},
+        "Actions": {"type": "object", "required": ["actions", "model_version", "checkpoint_id"], "properties": {
+            "actions": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9}},
+            "model_version": {"type": "integer", "description": "of the checkpoint that chose them"},
+            "checkpoint_id": {"type": "integer", "description": "its id in GET /api/fighters/{id}/checkpoints"}}},
         "Checkpoint": {"type": "object", "properties": {
             "id": {"type": "integer"}, "fighter_id": {"type": "integer"},
             "model_version": {"type": "integer"}, "training_iteration": {"type": "integer"},
@@ -241,6 +272,7 @@ def _build(limits: Limits) -> dict:
             "x-limits": {
                 "max_body_bytes": limits.max_body_bytes,
                 "max_frames_per_batch": limits.max_frames_per_batch,
+                "max_act_observations": limits.max_act_observations,
                 "max_page_limit": limits.max_page_limit,
                 "default_page_limit": DEFAULT_PAGE_LIMIT,
                 "max_connections": limits.max_connections,

@@ -57,6 +57,18 @@ class FramesIn(Struct, forbid_unknown_fields=True):
     observation_vector: ObservationVector | UnsetType = UNSET
 
 
+class ActIn(Struct, forbid_unknown_fields=True):
+    """POST /api/fighters/{id}/act: observations to choose actions for."""
+
+    observations: list[ObservationVector]
+    greedy: bool = True
+    """argmax of the logits; false: a draw from the policy's distribution"""
+    version: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
+    """a model_version of the fighter's checkpoints; default: its best checkpoint"""
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
+    """makes sampled actions (greedy false) reproducible"""
+
+
 class StreamBatch(Struct, forbid_unknown_fields=True):
     """One WebSocket message: {"seq": n, "frames": [...]}."""
 
@@ -101,6 +113,7 @@ def _name(kind: type) -> str:
     return {
         FighterIn: "fighter", EpisodeIn: "episode", EpisodeResult: "episode result",
         FramesIn: "frames body", StreamBatch: "stream message", StreamAuth: "auth message",
+        ActIn: "act body",
     }.get(kind, kind.__name__)
 
 

@@ -453,6 +453,17 @@ class AsyncStore:
         row = await self._one(q.BEST_CHECKPOINT, (fighter_id,))
         return q.checkpoint_dict(row) if row else None
 
+    async def serving_checkpoint(self, fighter_id: int, model_version: int | None = None) -> dict | None:
+        """The checkpoint /act serves: the fighter's best, or its newest of ``model_version``.
+        None if it has none; NotFoundError if the fighter does not exist. One query."""
+        if model_version is None:
+            row = await self._one(q.SERVING_BEST_CHECKPOINT, (fighter_id,))
+        else:
+            row = await self._one(q.SERVING_CHECKPOINT_VERSION, (model_version, fighter_id))
+        if row is None:
+            raise NotFoundError(f"fighter {fighter_id} does not exist")
+        return q.checkpoint_dict(row[1:]) if row[1] is not None else None
+
     async def schema_version(self) -> int:
         return (await self._one("PRAGMA user_version", ()))[0]
 

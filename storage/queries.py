@@ -110,6 +110,21 @@ LIST_CHECKPOINTS = (
 )
 COUNT_CHECKPOINTS = "SELECT COUNT(*) FROM model_checkpoints WHERE fighter_id = ?"
 
+_C_CHECKPOINT_COLUMNS = ", ".join(f"c.{col}" for col in CHECKPOINT_COLUMNS.split(", "))
+SERVING_BEST_CHECKPOINT = (
+    f"SELECT f.id, {_C_CHECKPOINT_COLUMNS} FROM fighters f LEFT JOIN model_checkpoints c ON c.id = ("
+    "SELECT id FROM model_checkpoints WHERE fighter_id = f.id "
+    "ORDER BY win_rate DESC, avg_reward DESC, id DESC LIMIT 1) WHERE f.id = ?"
+)
+"""One round trip for /act: no row if the fighter is unknown, NULL checkpoint columns if it
+has no checkpoint, else its best (the order of BEST_CHECKPOINT)."""
+SERVING_CHECKPOINT_VERSION = (
+    f"SELECT f.id, {_C_CHECKPOINT_COLUMNS} FROM fighters f LEFT JOIN model_checkpoints c ON c.id = ("
+    "SELECT id FROM model_checkpoints WHERE fighter_id = f.id AND model_version = ? "
+    "ORDER BY id DESC LIMIT 1) WHERE f.id = ?"
+)
+"""As SERVING_BEST_CHECKPOINT for one model_version (the newest row if several runs saved it)."""
+
 INSERT_METRICS = (
     "INSERT INTO training_metrics (fighter_id, training_session_id, iteration_number, "
     "avg_reward_last_100, win_rate_last_100, loss, policy_entropy) VALUES (?, ?, ?, ?, ?, ?, ?)"
