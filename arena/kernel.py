@@ -44,6 +44,7 @@ ENEMY_FEATURES = 5       # relative x, y, relative vx, vy, health
 ACTION_IDLE = 8
 ACTION_ATTACK = 9
 NO_FIGHTER = -1
+HEALTH_EPSILON = 1e-9     # health below this is 0: ten hits of 0.1 leave 1e-16 in floating point
 
 # Columns of `fl`, the per-fighter float64 state.
 X, Y = 0, 1               # position, m
@@ -317,7 +318,9 @@ def physics_frame(a, fl, it, ar, params, weights):
         if j == NO_FIGHTER:
             continue
         damage = params[P_HIT_DAMAGE]
-        health = max(0.0, fl[a, j, HEALTH] - damage)
+        health = fl[a, j, HEALTH] - damage
+        if health < HEALTH_EPSILON:
+            health = 0.0
         fl[a, j, HEALTH] = health
         impulse = params[P_KNOCKBACK] * (1.0 + params[P_KNOCKBACK_SCALE] * (1.0 - health))
         dx = fl[a, j, X] - fl[a, f, X]

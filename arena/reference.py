@@ -165,7 +165,9 @@ def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: Rewar
     # Hits.
     for i in sorted(targets):
         attacker, victim = fighters[i], fighters[targets[i]]
-        victim.health = max(0.0, victim.health - rules.hit_damage)
+        victim.health = victim.health - rules.hit_damage
+        if victim.health < 1e-9:  # ten hits of 0.1 knock out a fresh fighter, rounding aside
+            victim.health = 0.0
         impulse = rules.knockback * (1 + rules.knockback_scale * (1 - victim.health))
         dx, dy = victim.x - attacker.x, victim.y - attacker.y
         d = math.hypot(dx, dy)

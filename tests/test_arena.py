@@ -111,6 +111,16 @@ def test_attack_needs_reach_and_facing():
         assert (ring.rewards[0] == 1.0) == expect_hit, (position, facing)
 
 
+def test_ten_default_hits_knock_out_a_fresh_fighter():
+    ring = Ring(2, frame_skip=1, friction=0.0)
+    for hit in range(10):
+        assert ring.arena.alive[0, 1], f"knocked out after only {hit} hits"
+        ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[EAST, WEST])
+        ring.arena.cooldown[0, 0] = 0
+        ring.step(ACTION_ATTACK)
+    assert ring.arena.fate[0, 1] == FATE_KNOCKED_OUT
+
+
 def test_knockback_grows_as_health_drops():
     speeds = []
     for health in (1.0, 0.3):
