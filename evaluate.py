@@ -1,212 +1,312 @@
-"""Evaluate a fighter against scripted bots over seeded matches.
+"""Evaluate a fighter over seeded matches, compare fighters, and replay their matches.
 
     python evaluate.py runs/<run>/checkpoints/best.pt --opponents random,chaser --matches 200 --seed 0
-    python evaluate.py best.pt --fighters 8 --opponents chaser --json results.json
+    python evaluate.py best.pt --opponents chaser,runs/old/checkpoints/best.pt,my_bots:charge --json out.json
+    python evaluate.py best.pt --opponents chaser --replay match.gif --replay-frames match.ndjson
+    python evaluate.py best.pt --db data/arena.db            # record a model_checkpoints row
+    python evaluate.py compare v1=runs/a/checkpoints/step_000001638400.pt v2=runs/a/checkpoints/best.pt chaser
 
-Python API (train.py uses it for periodic evaluation and best.pt):
+A player (the evaluated one or an opponent) is a bot name, a checkpoint file, ``module:function``
+(obs float32 (n, 30) -> actions int (n,)), ``path/to/file.py:function`` or ``uniform``
+(evaluation/players.py). Python API (train.py uses it for periodic evaluation and best.pt):
 
-    from evaluate import evaluate
+    from evaluate import evaluate, compare
     results = evaluate(policy, opponents=["random", "chaser"], matches=200, seed=0)
     results["chaser"]["win_rate"], results["chaser"]["ci95"]
+    table = compare(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt", "chaser"], matches=100)
 
-Each opponent gets exactly ``matches`` matches: one ArenaEnv with one arena per match, the
-learner in slot 0 and ``fighters - 1`` copies of the bot, and only each arena's first match
-counts. Everything is seeded, so the same policy, seed and rules give the same numbers.
-A win is finishing as the sole rank-1 fighter (the last one standing, or the healthiest at the
-time limit); a shared first place is a draw.
+Each opponent gets exactly ``matches`` matches: one ArenaEnv with one arena per match and only
+each arena's first match counts. Against a bot, the evaluated fighter is in slot 0 and the
+other slots are that bot; against a policy (checkpoint or callable) every slot is an agent,
+the evaluated fighter taking slot ``match % fighters`` so that no slot is favoured, and each
+side's rows are batched into one call per decision. Everything is seeded, so the same
+players, seed and rules give the same numbers. A win is finishing as the sole rank-1 fighter
+(the last one standing, or the healthiest at the time limit); a shared first place is a draw.
+docs/evaluation.md is the guide.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
 
-UNIFORM = "uniform"
-"""the checkpoint argument that evaluates a uniformly random policy instead of a file"""
-NUM_ACTIONS = 10
-Z95 = 1.959963984540054
-"""two-sided 95% normal quantile, for the Wilson score interval"""
+from evaluation.compare import compare
+from evaluation.matches import Z95, play, summarize, wilson_interval
+from evaluation.players import UNIFORM, Player, PlayerError, as_action_fn, resolve_player, uniform_policy
 
-
-def wilson_interval(wins: float, n: int, z: float = Z95) -> list[float]:
-    """Wilson score interval of a binomial proportion: [lo, hi] (the whole [0, 1] for n = 0)."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = wins / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+__all__ = ["evaluate", "compare", "play_matches", "as_action_fn", "uniform_policy", "wilson_interval",
+           "UNIFORM", "Z95", "main"]
 
 
-def as_action_fn(policy, greedy: bool = True, seed: int = 0):
-    """Turn an AgentCheckpoint, a torch policy or a callable into ``obs (n, 30) -> actions (n,)``.
-
-    A torch policy is anything returning (logits, value) from ``forward``, as policies.Policy
-    does. Sampling (greedy=False) draws from a generator seeded with ``seed``.
-    """
-    from policies import AgentCheckpoint, sample_actions
-
-    if isinstance(policy, AgentCheckpoint):
-        policy = policy.policy
-    if not isinstance(policy, torch.nn.Module):
-        if not callable(policy):
-            raise TypeError(f"policy must be an AgentCheckpoint, a torch policy or a callable, got {type(policy).__name__}")
-        return lambda obs: np.asarray(policy(obs)).reshape(-1)
-    device = next(policy.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    @torch.no_grad()
-    def act(obs):
-        logits, _ = policy(torch.from_numpy(obs).to(device))
-        if greedy:
-            return logits.argmax(-1).cpu().numpy()
-        return sample_actions(torch.log_softmax(logits, -1), generator=generator).cpu().numpy()
-
-    return act
-
-
-def play_matches(act, opponent: str, matches: int, seed: int, fighters: int = 2,
-                 rewards="seed", **rules) -> dict:
-    """Play ``matches`` first matches of the learner against ``fighters - 1`` copies of one bot."""
-    from arena.kernel import FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT
-    from envs import ArenaEnv
-
-    env = ArenaEnv(num_arenas=matches, fighters_per_arena=fighters, seed=seed,
-                   opponents=[opponent] * (fighters - 1), rewards=rewards,
-                   report_interval=1 << 30, **rules)
-    arena = env.arena
-    slot = arena.agent_slots[0]
-    obs, _ = env.reset(seed=seed)
-    finished = np.zeros(matches, dtype=bool)
-    rank = np.zeros(matches)
-    sole_first = np.zeros(matches, dtype=bool)
-    ret, hits, kos, ring_outs, length = (np.zeros(matches) for _ in range(5))
-    fate = np.zeros(matches, dtype=np.int8)
-    max_steps = math.ceil(env.rules.max_frames / env.rules.frame_skip) + 1
-    for _ in range(max_steps):
-        env.step(act(obs).astype(np.int32))
-        ended = np.flatnonzero((arena.match_end != 0) & ~finished)
-        if len(ended):
-            ranks = arena.final_rank[ended]
-            rank[ended] = ranks[:, slot]
-            sole_first[ended] = (ranks == 1).sum(axis=1) == 1
-            ret[ended] = arena.final_return[ended, slot]
-            hits[ended] = arena.final_hits[ended, slot]
-            kos[ended] = arena.final_kos[ended, slot]
-            ring_outs[ended] = arena.final_ringouts[ended, slot]
-            fate[ended] = arena.final_fate[ended, slot]
-            length[ended] = arena.final_length[ended]
-            finished[ended] = True
-        if finished.all():
-            break
+# =============================================================================================
+# Matches against one opponent
+# =============================================================================================
+def versus(learner: Player, opponent: Player, matches: int, seed: int, fighters: int = 2, rewards="seed",
+           threads=None, **rules) -> dict:
+    """The learner's figures over ``matches`` first matches against ``fighters - 1`` copies of
+    the opponent (see summarize in evaluation/matches.py for the keys)."""
+    if opponent.kind == "bot":
+        players, bots = [learner], [opponent.bot] * (fighters - 1)
+        seats = np.zeros((matches, 1), dtype=np.int64)
     else:
-        raise RuntimeError(f"{int((~finished).sum())} matches did not end within max_frames; the env broke its contract")
-    env.close()
-    wins = int(((rank == 1) & sole_first).sum())
-    return {
-        "win_rate": wins / matches,
-        "ci95": [round(x, 6) for x in wilson_interval(wins, matches)],
-        "draw_rate": float(((rank == 1) & ~sole_first).mean()),
-        "avg_reward": float(ret.mean()),
-        "hits": float(hits.mean()),
-        "knockouts": float(kos.mean()),
-        "ring_outs": float(ring_outs.mean()),
-        "knocked_out": float((fate == FATE_KNOCKED_OUT).mean()),
-        "rung_out": float((fate == FATE_RING_OUT).mean()),
-        "survival_rate": float((fate == FATE_ALIVE).mean()),
-        "mean_rank": float(rank.mean()),
-        "match_length": float(length.mean()),
-        "matches": matches,
-    }
+        players, bots = [learner, opponent], []
+        seats = np.ones((matches, fighters), dtype=np.int64)
+        seats[np.arange(matches), np.arange(matches) % fighters] = 0
+    out = play(players, seats, bots, seed=seed, rewards=rewards, threads=threads, **rules)
+    return summarize(out, 0)
+
+
+def play_matches(act, opponent, matches: int, seed: int, fighters: int = 2, rewards="seed", **rules) -> dict:
+    """Play ``matches`` first matches of a callable ``obs -> actions`` against ``fighters - 1``
+    copies of one opponent (a spec or a Player)."""
+    learner = resolve_player(act, name="learner")
+    return versus(learner, resolve_player(opponent), matches, seed, fighters, rewards, **rules)
 
 
 def evaluate(policy, opponents=("random", "chaser"), matches: int = 200, seed: int = 0,
-             fighters: int = 2, greedy: bool = True, rewards="seed", **rules) -> dict:
-    """Results per opponent name: win_rate, ci95 (Wilson, 95%), draw_rate, avg_reward, hits,
-    knockouts and ring_outs (per match, dealt by the learner), knocked_out and rung_out (how
-    often the learner fell that way), survival_rate (still standing at the end), mean_rank,
-    match_length (frames at 60 Hz), matches.
+             fighters: int = 2, greedy: bool = True, rewards="seed", threads=None, **rules) -> dict:
+    """Results per opponent: win_rate, ci95 (Wilson, 95%), draw_rate, avg_reward, hits,
+    knockouts and ring_outs (per match, dealt by the evaluated fighter), knocked_out and
+    rung_out (how often it fell that way), survival_rate (still standing at the end),
+    mean_rank, match_length (frames at 60 Hz), matches.
 
-    policy: an AgentCheckpoint, a torch policy, or a callable obs (n, 30) -> actions (n,).
+    policy: an AgentCheckpoint, a torch policy, a callable obs (n, 30) -> actions (n,), or a
+    player spec (a bot name, checkpoint path, module:function, uniform).
+    opponents: specs (results are keyed by the spec), or a mapping name -> spec or object.
     rewards: the weights avg_reward is measured in. rules: arena.Rules overrides.
+    threads: numba threads stepping the arenas (None: numba's setting).
     """
     if isinstance(opponents, str):
         opponents = [opponents]
-    if not isinstance(matches, int) or matches < 1:
+    if not isinstance(matches, int) or isinstance(matches, bool) or matches < 1:
         raise ValueError(f"matches must be an integer >= 1, got {matches!r}")
-    results = {}
-    for opponent in opponents:
-        act = as_action_fn(policy, greedy=greedy, seed=seed)
-        results[opponent] = play_matches(act, opponent, matches, seed, fighters, rewards, **rules)
-    return results
+    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(o, o) for o in opponents]
+    if not pairs:
+        raise ValueError("give at least one opponent")
+    learner = resolve_player(policy, greedy, name=None if isinstance(policy, str) else "learner")
+    resolved = []
+    for key, spec in pairs:
+        opponent = resolve_player(spec, greedy)
+        resolved.append((key if isinstance(key, str) else opponent.name, opponent))
+    return {key: versus(learner, opponent, matches, seed, fighters, rewards, threads, **rules)
+            for key, opponent in resolved}
 
 
-def uniform_policy(seed: int = 0):
-    """The baseline: uniformly random actions from a seeded generator."""
-    rng = np.random.default_rng(seed)
-    return lambda obs: rng.integers(0, NUM_ACTIONS, size=len(obs))
-
-
+# =============================================================================================
+# Tables
+# =============================================================================================
 def format_table(results: dict) -> str:
-    header = f"{'opponent':<12} {'win rate':>8}  {'95% CI':<15} {'draws':>6} {'reward':>8} {'KOs':>5} " \
+    from evaluation.compare import unique_names
+
+    names = unique_names(list(results))  # checkpoint paths shortened to what tells them apart
+    width = max([12] + [len(name) for name in names])
+    header = f"{'opponent':<{width}} {'win rate':>8}  {'95% CI':<15} {'draws':>6} {'reward':>8} {'KOs':>5} " \
              f"{'ring-outs':>9} {'rank':>5} {'length':>7} {'matches':>7}"
     lines = [header, "-" * len(header)]
-    for name, r in results.items():
+    for name, r in zip(names, results.values()):
         lo, hi = r["ci95"]
-        lines.append(f"{name:<12} {r['win_rate']:>8.1%}  [{lo:5.1%}, {hi:5.1%}] {r['draw_rate']:>6.1%} "
+        lines.append(f"{name:<{width}} {r['win_rate']:>8.1%}  [{lo:5.1%}, {hi:5.1%}] {r['draw_rate']:>6.1%} "
                      f"{r['avg_reward']:>8.2f} {r['knockouts']:>5.2f} {r['ring_outs']:>9.2f} "
                      f"{r['mean_rank']:>5.2f} {r['match_length']:>7.0f} {r['matches']:>7}")
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate a checkpoint against scripted bots.")
-    parser.add_argument("checkpoint", help=f"a .pt file written by train.py or AgentCheckpoint.save, or "
-                        f"'{UNIFORM}' for a uniformly random policy (the baseline)")
-    parser.add_argument("--opponents", default="random,chaser", help="comma-separated bot names")
+def format_compare(result: dict) -> str:
+    rows = result["ratings"]
+    width = max([6] + [len(r["name"]) for r in rows])
+    ffa = result["ffa"]
+    header = f"{'#':>2}  {'player':<{width}} {'1v1 rating':>10}  {'95% CI':<14} {'1v1 win':>8}"
+    if ffa:
+        header += f" {'FFA rating':>10}  {'95% CI':<14} {'FFA win':>8} {'FFA rank':>8}"
+    lines = [f"Ratings (Elo scale, mean 1500; 95% CI from {result['bootstrap']} bootstrap resamples of the matches), "
+             f"sorted by the {result['rank_by']} rating", header, "-" * len(header)]
+    for r in rows:
+        lo, hi = r["rating_1v1_ci95"]
+        line = f"{r['rank']:>2}  {r['name']:<{width}} {r['rating_1v1']:>10.0f}  [{lo:5.0f}, {hi:5.0f}] {r['win_rate_1v1']:>8.1%}"
+        if ffa:
+            lo, hi = r["rating_ffa_ci95"]
+            line += f" {r['rating_ffa']:>10.0f}  [{lo:5.0f}, {hi:5.0f}] {r['ffa_win_rate']:>8.1%} {r['ffa_mean_rank']:>8.2f}"
+        lines.append(line)
+    order = [r["name"] for r in rows]
+    lines += ["", f"1v1 win rate of the row against the column ({result['matches_1v1']} matches a pair; "
+                  "draws are in the JSON)",
+              f"{'':>2}  {'':<{width}}" + "".join(f"{k:>7}" for k in range(1, len(order) + 1))]
+    for k, a in enumerate(order, start=1):
+        cells = "".join(f"{'-':>7}" if a == b else f"{result['matrix'][a][b]['win_rate']:>7.0%}" for b in order)
+        lines.append(f"{k:>2}  {a:<{width}}{cells}")
+    if ffa:
+        lines += ["", f"Free-for-all: {ffa['matches']} matches of {ffa['fighters']} fighters (seats drawn per match)"]
+    return "\n".join(lines)
+
+
+# =============================================================================================
+# The database
+# =============================================================================================
+def record_checkpoint(db_path, model, results: dict, fighter_id: int | None = None) -> tuple[int, int]:
+    """Add a model_checkpoints row for an evaluated checkpoint: win_rate and avg_reward are the
+    means over the opponents. The fighter is ``fighter_id``, else the checkpoint's own if the
+    database has it, else a newly registered one. Returns (fighter id, checkpoint row id)."""
+    from storage import Database
+
+    config = model.config or {}
+    trainer = model.trainer_state or {}
+    with Database.open(db_path) as db:
+        if fighter_id is None and model.fighter_id is not None and db.get_fighter(model.fighter_id):
+            fighter_id = model.fighter_id
+        if fighter_id is None:
+            fighter_id = db.register_fighter(config.get("glb_filename") or f"{config.get('name', 'fighter')}.glb",
+                                             {"name": config.get("name"), "mode": config.get("mode"),
+                                              "registered_by": "evaluate.py"})
+        row = db.add_checkpoint(
+            fighter_id, int(model.model_version), int(trainer.get("iteration", 0)),
+            float(np.mean([r["win_rate"] for r in results.values()])),
+            float(np.mean([r["avg_reward"] for r in results.values()])),
+            int(trainer.get("episodes", model.metrics.get("episodes", 0))),
+            str(Path(model.path).resolve()), str(config.get("mode") or "custom"))
+    return fighter_id, row
+
+
+# =============================================================================================
+# Command line
+# =============================================================================================
+def env_settings(player: Player, config_path: str | None) -> dict:
+    """Reward weights and rules: from --config if given, else the checkpoint's own config."""
+    env = dict(player.env_config)
+    if config_path:
+        from configs import config_to_dict, load_config
+
+        env = config_to_dict(load_config(config_path))["env"]
+    return {"rewards": env.get("rewards", "seed"), **env.get("rules", {})}
+
+
+def write_json(path, data) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def parse_list(text: str) -> list[str]:
+    return [o.strip() for o in text.split(",") if o.strip()]
+
+
+def evaluate_main(argv) -> int:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py", description="Evaluate a fighter against opponents over seeded matches. "
+        "Also: evaluate.py compare A B ... (round robin and ratings).")
+    parser.add_argument("checkpoint", help=f"the fighter: a .pt file from train.py, a bot name, module:function, "
+                        f"or '{UNIFORM}' for a uniformly random policy (the baseline)")
+    parser.add_argument("--opponents", default="random,chaser",
+                        help="comma-separated: bot names, checkpoint files, module:function (default random,chaser)")
     parser.add_argument("--matches", type=int, default=200, help="seeded matches per opponent")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fighters", type=int, default=2, help="fighters per match (learner + bots)")
+    parser.add_argument("--fighters", type=int, default=2, help="fighters per match (the fighter + opponent copies)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
     parser.add_argument("--config", metavar="YAML", help="take reward weights (for avg_reward) and rules from this "
                         "training config instead of the checkpoint's own")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--replay", metavar="PATH", help="render one match to an animated .gif (or .webp, .png)")
+    parser.add_argument("--replay-frames", metavar="PATH", help="write one match as ingest-server frames (NDJSON)")
+    parser.add_argument("--replay-opponent", metavar="SPEC", help="the replay's opponent (default: the first)")
+    parser.add_argument("--replay-match", type=int, default=0, metavar="I", help="which match of the seed to replay")
+    parser.add_argument("--replay-size", type=int, default=480, metavar="PX", help="replay width in pixels")
+    parser.add_argument("--replay-speed", type=float, default=1.0, help="playback speed (1 = real time)")
+    parser.add_argument("--db", metavar="PATH", help="record a model_checkpoints row in this arena database")
+    parser.add_argument("--fighter-id", type=int, help="with --db: the fighter the row belongs to")
     args = parser.parse_args(argv)
 
-    from arena import ArenaConfigError
-    from policies import AgentCheckpoint, CheckpointError
-
-    try:
-        if args.checkpoint == UNIFORM:
-            model, env_config = uniform_policy(args.seed), {}
-        else:
-            model = AgentCheckpoint.load(args.checkpoint)
-            env_config = (model.config or {}).get("env", {})
-        if args.config:
-            from configs import config_to_dict, load_config
-
-            env_config = config_to_dict(load_config(args.config))["env"]
-        results = evaluate(model, [o.strip() for o in args.opponents.split(",") if o.strip()],
-                           matches=args.matches, seed=args.seed, fighters=args.fighters,
-                           greedy=not args.sample, rewards=env_config.get("rewards", "seed"),
-                           **env_config.get("rules", {}))
-    except (FileNotFoundError, CheckpointError, ArenaConfigError, ValueError) as exc:  # ConfigError is a ValueError
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    step = f"step {model.global_step:,}" if isinstance(model, AgentCheckpoint) else "baseline"
-    print(f"{args.checkpoint}: {step}, {args.fighters} fighters, seed {args.seed}, "
+    learner = resolve_player(args.checkpoint, greedy=not args.sample)
+    if args.db and learner.checkpoint is None:
+        raise ValueError(f"--db records checkpoints; {args.checkpoint!r} is a {learner.kind}, not a checkpoint file")
+    if args.replay_size < 64:
+        raise ValueError(f"--replay-size must be at least 64 pixels, got {args.replay_size!r}")
+    opponents = parse_list(args.opponents)
+    settings = env_settings(learner, args.config)
+    results = evaluate(learner, opponents, matches=args.matches, seed=args.seed, fighters=args.fighters,
+                       greedy=not args.sample, **settings)
+    model = learner.checkpoint
+    what = f"step {model.global_step:,}" if model else \
+        {"bot": "built-in bot", UNIFORM: "baseline", "callable": "callable"}[learner.kind]
+    print(f"{args.checkpoint}: {what}, {args.fighters} fighters, seed {args.seed}, "
           f"{'sampled' if args.sample else 'greedy'} actions")
     print(format_table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "seed": args.seed,
-                                               "fighters": args.fighters, "results": results}, indent=2))
+        write_json(args.json, {"checkpoint": args.checkpoint, "seed": args.seed, "fighters": args.fighters,
+                               "greedy": not args.sample, "results": results})
+    if args.replay or args.replay_frames:
+        from evaluation.replay import record_match, result_line, save_animation, write_frames
+
+        opponent = args.replay_opponent or opponents[0]
+        rec = record_match(learner, opponent, seed=args.seed, fighters=args.fighters, match=args.replay_match,
+                           greedy=not args.sample, **settings)
+        summary = (f"match {args.replay_match} of seed {args.seed} vs {opponent}: {rec.decisions} decisions "
+                   f"({rec.frame[-1] / 60:.1f} s), {result_line(rec)}")
+        if args.replay:
+            count = save_animation(rec, args.replay, size=args.replay_size, speed=args.replay_speed)
+            print(f"replay: {args.replay} ({count} pictures, one per decision); {summary}")
+        if args.replay_frames:
+            count = write_frames(rec, args.replay_frames)
+            print(f"replay frames: {args.replay_frames} ({count} frames); {summary}")
+    if args.db:
+        fighter_id, row = record_checkpoint(args.db, model, results, args.fighter_id)
+        print(f"database {args.db}: model_checkpoints row {row} for fighter {fighter_id}")
     return 0
+
+
+def compare_main(argv) -> int:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py compare", description="Round robin (1v1 and free-for-all) between fighters, with a win "
+        "matrix and ratings. A fighter is a checkpoint file, bot name or module:function; NAME=SPEC names it.")
+    parser.add_argument("players", nargs="+", help="two or more fighters")
+    parser.add_argument("--matches", type=int, default=100, help="1v1 matches per pair")
+    parser.add_argument("--ffa-matches", type=int, default=100, help="free-for-all matches (0: none; needs 3+ players)")
+    parser.add_argument("--ffa-fighters", type=int, help="fighters per free-for-all match (default: all, at most 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
+    parser.add_argument("--bootstrap", type=int, default=200, help="resamples for the rating intervals")
+    parser.add_argument("--rank-by", choices=("1v1", "ffa", "all"), default="1v1",
+                        help="the rating that orders the table: 1v1, free-for-all, or one fitted to both")
+    parser.add_argument("--config", metavar="YAML", help="rules and reward weights (default: the first checkpoint's)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+
+    from evaluation.compare import resolve_entrants
+
+    players = resolve_entrants(args.players, greedy=not args.sample)
+    first = next((p for p in players if p.checkpoint is not None), players[0])
+    result = compare(players, matches=args.matches, ffa_matches=args.ffa_matches, ffa_fighters=args.ffa_fighters,
+                     seed=args.seed, greedy=not args.sample, bootstrap=args.bootstrap, rank_by=args.rank_by,
+                     **env_settings(first, args.config))
+    print(format_compare(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    import torch
+
+    # Evaluation runs batches of a few hundred rows through a 128-wide network: one thread is
+    # as fast, and two stall in OpenMP barriers whenever another process holds a core.
+    torch.set_num_threads(1)
+    from arena import ArenaConfigError
+    from policies import CheckpointError
+    from storage import StorageError
+
+    try:
+        if argv and argv[0] == "compare":
+            return compare_main(argv[1:])
+        return evaluate_main(argv)
+    except (FileNotFoundError, CheckpointError, ArenaConfigError, PlayerError, StorageError, ValueError) as exc:
+        # ConfigError is a ValueError; PlayerError names a bad module:function or bot
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
