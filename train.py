@@ -3,6 +3,7 @@
     python train.py configs/aggression.yaml [--section.key value ...] [--run-dir DIR] [--db PATH]
     python train.py --resume runs/aggression-20260101-120000 [--train.total_timesteps 40000000]
     python train.py configs/adaptation.yaml --init-from runs/<run>/checkpoints/best.pt
+    python train.py configs/imitation.yaml --db data/arena.db   # behavioural cloning: policies/imitation.py
 
 Python API: ``summary = train("configs/aggression.yaml", ["--train.total_timesteps", "2e6"])``.
 A run folder runs/<name>-<timestamp>/ holds config.yaml (resolved), TensorBoard events,
@@ -205,6 +206,10 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         config = load_config(config, overrides)
     if db is not None:
         config.db = str(db)
+    if config.mode == "imitation":  # behavioural cloning from recorded frames, not PPO
+        from policies.imitation import train_imitation
+
+        return train_imitation(config, run_dir=run_dir, init_from=init_from, progress=progress)
     args = config.train
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -287,6 +292,11 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
                 writer.add_scalar(f"eval/{opponent}/{key}", r[key], state["global_step"])
         win_rate = float(np.mean([r["win_rate"] for r in results.values()]))
         writer.add_scalar("eval/mean_win_rate", win_rate, state["global_step"])
+        from evaluation.replay import log_replay  # match 0 vs the first opponent, an animated GIF under Images
+
+        log_replay(writer, "eval/replay", policy, config.eval.opponents[0], state["global_step"], seed=config.eval.seed,
+                   fighters=config.eval.fighters, greedy=config.eval.greedy, rewards=config.env.rewards,
+                   rules={**config.env.rules, **config.eval.rules})
         score = float(np.mean([r[config.eval.metric] for r in results.values()]))
         reward = float(np.mean([r["avg_reward"] for r in results.values()]))  # breaks ties
         return [-score if config.eval.metric == "mean_rank" else score, reward], win_rate, results
@@ -449,6 +459,11 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if summary.get("mode") == "imitation":
+        from policies.imitation import format_summary
+
+        print(format_summary(summary))
+        return 130 if summary["interrupted"] else 0
     print(f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
           f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS)")
     print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}")

@@ -10,6 +10,7 @@ from configs.schema import (
     ConfigError,
     EnvConfig,
     EvalConfig,
+    ImitationConfig,
     PolicyConfig,
     TrainConfig,
     config_from_dict,
@@ -26,6 +27,6 @@ MODES = ("survival", "aggression", "tactical", "adaptation", "tournament")
 """The training modes; each has configs/<mode>.yaml."""
 
 __all__ = [
-    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "PolicyConfig",
+    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "ImitationConfig", "PolicyConfig",
     "TrainConfig", "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "save_config",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import difflib
 import os
 import types
@@ -128,13 +129,45 @@ class EvalConfig:
 
 
 @dataclass
+class ImitationConfig:
+    """Behavioural cloning from recorded frames (used when mode is imitation; docs/training.md)."""
+
+    fighters: list[int] | int | None = None
+    """database fighter id, or list of ids, whose recorded frames are the demonstrations (None: every fighter)"""
+    victories_only: bool = False
+    """keep only episodes the fighter won (is_victory)"""
+    max_rank: int | None = None
+    """keep only episodes finished at this rank or better (1 = first; None: any rank)"""
+    since: str | None = None
+    """keep episodes started at or after this UTC date or time, ISO 8601 (2026-11-24 or 2026-11-24T08:00)"""
+    until: str | None = None
+    """keep episodes started before this UTC date or time, ISO 8601"""
+    completed_only: bool = True
+    """keep only completed episodes (an open episode may still be streaming, or was abandoned)"""
+    action_encoding: str = "auto"
+    """action_vector -> label: argmax (one-hot or scores, one per action), index (one number), auto (by length)"""
+    holdout: float = 0.1
+    """fraction of the episodes (not frames) held out to measure action accuracy (0: none)"""
+    epochs: int = 100
+    """passes over the training frames"""
+    batch_size: int = 256
+    """frames per gradient step"""
+    learning_rate: float = 3e-3
+    """Adam learning rate"""
+    anneal_lr: bool = True
+    """anneal the learning rate to 0 over the epochs (cosine)"""
+    label_smoothing: float = 0.1
+    """cross-entropy label smoothing: keeps the logits moderate (about 20 instead of 300), so PPO can still explore when it fine-tunes the clone"""
+
+
+@dataclass
 class Config:
     """A training run."""
 
     name: str = "run"
     """run name; the run folder is <runs_dir>/<name>-<timestamp>"""
     mode: str = "custom"
-    """training mode recorded with checkpoints (survival, aggression, tactical, adaptation, tournament)"""
+    """training mode recorded with checkpoints (survival, aggression, tactical, adaptation, tournament); imitation runs behavioural cloning instead of PPO"""
     seed: int = 1
     """seed of torch, numpy and the envs"""
     device: str = "auto"
@@ -157,6 +190,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    imitation: ImitationConfig = field(default_factory=ImitationConfig)
 
 
 # Values that are checked beyond their type; each message names what a valid value is.
@@ -189,7 +223,30 @@ _CHECKS = {
     "eval.fighters": (lambda v: 2 <= v <= 8, "an integer from 2 to 8"),
     "eval.metric": (lambda v: v in ("win_rate", "survival_rate", "avg_reward", "mean_rank"),
                     "win_rate, survival_rate, avg_reward or mean_rank"),
+    "imitation.fighters": (lambda v: v is None or (min(v) >= 0 if isinstance(v, list) and v else isinstance(v, int) and v >= 0),
+                           "null (every fighter), a fighter id or a non-empty list of fighter ids"),
+    "imitation.max_rank": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    "imitation.since": (lambda v: v is None or iso_utc(v) is not None, "an ISO 8601 date or time, e.g. '2026-11-24'"),
+    "imitation.until": (lambda v: v is None or iso_utc(v) is not None, "an ISO 8601 date or time, e.g. '2026-11-24'"),
+    "imitation.action_encoding": (lambda v: v in ("auto", "argmax", "index"), "auto, argmax or index"),
+    "imitation.holdout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "imitation.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "imitation.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "imitation.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "imitation.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
 }
+
+
+def iso_utc(text: str) -> str | None:
+    """An ISO 8601 date or time as the database writes started_at (UTC, 2026-11-24T08:00:00.000Z),
+    so that text comparison orders it correctly; None if it is not one. Times without an offset are UTC."""
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,6 +521,8 @@ def _coerce_inner(value, tp):
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, datetime.date):  # YAML reads an unquoted 2026-11-24 as a date
+            return value.isoformat()
         raise _Mismatch
     raise TypeError(f"config schema uses an unsupported type {tp!r}")
 

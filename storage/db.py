@@ -271,11 +271,13 @@ class Database:
     def read_frames(
         self, fighter_id: int | None = None, episode_ids: list[int] | None = None,
         is_victory: bool | None = None, completed_only: bool = False,
-        since: str | None = None, until: str | None = None,
+        since: str | None = None, until: str | None = None, max_rank: int | None = None,
     ) -> FrameArrays:
         """All matching frames as numpy arrays, in bulk (no per-frame JSON decoding).
 
         ``since``/``until`` compare with the episode's started_at (ISO 8601 UTC text).
+        ``max_rank`` keeps episodes that finished at that rank or better (1 = first);
+        episodes completed without a rank are left out by it.
         """
         import numpy as np
 
@@ -292,6 +294,10 @@ class Database:
             params.append(int(bool(is_victory)))
         if completed_only:
             where.append("e.ended_at IS NOT NULL")
+        if max_rank is not None:
+            where.append("e.rank <= ?")
+            _check_int("max_rank", max_rank, 1)
+            params.append(int(max_rank))
         if since is not None:
             where.append("e.started_at >= ?")
             params.append(since)
