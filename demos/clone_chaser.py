@@ -285,7 +285,7 @@ async def record_matches(host: str, port: int, matches: int, seed: int, games_at
 # =============================================================================================
 # The browser check
 # =============================================================================================
-class _Site:
+class ReportSite:
     """Serves ``folder`` over HTTP and takes the page's report at POST /report."""
 
     def __init__(self, folder: Path):
@@ -301,7 +301,7 @@ class _Site:
                 self.end_headers()
 
             def log_message(self, *args):
-                pass  # the demo prints its own summary
+                pass  # quiet: the caller prints what matters
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -328,7 +328,7 @@ def browser_actions(chromium: str, export_dir: Path, obs: np.ndarray, work: Path
         (site / name).symlink_to(ROOT / "web" / name)
     (site / "export").symlink_to(export_dir.resolve())
     (site / "observations.bin").write_bytes(np.ascontiguousarray(obs, dtype="<f4").tobytes())
-    server = _Site(site)
+    server = ReportSite(site)
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     browser = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -26,8 +26,7 @@ reader never sees half a checkpoint even if training is killed mid-write.
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
@@ -167,17 +166,12 @@ def read_checkpoint(path) -> dict:
 
 
 def atomic_torch_save(obj, path) -> None:
-    """torch.save to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    """torch.save to memory, then written to a temporary file beside ``path``, fsynced and
+    renamed over ``path`` (policies.numpy_policy.atomic_write_bytes)."""
+    from policies.numpy_policy import atomic_write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

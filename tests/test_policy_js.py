@@ -6,18 +6,15 @@ every observation, its logits torch's within 1e-5, and its seeded samples must f
 policy's distribution. Chromium is Debian's package (.ci/run installs it); without it
 this test fails rather than skips.
 """
-import json
 import queue
 import shutil
 import subprocess
 import tempfile
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
+from demos.clone_chaser import ReportSite
 from policies.export import export_checkpoint
 from policy_files import arena_observations, make_checkpoint, torch_outputs
 from test_ingest_browser import find_chromium, stop_browser
@@ -26,33 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OBSERVATIONS = 10_000
 SAMPLES = 20_000
 """Seeded draws the page makes for one observation (policy-test.html's SAMPLES)."""
-
-
-class Site:
-    """Serves ``folder`` and takes the page's report at POST /report."""
-
-    def __init__(self, folder: Path):
-        self.reports: queue.Queue = queue.Queue()
-        outer = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_POST(self):
-                if self.path != "/report":
-                    return self.send_error(404)
-                outer.reports.put(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass  # keep the test output quiet
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_browser_policy_agrees_with_python(tmp_path):
@@ -71,7 +41,7 @@ def test_browser_policy_agrees_with_python(tmp_path):
     probs /= probs.sum(1, keepdims=True)
     row = int(np.argmax(-(probs * np.log(probs)).sum(1)[:1000]))  # a spread-out distribution to sample
 
-    server = Site(site)
+    server = ReportSite(site)
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     browser = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
