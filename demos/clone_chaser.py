@@ -35,10 +35,8 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +52,7 @@ import numpy as np
 from numba import njit
 
 from arena import kernel
+from demos.browser import find_chromium, headless_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_FRAMES = 30
@@ -312,13 +311,6 @@ class ReportSite:
         self.httpd.server_close()
 
 
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 def browser_actions(chromium: str, export_dir: Path, obs: np.ndarray, work: Path) -> tuple[np.ndarray, float]:
     """web/policy.js's greedy actions for ``obs`` in headless chromium (web/policy-test.html,
     the page tests/test_policy_js.py drives), and the milliseconds its ``act`` call took."""
@@ -329,43 +321,18 @@ def browser_actions(chromium: str, export_dir: Path, obs: np.ndarray, work: Path
     (site / "export").symlink_to(export_dir.resolve())
     (site / "observations.bin").write_bytes(np.ascontiguousarray(obs, dtype="<f4").tobytes())
     server = ReportSite(site)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    browser = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", f"{server.url}/policy-test.html?row=0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        report = server.reports.get(timeout=BROWSER_TIMEOUT_S)
+        with headless_chromium(chromium, f"{server.url}/policy-test.html?row=0"):
+            report = server.reports.get(timeout=BROWSER_TIMEOUT_S)
     except queue.Empty:
         raise RuntimeError(f"the browser page reported nothing within {BROWSER_TIMEOUT_S} s") from None
     finally:
-        _stop_browser(browser)
         server.close()
-        shutil.rmtree(profile, ignore_errors=True)
     if not report.get("ok"):
         raise RuntimeError(f"the browser page failed: {report.get('error')}")
     return np.array(report["greedy"], dtype=np.int64), float(report["greedyMs"])
 
 
-def _stop_browser(browser: subprocess.Popen) -> None:
-    """SIGTERM the browser's process group (it reaps its helpers), SIGKILL what is left."""
-    try:
-        os.killpg(browser.pid, signal.SIGTERM)
-        browser.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass  # forced below
-    finally:
-        try:
-            os.killpg(browser.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the group is gone already
-        browser.wait(timeout=10)
-
-
-# =============================================================================================
-# The demo
-# =============================================================================================
 def run_demo(args) -> dict:
     from configs import CONFIG_DIR
     from policies import AgentCheckpoint

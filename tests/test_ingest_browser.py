@@ -10,11 +10,9 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from demos import browser
 from storage import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,11 +28,11 @@ TOKEN = "browser-token"
 
 
 def find_chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail("chromium is not installed: apt-get install -y chromium (.ci/run does this)")
+    """Installed chromium, or fail the test (never skip it)."""
+    path = browser.find_chromium()
+    if path is None:
+        pytest.fail("chromium is not installed: apt-get install -y chromium (.ci/run does this)")
+    return path
 
 
 class PageServer:
@@ -94,51 +93,28 @@ def start_server(db: Path, port: int, origin: str) -> tuple[subprocess.Popen, in
     return proc, int(m.group(1))
 
 
-def stop_browser(browser: subprocess.Popen) -> None:
-    """SIGTERM first, so chromium reaps its helper processes; then SIGKILL what is left."""
-    try:
-        os.killpg(browser.pid, signal.SIGTERM)
-        browser.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass  # force below
-    finally:
-        try:
-            os.killpg(browser.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the whole group is gone already
-        browser.wait(timeout=10)
-
-
 def test_js_client_streams_reconnects_and_completes(tmp_path):
     chromium = find_chromium()
     page = PageServer()
     origin = f"http://127.0.0.1:{page.port}"
     db = tmp_path / "arena.db"
     server, port = start_server(db, 0, origin)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     url = f"{origin}/client-test.html?server=http://127.0.0.1:{port}&token={TOKEN}"
-    browser = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
     try:
-        first = page.next_report(timeout=60)
-        assert first.get("phase") == "streaming", first
-        os.kill(server.pid, signal.SIGKILL)  # the server dies mid-match
-        server.wait(timeout=10)
-        server, _ = start_server(db, port, origin)
-        page.control = "restarted"
-        done = page.next_report(timeout=60)
-        assert done.get("phase") == "done", done
+        with browser.headless_chromium(chromium, url):
+            first = page.next_report(timeout=60)
+            assert first.get("phase") == "streaming", first
+            os.kill(server.pid, signal.SIGKILL)  # the server dies mid-match
+            server.wait(timeout=10)
+            server, _ = start_server(db, port, origin)
+            page.control = "restarted"
+            done = page.next_report(timeout=60)
+            assert done.get("phase") == "done", done
     finally:
-        stop_browser(browser)
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)
         page.close()
-        shutil.rmtree(profile, ignore_errors=True)
 
     recorded = done["recorded"]
     assert done["missingFighter"] == 404, done  # the error answer was readable cross-origin

@@ -7,17 +7,15 @@ policy's distribution. Chromium is Debian's package (.ci/run installs it); witho
 this test fails rather than skips.
 """
 import queue
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from demos.browser import headless_chromium
 from demos.clone_chaser import ReportSite
 from policies.export import export_checkpoint
 from policy_files import arena_observations, make_checkpoint, torch_outputs
-from test_ingest_browser import find_chromium, stop_browser
+from test_ingest_browser import find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 OBSERVATIONS = 10_000
@@ -42,21 +40,13 @@ def test_browser_policy_agrees_with_python(tmp_path):
     row = int(np.argmax(-(probs * np.log(probs)).sum(1)[:1000]))  # a spread-out distribution to sample
 
     server = ReportSite(site)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    browser = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", f"{server.url}/policy-test.html?row={row}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
     try:
-        report = server.reports.get(timeout=90)
+        with headless_chromium(chromium, f"{server.url}/policy-test.html?row={row}"):
+            report = server.reports.get(timeout=90)
     except queue.Empty:
         raise AssertionError("the page reported nothing within 90 s") from None
     finally:
-        stop_browser(browser)
         server.close()
-        shutil.rmtree(profile, ignore_errors=True)
 
     assert report["ok"], report.get("error")
     assert report["info"] == {"fighterId": 5, "modelVersion": 4, "globalStep": 123_456, "obsSize": 30, "numActions": 10}
