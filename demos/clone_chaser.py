@@ -36,9 +36,6 @@ import asyncio
 import json
 import math
 import queue
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +50,7 @@ from numba import njit
 
 from arena import kernel
 from demos.browser import find_chromium, headless_chromium
+from ingest.process import start_server_process, stop_server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_FRAMES = 30
@@ -177,30 +175,6 @@ def play_results(matches: int, seed: int, opponent: str = "random", policy=None)
 # =============================================================================================
 class RecordingError(RuntimeError):
     """The server refused or did not acknowledge something the demo sent."""
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen, str, int]:
-    """ingest_server.py on ``db`` and a free loopback port; returns (process, host, port)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest_server", "--db", str(db), "--port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    m = re.search(r"http://([\d.]+):(\d+)", line)
-    if not m:
-        proc.kill()
-        raise RecordingError(f"the ingest server did not start: {line!r} {proc.stderr.read()[-2000:]}")
-    return proc, m.group(1), int(m.group(2))
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM (graceful: queued frames commit), then wait."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _call(http, method: str, path: str, body: dict, expect: int) -> dict:
@@ -348,11 +322,11 @@ def run_demo(args) -> dict:
 
     print(f"1. recording {args.matches} matches of the chaser against the random bot through the ingest server")
     t0 = time.perf_counter()
-    proc, host, port = start_server(db_path)
+    proc, host, port = start_server_process(db_path)
     try:
         recorded = asyncio.run(record_matches(host, port, args.matches, args.seed, args.games_at_once))
     finally:
-        stop_server(proc)
+        stop_server_process(proc)
     timings["record"] = round(time.perf_counter() - t0, 2)
     result["recorded"] = recorded
     print(f"   {recorded['frames']:,} frames in {recorded['episodes']} episodes (chaser won {recorded['victories']}), "

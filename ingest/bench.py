@@ -20,7 +20,6 @@ import asyncio
 import multiprocessing
 import os
 import random
-import re
 import resource
 import shutil
 import sqlite3
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .client import HttpClient, WsClient
+from .process import start_server_process, stop_server_process
 
 START_DELAY_S = 1.5
 """Time for the worker processes to connect before the common start instant."""
@@ -292,18 +292,10 @@ def run_load(host, port, transport, args, server_pid) -> dict:
 
 
 def _start_server(db: str, synchronous: str) -> tuple[subprocess.Popen, str, int]:
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen(
-        [sys.executable, str(root / "ingest_server.py"), "--db", db, "--port", "0",
-         "--log-level", "WARNING", "--synchronous", synchronous],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
-    )
-    line = proc.stdout.readline()
-    m = re.search(r"http://([\d.]+):(\d+)", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"the server did not start: {line!r} {proc.stderr.read()[-2000:]}")
-    return proc, m.group(1), int(m.group(2))
+    try:
+        return start_server_process(db, 0, "--synchronous", synchronous)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main_load(args) -> list[dict]:
@@ -322,8 +314,7 @@ def main_load(args) -> list[dict]:
             reports.append(run_load(host, port, t, args, pid))
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server_process(server)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return reports

@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 
 from .bench import _percentile, _server_cpu_s, _start_server
+from .process import stop_server_process
 
 DISTINCT_BODIES = 16
 """Different observation batches sent in turn (so no answer can come from a cache)."""
@@ -129,8 +130,7 @@ def main(argv=None) -> int:
                    for greedy in (True, False)]
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server_process(server)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -9,10 +9,8 @@ without it this test fails rather than skips.
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
-import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from demos import browser
+from ingest.process import start_server_process
 from storage import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,14 +82,8 @@ class PageServer:
 
 
 def start_server(db: Path, port: int, origin: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(db), "--port", str(port),
-         "--token", TOKEN, "--cors-origin", origin, "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )
-    m = re.search(r":(\d+) ", proc.stdout.readline())
-    assert m, "the ingest server did not start"
-    return proc, int(m.group(1))
+    proc, _, port = start_server_process(db, port, "--token", TOKEN, "--cors-origin", origin)
+    return proc, port
 
 
 def test_js_client_streams_reconnects_and_completes(tmp_path):

@@ -1,0 +1,42 @@
+"""Run ingest_server.py as a child process: for the load generators, the demo and tests."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = re.compile(r"http://([\d.]+):(\d+)")  # the address ingest_server.py prints when ready
+
+
+def start_server_process(db, port: int = 0, *args: str) -> tuple[subprocess.Popen, str, int]:
+    """Start ingest_server.py on ``db`` (port 0: a free one), log level WARNING, with any further
+    command-line ``args``; wait until it listens and return (process, host, port)."""
+    # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(db), "--port", str(port),
+         "--log-level", "WARNING", *args],
+        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    m = READY_LINE.search(line)
+    if not m:
+        proc.kill()
+        proc.wait()
+        log.seek(0)
+        raise RuntimeError(f"the ingest server did not start: {line!r} {log.read()[-2000:]}")
+    return proc, m.group(1), int(m.group(2))
+
+
+def stop_server_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM (graceful: acknowledged frames are committed), then SIGKILL after ``timeout``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
