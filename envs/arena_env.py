@@ -57,24 +57,25 @@ def action_space():
 def check_actions(actions, num_agents: int) -> np.ndarray:
     """Actions as the int32 vector the kernel reads, or a clear error."""
     actions = np.asarray(actions)
-    if actions.shape != (num_agents,):
-        actions = actions.reshape(-1) if actions.size == num_agents else actions
-        if actions.shape != (num_agents,):
-            raise ValueError(f"expected {num_agents} actions, got an array of shape {np.shape(actions)}")
-    if actions.dtype != np.int32:
-        if actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be integers in [0, {NUM_ACTIONS}), got dtype {actions.dtype}")
-        actions = actions.astype(np.int32)
+    if actions.size != num_agents:
+        raise ValueError(f"expected {num_agents} actions, got an array of shape {actions.shape}")
+    actions = actions.reshape(num_agents)
+    if actions.dtype.kind not in "iu":
+        raise ValueError(f"actions must be integers in [0, {NUM_ACTIONS}), got dtype {actions.dtype}")
+    # Range first, then the cast: a cast could wrap an out-of-range value into range.
     if num_agents and (actions.min() < 0 or actions.max() >= NUM_ACTIONS):
         bad = actions[(actions < 0) | (actions >= NUM_ACTIONS)][0]
         raise ValueError(f"action {bad!r} is outside [0, {NUM_ACTIONS})")
-    return actions
+    return actions if actions.dtype == np.int32 else actions.astype(np.int32)
 
 
 class MatchStats:
     """Running sums over the learner fighters' finished matches, for info reports."""
 
     def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
         self.sums = dict.fromkeys(INFO_KEYS, 0.0)
         self.count = 0
 
@@ -102,7 +103,7 @@ class MatchStats:
         """Means since the last report (episode_length in frames), then start over."""
         info = {key: float(value) / self.count for key, value in self.sums.items()}
         info["matches"] = self.count
-        self.__init__()
+        self.clear()
         return info
 
 
@@ -143,7 +144,7 @@ class ArenaEnv(pufferlib.PufferEnv):
     def reset(self, seed=None):
         self.arena.reset(self.observations, self.rewards, self.terminals, self.truncations,
                          self.masks, seed=self.seed if seed is None else seed)
-        self.stats = MatchStats()
+        self.stats.clear()
         self.tick = 0
         return self.observations, []
 

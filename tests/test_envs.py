@@ -81,6 +81,8 @@ def test_arena_env_rejects_bad_actions_and_configs():
     env.reset()
     with pytest.raises(ValueError, match="outside"):
         env.step(np.array([0, 10, 0, 0]))
+    with pytest.raises(ValueError, match="outside"):
+        env.step(np.array([0, 2**32 + 3, 0, 0], dtype=np.uint64))  # must not wrap to 3
     with pytest.raises(ValueError, match="expected 4 actions"):
         env.step(np.zeros(3, np.int32))
     with pytest.raises(ValueError, match="integers"):
