@@ -88,8 +88,20 @@ def make_vecenv(env_cfg, seed: int):
 
 
 # =============================================================================================
-# PPO: advantages, loss, update
+# PPO: rollout storage, advantages, loss, update
 # =============================================================================================
+def rollout_storage(num_steps, num_agents, obs_shape, device):
+    """obs, actions, logprobs, rewards, dones, masks, values: zeroed (num_steps, num_agents) tensors."""
+    obs = torch.zeros((num_steps, num_agents, *obs_shape), device=device)
+    actions = torch.zeros((num_steps, num_agents), dtype=torch.long, device=device)
+    logprobs = torch.zeros((num_steps, num_agents), device=device)
+    rewards = torch.zeros((num_steps, num_agents), device=device)
+    dones = torch.zeros((num_steps, num_agents), dtype=torch.bool, device=device)
+    masks = torch.zeros((num_steps, num_agents), dtype=torch.bool, device=device)
+    values = torch.zeros((num_steps, num_agents), device=device)
+    return obs, actions, logprobs, rewards, dones, masks, values
+
+
 def compute_gae(rewards, values, dones, masks, next_value, next_mask, gamma, gae_lambda):
     """Generalized advantage estimates and returns for a (num_steps, num_agents) rollout.
 
@@ -184,13 +196,15 @@ def open_database(config: Config, fighter_id):
 # Training
 # =============================================================================================
 def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, db=None,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, stop_at: int | None = None) -> dict:
     """Train a policy with PPO; return the summary also written to <run folder>/summary.json.
 
     config: a Config or a YAML path; overrides: ``--section.key value`` tokens or a dict.
     resume: a run folder or checkpoint to continue exactly (its config.yaml plus overrides).
     init_from: a checkpoint whose weights start a new run. db: SQLite path (overrides config.db).
     progress: one live status line (default when stdout is a terminal) or a line per log interval.
+    stop_at: stop (and save) once this many agent-steps are done, short of total_timesteps
+    (the learning-rate schedule still follows total_timesteps; league/pbt.py trains in such segments).
     """
     resumed = None
     if resume is not None:
@@ -228,7 +242,16 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     if resumed:
         state.update({k: resumed["trainer_state"][k] for k in state if k in resumed["trainer_state"]})
         state["model_version"] = resumed["model_version"]
-    vecenv = make_vecenv(config.env, seed=config.seed + RESEED * state["iteration"])
+    league = None
+    if config.league.enabled:  # self-play: opponents from a pool of snapshots and bots (league/)
+        from league import League
+
+        league = League(config, run_dir / "league", device)
+        if resumed:
+            league.load_state_dict(resumed["trainer_state"]["league"])
+        vecenv = league.make_env(seed=config.seed + RESEED * state["iteration"])
+    else:
+        vecenv = make_vecenv(config.env, seed=config.seed + RESEED * state["iteration"])
     obs_shape = vecenv.single_observation_space.shape
     num_agents, num_steps = vecenv.num_agents, args.num_steps
     policy = Policy(int(np.prod(obs_shape)), int(vecenv.single_action_space.n), config.policy.hidden_size)
@@ -254,19 +277,18 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     if evaluating:
         from evaluate import evaluate
 
-    # Rollout storage, allocated once: row t of agent i is obs[t, i] and what followed it.
-    obs = torch.zeros((num_steps, num_agents, *obs_shape), device=device)
-    actions = torch.zeros((num_steps, num_agents), dtype=torch.long, device=device)
-    logprobs = torch.zeros((num_steps, num_agents), device=device)
-    rewards = torch.zeros((num_steps, num_agents), device=device)
-    dones = torch.zeros((num_steps, num_agents), dtype=torch.bool, device=device)
-    masks = torch.zeros((num_steps, num_agents), dtype=torch.bool, device=device)
-    values = torch.zeros((num_steps, num_agents), device=device)
+    if league is not None:
+        league.maybe_snapshot(policy, state["global_step"])  # the pool's first snapshot: the starting policy
+
+    # Rollout storage, allocated once (again only when a curriculum stage changes the agent count):
+    # row t of agent i is obs[t, i] and what followed it.
+    obs, actions, logprobs, rewards, dones, masks, values = rollout_storage(num_steps, num_agents, obs_shape, device)
 
     def snapshot(metrics, best=False):
         """Save the immutable checkpoints/step_N.pt, refresh latest.pt (and best.pt), record it."""
         state["model_version"] += 1
         trainer_state = dict(optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
+                             league=league.state_dict() if league is not None else None,
                              **{k: v for k, v in state.items() if k != "model_version"})
         ckpt = AgentCheckpoint(policy, config=config_to_dict(config), fighter_id=state["fighter_id"],
                                model_version=state["model_version"], global_step=state["global_step"],
@@ -312,8 +334,9 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     next_obs, next_mask = torch.from_numpy(next_obs_np).to(device), torch.from_numpy(next_mask_np).to(device)
     start_time, start_step, start_iteration, last_log = time.time(), state["global_step"], state["iteration"], 0.0
     losses, metrics = {}, {}
+    end_step = args.total_timesteps if stop_at is None else min(stop_at, args.total_timesteps)
     try:
-        while state["global_step"] < args.total_timesteps and not stop.requested:
+        while state["global_step"] < end_step and not stop.requested:
             state["iteration"] += 1
             if args.anneal_lr:
                 frac = max(1.0 - state["global_step"] / args.total_timesteps, 0.0)
@@ -367,7 +390,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
             for k, v in episode_log.pop_means().items():
                 writer.add_scalar(f"charts/{CHART_NAMES.get(k, k)}", v, step_now)
             ret, win = episode_log.recent_mean("episode_return"), episode_log.recent_mean("win")
-            final = step_now >= args.total_timesteps or stop.requested
+            final = step_now >= end_step or stop.requested
             if run_time - last_log >= config.log_interval or final:
                 last_log = run_time
                 line = format_progress(step_now, args.total_timesteps, sps, ret, win,
@@ -391,6 +414,20 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
             if best or state["iteration"] % config.checkpoint_interval == 0:
                 snapshot(metrics, best=best)
             timing["eval_and_checkpoints"] += time.perf_counter() - t0
+
+            # ------------------------------------------------------------ league: snapshots and curriculum
+            if league is not None:
+                league.maybe_snapshot(policy, step_now)
+                league.log(writer, step_now, state["iteration"])
+                if league.promotion_due(step_now) and not final:
+                    vecenv = league.promote(step_now, seed=config.seed + RESEED * state["iteration"])
+                    num_agents = vecenv.num_agents
+                    obs, actions, logprobs, rewards, dones, masks, values = rollout_storage(
+                        num_steps, num_agents, obs_shape, device)
+                    vecenv.async_reset(config.seed + RESEED * state["iteration"])
+                    next_obs_np, _, _, _, _, _, next_mask_np = vecenv.recv()
+                    next_obs, next_mask = torch.from_numpy(next_obs_np).to(device), torch.from_numpy(next_mask_np).to(device)
+                    episode_log = EpisodeLog()  # the win rate chart restarts with the new stage
             for k in ("env", "inference", "update"):
                 writer.add_scalar(f"perf/{k}_fraction", timing[k] / max(sum(timing.values()), 1e-9), step_now)
     except KeyboardInterrupt:  # a second Ctrl-C: stop mid-update and save what there is
@@ -427,6 +464,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         best_score=state["best_score"] if math.isfinite(state["best_score"][0]) else None,
         best_eval=state["best_eval"], final_losses=losses, interrupted=stop.requested,
         fighter_id=state["fighter_id"], device=str(device), torch_threads=config.torch_threads,
+        league=league.summary() if league is not None else None,
         finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

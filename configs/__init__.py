@@ -11,7 +11,10 @@ from configs.schema import (
     EnvConfig,
     EvalConfig,
     ImitationConfig,
+    LeagueConfig,
     PolicyConfig,
+    PromotionConfig,
+    StageConfig,
     TrainConfig,
     config_from_dict,
     config_to_dict,
@@ -27,6 +30,6 @@ MODES = ("survival", "aggression", "tactical", "adaptation", "tournament")
 """The training modes; each has configs/<mode>.yaml."""
 
 __all__ = [
-    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "ImitationConfig", "PolicyConfig",
+    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "ImitationConfig", "LeagueConfig", "PolicyConfig", "PromotionConfig", "StageConfig",
     "TrainConfig", "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "save_config",
 ]

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import difflib
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -161,6 +162,82 @@ class ImitationConfig:
 
 
 @dataclass
+class PromotionConfig:
+    """When a curriculum stage hands over to the next: the learner's record in its last training matches."""
+
+    metric: str = "win_rate"
+    """win_rate (sole first place; promote at or above threshold) or mean_rank (promote at or below it)"""
+    threshold: float = 0.6
+    """the value of metric over the last `window` matches that promotes"""
+    window: int = 500
+    """learner matches the metric is measured over (promotion waits until this many are played in the stage)"""
+    min_steps: int = 0
+    """agent-steps the learner trains in the stage before promotion is considered"""
+    max_steps: int | None = None
+    """promote anyway after this many agent-steps in the stage (None: only the metric promotes)"""
+
+
+@dataclass
+class StageConfig:
+    """One curriculum stage: ring size, opponent mix and rewards (unset keys take the league's or env's)."""
+
+    name: str = ""
+    """display name (default: stage<index>)"""
+    fighters: int = 2
+    """fighters per arena (2 = duel, 4 = 1v1v1v1, 8 = free-for-all)"""
+    learners: int = 1
+    """slots per arena the learner plays; the other fighters - learners slots are opponents from the pool"""
+    num_arenas: int | None = None
+    """arenas in this stage (None: env.num_arenas)"""
+    latest: float | None = None
+    """probability an opponent slot gets the latest snapshot (None: league.latest)"""
+    past: float | None = None
+    """probability it gets an older snapshot (None: league.past)"""
+    bots: float | None = None
+    """probability it gets a scripted bot (None: league.bots)"""
+    bot_names: list[str] | None = None
+    """scripted bots to draw from (None: league.bot_names)"""
+    rewards: Union[dict[str, float], str, None] = None
+    """reward weights or preset in this stage (None: env.rewards)"""
+    promote: PromotionConfig | None = None
+    """the rule that ends this stage (None: the stage lasts to the end of training)"""
+
+
+@dataclass
+class LeagueConfig:
+    """Self-play against a pool of frozen snapshots and bots, with an optional curriculum (docs/league.md)."""
+
+    enabled: bool = False
+    """train in the league (env.opponents is then unused: opponents come from the pool)"""
+    snapshot_interval: int = 1_000_000
+    """agent-steps between frozen snapshots of the learner added to the pool"""
+    pool_size: int = 16
+    """most snapshots kept; the oldest is retired when a new one arrives"""
+    latest: float = 0.5
+    """probability an opponent slot gets the latest snapshot"""
+    past: float = 0.3
+    """probability it gets an older snapshot (the latest when there is none yet)"""
+    bots: float = 0.2
+    """probability it gets a scripted bot"""
+    bot_names: list[str] = field(default_factory=lambda: ["random", "idle", "chaser", "kiter", "edge_pusher"])
+    """scripted bots in the pool"""
+    prioritized: bool = False
+    """within older snapshots and within bots, draw in proportion to (1 - learner's recent score against them) ** priority_exponent"""
+    priority_exponent: float = 2.0
+    """sharpness of the prioritisation (0 = uniform)"""
+    result_window: int = 400
+    """results against each opponent that count for prioritisation and ratings (older ones fade out)"""
+    opponent_greedy: bool = False
+    """frozen snapshots play their argmax action instead of sampling"""
+    rating_interval: int = 20
+    """updates between pool ratings logged to TensorBoard (0: never)"""
+    start_stage: int = 0
+    """curriculum stage to start in (the last stage index trains without curriculum)"""
+    stages: list[StageConfig] = field(default_factory=list)
+    """the curriculum; empty: a single stage from env.fighters_per_arena with one learner slot"""
+
+
+@dataclass
 class Config:
     """A training run."""
 
@@ -191,6 +268,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
+    league: LeagueConfig = field(default_factory=LeagueConfig)
 
 
 # Values that are checked beyond their type; each message names what a valid value is.
@@ -234,6 +312,14 @@ _CHECKS = {
     "imitation.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "imitation.learning_rate": (lambda v: v > 0, "a number > 0"),
     "imitation.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "league.snapshot_interval": (lambda v: v >= 1, "an integer >= 1 (agent-steps)"),
+    "league.pool_size": (lambda v: v >= 1, "an integer >= 1"),
+    "league.latest": (lambda v: v >= 0, "a probability >= 0"),
+    "league.past": (lambda v: v >= 0, "a probability >= 0"),
+    "league.bots": (lambda v: v >= 0, "a probability >= 0"),
+    "league.priority_exponent": (lambda v: v >= 0, "a number >= 0"),
+    "league.result_window": (lambda v: v >= 1, "an integer >= 1"),
+    "league.rating_interval": (lambda v: v >= 0, "an integer >= 0 (0: never)"),
 }
 
 
@@ -399,7 +485,7 @@ def _union_args(tp) -> tuple:
 
 def _source(sources: dict, dotted: str, default_source: str) -> str:
     """The file (or command line) that set this key or the closest enclosing one."""
-    parts = dotted.split(".")
+    parts = re.sub(r"\[\d+\]", "", dotted).split(".")  # league.stages[1].fighters: set with league.stages
     for n in range(len(parts), 0, -1):
         key = ".".join(parts[:n])
         if key in sources:
@@ -427,11 +513,30 @@ def _build(cls, data, prefix: str, sources: dict, default_source: str):
             section = f"section {prefix.rstrip('.')!r}" if prefix else "the top level"
             raise ConfigError(f"unknown key {dotted!r} in {where}{hint} (valid keys in {section}: {valid})")
         tp = hints[key]
+        item, listed = _dataclass_item(tp)
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, dotted + ".", sources, default_source)
+        elif item is not None and value is not None and not listed:
+            kwargs[key] = _build(item, value, dotted + ".", sources, default_source)
+        elif item is not None and value is not None:
+            if not isinstance(value, list):
+                where = _source(sources, dotted, default_source)
+                raise ConfigError(f"key {dotted!r} in {where} must be a list of mappings, got {value!r}")
+            kwargs[key] = [_build(item, v, f"{dotted}[{n}].", sources, default_source) for n, v in enumerate(value)]
         else:
             kwargs[key] = _coerce(value, tp, dotted, _source(sources, dotted, default_source))
     return cls(**kwargs)
+
+
+def _dataclass_item(tp) -> tuple:
+    """(D, True) when tp is list[D] for a dataclass D, (D, False) when it is D | None (a
+    section that may be absent), else (None, False)."""
+    for arg in _union_args(tp):
+        if typing.get_origin(arg) is list and dataclasses.is_dataclass(typing.get_args(arg)[0]):
+            return typing.get_args(arg)[0], True
+        if dataclasses.is_dataclass(arg) and arg is not tp:
+            return arg, False
+    return None, False
 
 
 def _type_name(tp) -> str:
@@ -570,6 +675,67 @@ def _check(config: Config, sources: dict, default_source: str) -> None:
         raise ConfigError(f"key 'env.id' in {where} must name a Gymnasium env (e.g. CartPole-v1) when env.name is gymnasium")
     if env.name == "arena":
         _check_arena_keys(config, sources, default_source)
+    if config.league.enabled:
+        _check_league(config, sources, default_source)
+
+
+def _check_league(config: Config, sources: dict, default_source: str) -> None:
+    """The league's opponent mix, bots and curriculum stages."""
+    from arena.rules import BOT_NAMES, REWARD_PRESETS, REWARD_TERMS
+
+    league = config.league
+
+    def fail(key, message):
+        raise ConfigError(f"key {key!r} in {_source(sources, key, default_source)} {message}")
+
+    if config.env.name != "arena":
+        fail("league.enabled", "needs env.name arena: the league plays arena fighters")
+    mixes = [("league", league.latest, league.past, league.bots, league.bot_names)]
+    for n, stage in enumerate(league.stages):
+        key = f"league.stages[{n}]"
+        mixes.append((key, _first(stage.latest, league.latest), _first(stage.past, league.past),
+                      _first(stage.bots, league.bots), _first(stage.bot_names, league.bot_names)))
+        if not 2 <= stage.fighters <= 8:
+            fail(f"{key}.fighters", f"must be an integer from 2 to 8, got {stage.fighters!r}")
+        if not 1 <= stage.learners < stage.fighters:
+            fail(f"{key}.learners", f"must be from 1 to fighters - 1 = {stage.fighters - 1} (the rest are opponents), "
+                                    f"got {stage.learners!r}")
+        if stage.num_arenas is not None and stage.num_arenas < 1:
+            fail(f"{key}.num_arenas", f"must be an integer >= 1 or null, got {stage.num_arenas!r}")
+        for term, value in (("latest", stage.latest), ("past", stage.past), ("bots", stage.bots)):
+            if value is not None and value < 0:
+                fail(f"{key}.{term}", f"must be a probability >= 0, got {value!r}")
+        if isinstance(stage.rewards, dict):
+            for term in stage.rewards:
+                if term not in REWARD_TERMS:
+                    fail(f"{key}.rewards", f"has an unknown reward term {term!r} (terms: {', '.join(REWARD_TERMS)})")
+        elif stage.rewards is not None and stage.rewards not in REWARD_PRESETS:
+            fail(f"{key}.rewards", f"names no reward preset: {stage.rewards!r} (presets: {', '.join(REWARD_PRESETS)})")
+        rule = stage.promote
+        if rule is not None:
+            if rule.metric not in ("win_rate", "mean_rank"):
+                fail(f"{key}.promote.metric", f"must be win_rate or mean_rank, got {rule.metric!r}")
+            if rule.window < 1:
+                fail(f"{key}.promote.window", f"must be an integer >= 1 (matches), got {rule.window!r}")
+            if rule.min_steps < 0:
+                fail(f"{key}.promote.min_steps", f"must be an integer >= 0, got {rule.min_steps!r}")
+            if rule.max_steps is not None and rule.max_steps < max(rule.min_steps, 1):
+                fail(f"{key}.promote.max_steps", f"must be null or an integer >= min_steps, got {rule.max_steps!r}")
+    for key, latest, past, bots, names in mixes:
+        if latest + past + bots <= 0:
+            fail(f"{key}.latest", "together with past and bots must give a positive total probability")
+        if bots > 0 and not names:
+            fail(f"{key}.bot_names", "must name at least one bot when the bots probability is above 0")
+        for name in names:
+            if name not in BOT_NAMES:
+                fail(f"{key}.bot_names", f"names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
+    last = max(len(league.stages) - 1, 0)
+    if not 0 <= league.start_stage <= last:
+        fail("league.start_stage", f"must be a stage index from 0 to {last}, got {league.start_stage!r}")
+
+
+def _first(value, default):
+    return default if value is None else value
 
 
 def _check_arena_keys(config: Config, sources: dict, default_source: str) -> None:

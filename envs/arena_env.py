@@ -70,9 +70,12 @@ def check_actions(actions, num_agents: int) -> np.ndarray:
 
 
 class MatchStats:
-    """Running sums over the learner fighters' finished matches, for info reports."""
+    """Running sums over the learner fighters' finished matches, for info reports.
 
-    def __init__(self):
+    slots: the fighter slots whose matches count (None: every agent slot of the arena)."""
+
+    def __init__(self, slots=None):
+        self.slots = slots
         self.clear()
 
     def clear(self) -> None:
@@ -81,7 +84,7 @@ class MatchStats:
 
     def add(self, arena: Arena) -> None:
         ended = np.flatnonzero(arena.match_end)
-        slots = arena.agent_slots
+        slots = arena.agent_slots if self.slots is None else self.slots
         rank = arena.final_rank[ended]
         sole_winner = (rank == 1).sum(axis=1, keepdims=True) == 1
         learner_rank = rank[:, slots]
@@ -115,12 +118,14 @@ class ArenaEnv(pufferlib.PufferEnv):
     entry may be a list of names, sampled per match. rewards: a preset name ("seed"), a
     mapping of term weights, or None for the seed preset. report_interval: steps between
     info reports. threads: 1 to step on the calling thread (use it in forked workers),
-    None for numba's thread pool. rules: any field of arena.Rules (radius, frame_skip, ...).
+    None for numba's thread pool. stats_slots: the slots whose matches the info reports
+    count (None: every agent slot; self-play reports only the learner's). rules: any field
+    of arena.Rules (radius, frame_skip, ...).
     """
 
     def __init__(self, num_arenas: int = 64, fighters_per_arena: int = 2, seed: int = 0,
                  buf=None, opponents=None, rewards=None, report_interval: int = 32,
-                 threads: int | None = None, **rules):
+                 threads: int | None = None, stats_slots=None, **rules):
         self.rules = Rules.from_kwargs(**rules)
         slots = parse_slots(fighters_per_arena, opponents)
         if all(s is not None for s in slots):
@@ -138,7 +143,11 @@ class ArenaEnv(pufferlib.PufferEnv):
         self.single_observation_space = observation_space()
         self.single_action_space = action_space()
         super().__init__(buf)
-        self.stats = MatchStats()
+        if stats_slots is not None:
+            stats_slots = [int(f) for f in stats_slots]
+            if not stats_slots or any(f not in self.arena.agent_slots for f in stats_slots):
+                raise ArenaConfigError(f"stats_slots must be agent slots of {self.arena.agent_slots}, got {stats_slots!r}")
+        self.stats = MatchStats(stats_slots)
         self.tick = 0
 
     def reset(self, seed=None):

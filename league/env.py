@@ -1,0 +1,130 @@
+"""`LeagueEnv`: the learner's side of rings whose other fighters come from the opponent pool.
+
+It holds one ArenaEnv in which every slot is an agent row (``opponents=None``). The first
+``learners`` slots of each arena are the learner's; each other slot gets a pool entry at
+every match start:
+
+- a scripted bot: its kernel bot id is written into the slot, so the kernel drives it and
+  the row's action is ignored;
+- a snapshot: the slot stays policy-driven and its action comes from that frozen network,
+  one batched forward pass per snapshot in play, without gradients.
+
+To the trainer it looks like a pufferlib vecenv whose agents are the learner's rows only
+(``send``/``recv`` with ``num_agents`` rows): the opponents' transitions never reach the
+rollout buffers. When a match ends, the learner's score against each opponent goes to the
+pool and its win and rank to the curriculum, and fresh opponents are drawn for the arena.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from arena.rules import LEARNER
+from envs import ArenaEnv
+from league.curriculum import Stage
+from league.pool import SNAPSHOT, OpponentPool
+from policies import sample_actions
+
+
+class LeagueEnv:
+    def __init__(self, stage: Stage, pool: OpponentPool, seed: int, report_interval: int = 32, rules=None,
+                 rng: np.random.Generator | None = None, greedy_opponents: bool = False, on_match=None):
+        self.stage, self.pool = stage, pool
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.greedy_opponents = greedy_opponents
+        self.on_match = on_match  # called with (wins, ranks) of the learner's finished matches
+        F, L = stage.fighters, stage.learners
+        self.env = ArenaEnv(num_arenas=stage.num_arenas, fighters_per_arena=F, seed=seed, opponents=None,
+                            rewards=stage.rewards, report_interval=report_interval,
+                            stats_slots=list(range(L)), **(rules or {}))
+        self.arena = self.env.arena
+        A = self.arena.num_arenas
+        rows = np.arange(A * F).reshape(A, F)  # agent row = arena * F + slot
+        self.learner_rows = rows[:, :L].reshape(-1)
+        self.opponent_rows = rows[:, L:].reshape(-1)
+        self.opponent_slots = np.arange(L, F)
+        self.assignment = np.zeros((A, F - L), dtype=np.int64)  # pool entry per opponent slot
+        self.num_agents = A * L
+        self.single_observation_space = self.env.single_observation_space
+        self.single_action_space = self.env.single_action_space
+        self.observations = np.zeros((self.num_agents, *self.single_observation_space.shape), dtype=np.float32)
+        self.rewards = np.zeros(self.num_agents, dtype=np.float32)
+        self.terminals = np.zeros(self.num_agents, dtype=bool)
+        self.truncations = np.zeros(self.num_agents, dtype=bool)
+        self.masks = np.zeros(self.num_agents, dtype=bool)
+        self.actions = np.full(A * F, 8, dtype=np.int32)  # 8 = idle for rows nobody drives
+        self.infos: list = []
+        self.matches = 0
+
+    # ------------------------------------------------------------ opponents
+    def assign(self, arenas: np.ndarray) -> None:
+        """Draw opponents for the given arenas' next match and write bot ids into their slots."""
+        s = self.stage
+        ids = self.pool.sample(len(arenas) * len(self.opponent_slots), self.rng, s.latest, s.past, s.bots,
+                               s.bot_names).reshape(len(arenas), -1)
+        self.assignment[arenas] = ids
+        self.arena.bot[arenas[:, None], self.opponent_slots[None, :]] = self.pool.bot_ids[ids]
+
+    def opponent_actions(self) -> None:
+        """Frozen snapshots choose the actions of their rows, one batch per snapshot."""
+        flat = self.assignment.reshape(-1)
+        is_snapshot = self.pool.bot_ids[flat] == LEARNER
+        if not is_snapshot.any():
+            return
+        obs = self.env.observations
+        for entry_id in np.unique(flat[is_snapshot]):
+            rows = self.opponent_rows[flat == entry_id]
+            policy = self.pool.policy(int(entry_id))
+            with torch.no_grad():
+                x = torch.from_numpy(obs[rows]).to(self.pool.device)
+                logits, _ = policy(x)
+                act = logits.argmax(-1) if self.greedy_opponents else sample_actions(torch.log_softmax(logits, -1))
+            self.actions[rows] = act.to(torch.int32).cpu().numpy()
+
+    def record_results(self, ended: np.ndarray) -> None:
+        """Scores against each opponent (who finished better) and the learner's win and rank."""
+        L = self.stage.learners
+        rank = self.arena.final_rank[ended]  # (E, F)
+        mine, theirs = rank[:, :L, None], rank[:, None, L:]
+        scores = (mine < theirs) + 0.5 * (mine == theirs)  # (E, L, F - L)
+        ids = np.broadcast_to(self.assignment[ended][:, None, :], scores.shape)
+        self.pool.record(ids, scores)
+        sole = (rank == 1).sum(axis=1, keepdims=True) == 1
+        wins = (rank[:, :L] == 1) & sole
+        self.matches += len(ended) * L
+        if self.on_match is not None:
+            self.on_match(wins.reshape(-1), rank[:, :L].reshape(-1))
+
+    # ------------------------------------------------------------ the vecenv interface
+    def _gather(self) -> None:
+        e, rows = self.env, self.learner_rows
+        np.take(e.observations, rows, axis=0, out=self.observations)
+        np.take(e.rewards, rows, out=self.rewards)
+        np.take(e.terminals, rows, out=self.terminals)
+        np.take(e.truncations, rows, out=self.truncations)
+        np.take(e.masks, rows, out=self.masks)
+
+    def async_reset(self, seed=None) -> None:
+        self.env.reset(seed)
+        self.assign(np.arange(self.arena.num_arenas))
+        self._gather()
+        self.infos = []
+
+    def send(self, actions) -> None:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_agents,):
+            raise ValueError(f"expected {self.num_agents} learner actions, got an array of shape {actions.shape}")
+        self.actions[self.learner_rows] = actions
+        self.opponent_actions()
+        _, _, _, _, self.infos = self.env.step(self.actions)
+        ended = np.flatnonzero(self.arena.match_end)
+        if len(ended):
+            self.record_results(ended)
+            self.assign(ended)  # the arena already holds its next match; opponents act from its first decision
+        self._gather()
+
+    def recv(self):
+        return (self.observations, self.rewards, self.terminals, self.truncations, self.infos, None, self.masks)
+
+    def close(self) -> None:
+        self.env.close()

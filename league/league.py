@@ -1,0 +1,102 @@
+"""`League`: the opponent pool, the curriculum and the current stage's env, as train.py drives them.
+
+    league = League(config, run_dir / "league", device)
+    vecenv = league.make_env(seed)                  # the learner's rows only
+    ...after each rollout:
+    league.maybe_snapshot(policy, global_step)      # every league.snapshot_interval agent-steps
+    if league.promotion_due(global_step):           # the curriculum's rule
+        vecenv = league.promote(global_step, seed)  # a new env for the next stage
+    league.log(writer, global_step, iteration)
+
+Its state (pool entries and records, curriculum position and window, the draw generator)
+goes into the checkpoint's trainer state; snapshot weights are files in the league folder.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from configs.schema import Config
+from league.curriculum import Curriculum, resolve_stages
+from league.env import LeagueEnv
+from league.pool import OpponentPool
+
+
+class League:
+    def __init__(self, config: Config, directory, device="cpu"):
+        self.config = config
+        lc = config.league
+        self.stages = resolve_stages(config)
+        bot_names = list(dict.fromkeys(lc.bot_names + [n for s in self.stages for n in s.bot_names]))
+        self.pool = OpponentPool(bot_names, lc.pool_size, lc.result_window, lc.prioritized, lc.priority_exponent,
+                                 directory=directory, device=device)
+        self.curriculum = Curriculum(self.stages, lc.start_stage)
+        self.rng = np.random.default_rng(config.seed)
+        self.next_snapshot_step = 0
+        self.env: LeagueEnv | None = None
+        self.promotions: list[str] = []
+
+    @property
+    def stage(self):
+        return self.curriculum.stage
+
+    def make_env(self, seed: int) -> LeagueEnv:
+        self.env = LeagueEnv(self.stage, self.pool, seed, self.config.env.report_interval, self.config.env.rules,
+                             rng=self.rng, greedy_opponents=self.config.league.opponent_greedy,
+                             on_match=self.curriculum.record)
+        return self.env
+
+    def maybe_snapshot(self, policy, global_step: int) -> bool:
+        """Add a frozen snapshot of the learner when one is due (the first at step 0)."""
+        if global_step < self.next_snapshot_step:
+            return False
+        self.pool.add_snapshot(policy, global_step)
+        self.next_snapshot_step = global_step + self.config.league.snapshot_interval
+        return True
+
+    def promotion_due(self, global_step: int) -> bool:
+        return self.curriculum.ready(global_step)
+
+    def promote(self, global_step: int, seed: int) -> LeagueEnv:
+        """Close the stage's env, move to the next stage and return its env."""
+        old = self.stage
+        metric = self.curriculum.metric()
+        self.curriculum.promote(global_step)
+        self.promotions.append(f"step {global_step:,}: {old.name} -> {self.stage.name} "
+                               f"({old.promote.metric} {metric:.3f} over the stage's last {old.promote.window} matches)")
+        if self.env is not None:
+            self.env.close()
+        return self.make_env(seed)
+
+    def log(self, writer, global_step: int, iteration: int) -> None:
+        """Stage chart, pool size, promotion metric; ratings and scores every rating_interval updates."""
+        writer.add_scalar("league/stage", self.curriculum.index, global_step)
+        writer.add_scalar("league/pool_snapshots", len(self.pool.snapshots()), global_step)
+        metric = self.curriculum.metric()
+        if math.isfinite(metric) and self.stage.promote is not None:
+            writer.add_scalar(f"league/promotion_{self.stage.promote.metric}", metric, global_step)
+        while self.promotions:
+            writer.add_text("league/promotions", self.promotions.pop(0), global_step)
+        interval = self.config.league.rating_interval
+        if interval and iteration % interval == 0:
+            for name, rating in self.pool.ratings().items():
+                writer.add_scalar(f"league_rating/{name}", rating, global_step)
+            for name, score in self.pool.recent_scores().items():
+                writer.add_scalar(f"league_score_vs/{name}", score, global_step)
+
+    def summary(self) -> dict:
+        return dict(stage=self.stage.name, stage_index=self.curriculum.index,
+                    stage_history=[dict(stage=self.stages[i].name, from_step=s) for i, s in self.curriculum.history],
+                    snapshots=len(self.pool.snapshots(active_only=False)), ratings=self.pool.ratings(),
+                    scores=self.pool.recent_scores())
+
+    def state_dict(self) -> dict:
+        return dict(pool=self.pool.state_dict(), curriculum=self.curriculum.state_dict(),
+                    rng=self.rng.bit_generator.state, next_snapshot_step=self.next_snapshot_step)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pool.load_state_dict(state["pool"])
+        self.curriculum.load_state_dict(state["curriculum"])
+        self.rng.bit_generator.state = state["rng"]
+        self.next_snapshot_step = state["next_snapshot_step"]

@@ -1,0 +1,215 @@
+"""The opponent pool: frozen snapshots of the learner and scripted bots.
+
+Each opponent slot of each match draws one entry: the latest snapshot, an older one, or a
+bot, with the stage's probabilities. Within the older snapshots, and within the bots,
+entries are drawn uniformly, or, with prioritisation, in proportion to
+``(1 - s) ** exponent`` where s is the learner's recent score against them (1 win, 0.5
+draw, 0 loss): the opponents the learner still loses to or draws with come up most
+(AlphaStar's prioritised fictitious self-play).
+
+The learner's results against every entry are kept as fading sums: each new result first
+multiplies the entry's old sums by ``q = 1 - 1 / result_window``, so they weigh about the
+last ``result_window`` results (an exponential moving record; k results that arrive together
+count as k in a row with their mean score). Those sums give the prioritisation and the pool's ratings (the
+Bradley-Terry fit of evaluation.ratings, on the Elo scale).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arena.rules import LEARNER, bot_id
+from evaluation.ratings import fit_log_strengths, to_elo
+from policies import AgentCheckpoint, CheckpointError, Policy
+
+BOT, SNAPSHOT = "bot", "snapshot"
+MIN_PRIORITY = 1e-3
+"""floor of a past snapshot's prioritised weight, so that none is never drawn again"""
+
+
+@dataclass
+class Entry:
+    """One opponent the pool can field."""
+
+    id: int
+    """index in the pool's entry list (stable: entries are never removed, only retired)"""
+    name: str
+    """bot name, or v<N> for the N-th snapshot"""
+    kind: str
+    """bot or snapshot"""
+    bot: int
+    """the kernel's bot id for a bot; arena.rules.LEARNER for a snapshot (the trainer drives it)"""
+    step: int = 0
+    """learner agent-steps when the snapshot was taken"""
+    path: str | None = None
+    """the snapshot's checkpoint file, relative to the pool's folder"""
+    active: bool = True
+    """drawn as an opponent (a snapshot is retired when the pool is full)"""
+    policy: Policy | None = None
+    """the frozen network (snapshots; loaded from path when needed)"""
+
+
+class OpponentPool:
+    """Scripted bots plus up to ``pool_size`` frozen snapshots, and the learner's record against each.
+
+    directory: where snapshots are written as checkpoint files (None: memory only).
+    """
+
+    def __init__(self, bot_names, pool_size: int = 16, result_window: int = 400, prioritized: bool = False,
+                 priority_exponent: float = 2.0, directory=None, device="cpu"):
+        self.pool_size = int(pool_size)
+        self.result_window = float(result_window)
+        self.prioritized = bool(prioritized)
+        self.priority_exponent = float(priority_exponent)
+        self.directory = Path(directory) if directory is not None else None
+        self.device = torch.device(device)
+        self.entries: list[Entry] = []
+        self.score = np.zeros(0)  # learner's summed score against each entry (fading)
+        self.games = np.zeros(0)  # results against each entry (fading)
+        for name in bot_names:
+            self._append(Entry(len(self.entries), name, BOT, bot_id(name)))
+
+    # ------------------------------------------------------------ entries
+    def _append(self, entry: Entry) -> Entry:
+        self.entries.append(entry)
+        self.score = np.append(self.score, 0.0)
+        self.games = np.append(self.games, 0.0)
+        return entry
+
+    @property
+    def bot_ids(self) -> np.ndarray:
+        """Kernel bot id per entry (LEARNER for snapshots), for writing into the arena."""
+        return np.array([e.bot for e in self.entries], dtype=np.int32)
+
+    def snapshots(self, active_only: bool = True) -> list[Entry]:
+        return [e for e in self.entries if e.kind == SNAPSHOT and (e.active or not active_only)]
+
+    @property
+    def latest(self) -> Entry | None:
+        snaps = self.snapshots()
+        return snaps[-1] if snaps else None
+
+    def add_snapshot(self, policy: Policy, step: int) -> Entry:
+        """Freeze a copy of ``policy`` as the newest entry (written to the pool's folder if it has
+        one) and retire the oldest active snapshot beyond pool_size."""
+        frozen = copy.deepcopy(policy).to(self.device).eval().requires_grad_(False)
+        number = len(self.snapshots(active_only=False)) + 1
+        entry = Entry(len(self.entries), f"v{number}", SNAPSHOT, LEARNER, int(step), policy=frozen)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            entry.path = f"snapshot_{number:04d}_step_{int(step):012d}.pt"
+            AgentCheckpoint(frozen, model_version=number, global_step=int(step),
+                            metrics={"league_snapshot": number}).save(self.directory / entry.path)
+        self._append(entry)
+        active = self.snapshots()
+        for old in active[:max(len(active) - self.pool_size, 0)]:
+            old.active = False
+        return entry
+
+    def policy(self, entry_id: int) -> Policy:
+        """The frozen network of a snapshot entry, loaded from its file the first time it is needed."""
+        entry = self.entries[entry_id]
+        if entry.kind != SNAPSHOT:
+            raise ValueError(f"pool entry {entry.name!r} is a bot, not a snapshot")
+        if entry.policy is None:
+            if self.directory is None or entry.path is None:
+                raise CheckpointError(f"snapshot {entry.name!r} has no file to load it from")
+            loaded = AgentCheckpoint.load(self.directory / entry.path, device=self.device)
+            entry.policy = loaded.policy.eval().requires_grad_(False)
+        return entry.policy
+
+    # ------------------------------------------------------------ drawing opponents
+    def probabilities(self, latest: float, past: float, bots: float, bot_names=None) -> np.ndarray:
+        """The probability of drawing each entry for one opponent slot, given the stage's mix.
+
+        Missing categories hand their share on: no older snapshot -> the latest; no snapshot
+        at all -> the bots; no bot allowed -> the snapshots.
+        """
+        probs = np.zeros(len(self.entries))
+        snaps = self.snapshots()
+        newest = snaps[-1:] if snaps else []
+        older = snaps[:-1]
+        allowed = set(bot_names) if bot_names is not None else None
+        bot_entries = [e for e in self.entries if e.kind == BOT and (allowed is None or e.name in allowed)]
+        shares = {"latest": latest, "past": past, "bots": bots}
+        if not older:
+            shares["latest"], shares["past"] = shares["latest"] + shares["past"], 0.0
+        if not newest:
+            shares["bots"], shares["latest"] = shares["bots"] + shares["latest"], 0.0
+        if not bot_entries:
+            shares["latest"], shares["bots"] = shares["latest"] + shares["bots"], 0.0
+        total = sum(shares.values())
+        if total <= 0:
+            raise ValueError("the pool has nothing to draw: no snapshot and no allowed bot")
+        if newest:
+            probs[newest[0].id] += shares["latest"] / total
+        for group, share in ((older, shares["past"]), (bot_entries, shares["bots"])):
+            if group:
+                weights = self.weights(group)
+                probs[[e.id for e in group]] += share / total * weights / weights.sum()
+        return probs
+
+    def weights(self, entries: list[Entry]) -> np.ndarray:
+        """Relative draw weights within a group (older snapshots, or bots): uniform, or
+        prioritised by the learner's recent record (an entry without results counts as even)."""
+        if not self.prioritized:
+            return np.ones(len(entries))
+        ids = [e.id for e in entries]
+        score = np.divide(self.score[ids], self.games[ids], out=np.full(len(ids), 0.5), where=self.games[ids] > 0)
+        return np.maximum((1.0 - score) ** self.priority_exponent, MIN_PRIORITY)
+
+    def sample(self, n: int, rng: np.random.Generator, latest: float, past: float, bots: float,
+               bot_names=None) -> np.ndarray:
+        """Entry ids for n opponent slots, drawn independently."""
+        probs = self.probabilities(latest, past, bots, bot_names)
+        return rng.choice(len(probs), size=n, p=probs).astype(np.int64)
+
+    # ------------------------------------------------------------ results and ratings
+    def record(self, entry_ids: np.ndarray, scores: np.ndarray) -> None:
+        """Add the learner's scores (1 win, 0.5 draw, 0 loss) against the given entries."""
+        entry_ids = np.asarray(entry_ids, dtype=np.int64).reshape(-1)
+        scores = np.asarray(scores, dtype=float).reshape(-1)
+        k = np.bincount(entry_ids, minlength=len(self.entries)).astype(float)
+        total = np.bincount(entry_ids, weights=scores, minlength=len(self.entries))
+        fade = (1.0 - 1.0 / self.result_window) ** k
+        added = self.result_window * (1.0 - fade)  # sum of q**i for i < k: the weight of k results in a row
+        mean = np.divide(total, k, out=np.zeros_like(total), where=k > 0)
+        self.score = self.score * fade + mean * added
+        self.games = self.games * fade + added
+
+    def recent_scores(self) -> dict:
+        """The learner's recent mean score against each entry that has results."""
+        return {e.name: float(self.score[e.id] / self.games[e.id]) for e in self.entries if self.games[e.id] > 0}
+
+    def ratings(self) -> dict:
+        """Elo-scale ratings of the learner and every entry it has recent results against."""
+        played = [e for e in self.entries if self.games[e.id] > 0]
+        if not played:
+            return {}
+        n = len(played) + 1  # player 0 is the learner
+        games, wins = np.zeros((n, n)), np.zeros((n, n))
+        for k, e in enumerate(played, start=1):
+            games[0, k] = games[k, 0] = self.games[e.id]
+            wins[0, k] = self.score[e.id]
+            wins[k, 0] = self.games[e.id] - self.score[e.id]
+        elo = to_elo(fit_log_strengths(games, wins))
+        return {"learner": float(elo[0]), **{e.name: float(r) for e, r in zip(played, elo[1:])}}
+
+    # ------------------------------------------------------------ resume
+    def state_dict(self) -> dict:
+        entries = [dict(id=e.id, name=e.name, kind=e.kind, bot=e.bot, step=e.step, path=e.path, active=e.active)
+                   for e in self.entries]
+        return dict(entries=entries, score=self.score.tolist(), games=self.games.tolist())
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore entries and records; snapshot networks load from their files when first drawn."""
+        self.entries = [Entry(**fields) for fields in state["entries"]]
+        self.score = np.asarray(state["score"], dtype=float)
+        self.games = np.asarray(state["games"], dtype=float)
+        for e in self.snapshots(active_only=False):
+            if self.directory is None or e.path is None or not (self.directory / e.path).is_file():
+                raise CheckpointError(f"league snapshot {e.name!r} file {e.path!r} is missing from {self.directory}")

@@ -1,0 +1,330 @@
+"""The self-play league: the learner's rows only, frozen snapshots, pool sampling, promotion, configs."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from arena.rules import LEARNER, bot_id
+from configs import CONFIG_DIR, ConfigError, PromotionConfig, load_config
+from league import Curriculum, League, LeagueEnv, OpponentPool, resolve_stages
+from league.curriculum import Stage
+from policies import Policy, read_checkpoint
+from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--eval.interval", "0", "--torch_threads", "1",
+        "--log_interval", "0.01", "--league.snapshot_interval", "1000", "--league.rating_interval", "1"]
+
+
+def stage(fighters=2, learners=1, num_arenas=16, latest=0.5, past=0.3, bots=0.2, bot_names=("chaser", "idle"),
+          promote=None) -> Stage:
+    return Stage(0, "s", fighters, learners, num_arenas, latest, past, bots, list(bot_names), "seed", promote)
+
+
+def pool_with_snapshots(n, bots=("chaser", "idle"), directory=None, **kw) -> OpponentPool:
+    pool = OpponentPool(list(bots), directory=directory, **kw)
+    for k in range(n):
+        torch.manual_seed(k)
+        pool.add_snapshot(Policy(), step=1000 * k)
+    return pool
+
+
+# --------------------------------------------------------------------------- the learner's rows only
+def test_league_env_exposes_only_the_learner_rows_and_drives_the_rest():
+    pool = pool_with_snapshots(2)
+    env = LeagueEnv(stage(fighters=4, learners=2, num_arenas=8), pool, seed=3)
+    env.async_reset(3)
+    assert env.num_agents == 8 * 2
+    full = env.env.observations
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        np.testing.assert_array_equal(env.observations, full[env.learner_rows])
+        np.testing.assert_array_equal(env.masks, env.env.masks[env.learner_rows])
+        learner_actions = rng.integers(0, 10, env.num_agents)
+        alive_before = env.arena.alive[:, :2].reshape(-1).astype(bool)
+        env.send(learner_actions)
+        obs, rewards, terminals, truncations, infos, _, masks = env.recv()
+        # Each learner slot took exactly the action sent for its row (where it was standing).
+        took = env.arena.action[:, :2].reshape(-1)
+        np.testing.assert_array_equal(took[alive_before], learner_actions[alive_before])
+        assert obs.shape == (16, 30) and rewards.shape == terminals.shape == truncations.shape == masks.shape == (16,)
+    # Opponent slots hold the bot id of the entry drawn for them, LEARNER (policy-driven) for snapshots.
+    np.testing.assert_array_equal(env.arena.bot[:, 2:], pool.bot_ids[env.assignment])
+    assert set(np.unique(env.arena.bot[:, :2])) == {LEARNER}
+
+
+def test_frozen_opponents_never_enter_the_learner_batch_and_stay_frozen(tmp_path):
+    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "2000",
+                                                           "--league.stages", "[{fighters: 4, learners: 1}]"],
+                    run_dir=tmp_path / "run", progress=False)
+    # 32 arenas x 1 learner slot x 16 steps per update: only the learner's live rows count
+    # (each opponent slot is a frozen snapshot or a bot and adds none).
+    assert summary["global_step"] <= summary["iterations"] * 16 * 32
+    assert summary["global_step"] > summary["iterations"] * 16 * 32 * 0.5
+    run = tmp_path / "run"
+    snapshots = sorted((run / "league").glob("snapshot_*.pt"))
+    assert len(snapshots) >= 2
+    first = read_checkpoint(snapshots[0])["state_dict"]
+    final = read_checkpoint(run / "checkpoints" / "latest.pt")["state_dict"]
+    assert any(not torch.equal(first[k], final[k]) for k in first), "the learner trained"
+    state = read_checkpoint(run / "checkpoints" / "latest.pt")["trainer_state"]["league"]
+    assert state["pool"]["entries"][-1]["kind"] == "snapshot"
+
+
+def test_frozen_snapshot_has_no_gradients_and_ignores_later_training():
+    policy = Policy()
+    pool = OpponentPool(["chaser"])
+    entry = pool.add_snapshot(policy, step=0)
+    frozen = pool.policy(entry.id)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+    policy(torch.randn(64, 30))[0].sum().backward()
+    optimizer.step()
+    assert all(not p.requires_grad for p in frozen.parameters())
+    for k, v in frozen.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert any(not torch.equal(a, b) for a, b in zip(policy.state_dict().values(), before.values()))
+
+
+# --------------------------------------------------------------------------- snapshots on disk
+def test_snapshots_load_back_identical(tmp_path):
+    pool = pool_with_snapshots(3, directory=tmp_path)
+    pool.record([2, 3, 3], [1.0, 0.0, 0.5])
+    obs = torch.randn(256, 30)
+    restored = OpponentPool(["chaser", "idle"], directory=tmp_path)
+    restored.load_state_dict(pool.state_dict())
+    assert [e.name for e in restored.entries] == [e.name for e in pool.entries]
+    np.testing.assert_array_equal(restored.score, pool.score)
+    for e in pool.snapshots():
+        original, loaded = pool.policy(e.id), restored.policy(e.id)
+        for k, v in original.state_dict().items():
+            assert torch.equal(v, loaded.state_dict()[k]), k
+        assert torch.equal(original(obs)[0].argmax(-1), loaded(obs)[0].argmax(-1))
+
+
+def test_missing_snapshot_file_is_a_clear_error(tmp_path):
+    pool = pool_with_snapshots(1, directory=tmp_path)
+    state = pool.state_dict()
+    for f in tmp_path.glob("snapshot_*.pt"):
+        f.unlink()
+    with pytest.raises(Exception, match="snapshot 'v1' file .* is missing"):
+        OpponentPool(["chaser", "idle"], directory=tmp_path).load_state_dict(state)
+
+
+def test_pool_retires_the_oldest_snapshot_beyond_its_size():
+    pool = pool_with_snapshots(5, pool_size=3)
+    assert [e.name for e in pool.snapshots()] == ["v3", "v4", "v5"]
+    assert pool.latest.name == "v5"
+    ids = pool.sample(20000, np.random.default_rng(0), 0.4, 0.4, 0.2)
+    drawn = {pool.entries[i].name for i in ids}
+    assert drawn == {"chaser", "idle", "v3", "v4", "v5"}
+
+
+# --------------------------------------------------------------------------- sampling
+def test_pool_sampling_follows_its_probabilities():
+    pool = pool_with_snapshots(3, bots=("chaser", "idle", "kiter"))
+    n = 200_000
+    ids = pool.sample(n, np.random.default_rng(1), latest=0.5, past=0.3, bots=0.2)
+    freq = np.bincount(ids, minlength=len(pool.entries)) / n
+    # 3 bots share 0.2; v1 and v2 share 0.3 (uniform); the latest (v3) has 0.5.
+    expected = np.array([0.2 / 3] * 3 + [0.15, 0.15, 0.5])
+    np.testing.assert_allclose(freq, expected, atol=0.005)  # binomial sd <= 0.0012
+    # A stage may limit the bots; the missing older snapshots hand their share to the latest.
+    young = pool_with_snapshots(1, bots=("chaser", "idle", "kiter"))
+    ids = young.sample(n, np.random.default_rng(2), latest=0.5, past=0.3, bots=0.2, bot_names=["kiter"])
+    freq = np.bincount(ids, minlength=len(young.entries)) / n
+    np.testing.assert_allclose(freq, [0.0, 0.0, 0.2, 0.8], atol=0.005)
+
+
+def test_prioritised_sampling_favours_opponents_that_beat_the_learner():
+    pool = pool_with_snapshots(4, bots=("chaser", "idle"), prioritized=True, priority_exponent=2.0)
+    v1, v2, v3 = (e.id for e in pool.snapshots()[:3])
+    pool.record([v1] * 10 + [v2] * 10, [1.0] * 10 + [0.0] * 10)  # scores are means: fading keeps them  # beats v1 always, loses to v2 always
+    pool.record([0] * 4 + [1] * 4, [0.5] * 4 + [1.0] * 4)          # draws with chaser, beats idle
+    probs = pool.probabilities(latest=0.5, past=0.3, bots=0.2)
+    # Past weights (1 - s)^2: v1 -> floor 1e-3, v2 -> 1, v3 (no results, counts as even) -> 0.25.
+    w = np.array([1e-3, 1.0, 0.25])
+    np.testing.assert_allclose(probs[[v1, v2, v3]], 0.3 * w / w.sum())
+    np.testing.assert_allclose(probs[[0, 1]], 0.2 * np.array([0.25, 1e-3]) / (0.25 + 1e-3))
+    assert probs[pool.latest.id] == pytest.approx(0.5) and probs.sum() == pytest.approx(1.0)
+    freq = np.bincount(pool.sample(200_000, np.random.default_rng(3), 0.5, 0.3, 0.2), minlength=len(probs)) / 200_000
+    np.testing.assert_allclose(freq, probs, atol=0.005)
+
+
+def test_results_fade_to_the_window_and_give_ratings():
+    pool = pool_with_snapshots(1, result_window=100)
+    chaser = 0
+    pool.record([chaser] * 1000, [0.0] * 1000)
+    assert pool.games[chaser] == pytest.approx(100, rel=1e-3)  # about the last result_window results
+    pool.record([chaser] * 100, [1.0] * 100)  # recent wins outweigh the old losses
+    keep = 0.99 ** 100
+    assert pool.recent_scores()["chaser"] == pytest.approx(1 - keep, rel=1e-3)
+    pool.record([pool.latest.id] * 50, [0.0] * 50)
+    ratings = pool.ratings()
+    assert ratings["learner"] > ratings["chaser"] and ratings["v1"] > ratings["learner"]
+
+
+def test_match_results_score_the_learner_against_each_opponent():
+    pool = pool_with_snapshots(1, bots=("chaser", "idle"), result_window=10**9)  # no fading: plain counts
+    env = LeagueEnv(stage(fighters=4, learners=2, num_arenas=3), pool, seed=0)
+    wins, ranks = [], []
+    env.on_match = lambda w, r: (wins.extend(w), ranks.extend(r))
+    env.async_reset(0)
+    env.assignment[:] = [[0, 1], [1, 2], [2, 2]]
+    env.arena.final_rank[:] = [[1, 2, 3, 4], [3, 3, 1, 2], [2, 1, 2, 4]]
+    env.record_results(np.array([0, 1, 2]))
+    # arena 0: both learners beat both bots; arena 1: both lose to idle(1) and v1(2);
+    # arena 2: learner0 (rank 2) draws v1 (rank 2) and beats v1 (rank 4), learner1 beats both.
+    np.testing.assert_allclose(pool.games, [2, 4, 6], rtol=1e-6)
+    np.testing.assert_allclose(pool.score, [2, 2, 0.5 + 1 + 1 + 1], rtol=1e-6)
+    assert wins == [True, False, False, False, False, True] and ranks == [1, 2, 3, 3, 2, 1]
+
+
+def test_same_seed_gives_the_same_league_rollout():
+    def rollout():
+        torch.manual_seed(0)
+        pool = pool_with_snapshots(2)
+        env = LeagueEnv(stage(num_arenas=8), pool, seed=5)
+        env.async_reset(5)
+        rng, trace = np.random.default_rng(0), []
+        for _ in range(200):
+            env.send(rng.integers(0, 10, env.num_agents))
+            trace.append(env.observations.copy())
+        return np.stack(trace), env.assignment.copy(), env.arena.state_hash()
+
+    a, b = rollout(), rollout()
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+
+
+# --------------------------------------------------------------------------- curriculum
+def test_promotion_triggers_on_the_win_rate_over_the_window():
+    rule = PromotionConfig(metric="win_rate", threshold=0.6, window=10, min_steps=100)
+    cur = Curriculum([stage(promote=rule), stage(fighters=4)])
+    cur.record([1] * 9, [1] * 9)
+    assert not cur.ready(1000), "9 matches < window"
+    cur.record([0], [2])
+    assert cur.metric() == pytest.approx(0.9) and not cur.ready(50), "min_steps not reached"
+    assert cur.ready(100)
+    cur.record([0] * 4, [2] * 4)  # the window slides: 5 wins in the last 10
+    assert cur.metric() == pytest.approx(0.5) and not cur.ready(1000)
+    cur.record([1] * 5, [1] * 5)  # each win pushes out an old win until the losses leave the window
+    assert cur.metric() == pytest.approx(0.5) and not cur.ready(1000)
+    cur.record([1], [1])
+    assert cur.metric() == pytest.approx(0.6) and cur.ready(1000)
+    cur.promote(1000)
+    assert cur.index == 1 and cur.stage.fighters == 4 and not cur.ready(10**9), "the last stage never ends"
+    assert cur.history == [(0, 0), (1, 1000)]
+
+
+def test_promotion_by_mean_rank_and_by_max_steps():
+    cur = Curriculum([stage(promote=PromotionConfig(metric="mean_rank", threshold=1.5, window=4)), stage()])
+    cur.record([0, 0, 0, 0], [2, 2, 1, 1])
+    assert cur.ready(0)
+    cur = Curriculum([stage(promote=PromotionConfig(threshold=0.9, window=1000, max_steps=500)), stage()])
+    assert not cur.ready(499) and cur.ready(500)
+
+
+def test_curriculum_run_promotes_changes_the_ring_and_resumes(tmp_path):
+    stages = ("[{name: duel, fighters: 2, promote: {max_steps: 1500}}, "
+              "{name: ffa, fighters: 4, learners: 2, num_arenas: 8, bots: 1.0, latest: 0.0, past: 0.0}]")
+    run = tmp_path / "run"
+    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "2500", "--league.stages", stages],
+                    run_dir=run, progress=False)
+    league = summary["league"]
+    assert league["stage"] == "ffa" and [h["stage"] for h in league["stage_history"]] == ["duel", "ffa"]
+    assert 1500 <= league["stage_history"][1]["from_step"] < 2500
+    events = EventAccumulator(str(run)).Reload()
+    stage_chart = [e.value for e in events.Scalars("league/stage")]
+    assert stage_chart[0] == 0 and stage_chart[-1] == 1
+    assert any(tag.startswith("league_rating/") for tag in events.Tags()["scalars"])
+    # Resume continues in the second stage with the pool as it was.
+    resumed = train(resume=run, overrides=["--train.total_timesteps", "3500"], progress=False)
+    assert resumed["league"]["stage"] == "ffa" and resumed["global_step"] >= 3500
+    assert resumed["league"]["snapshots"] >= league["snapshots"]
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["league"]["stage_history"][:2] == league["stage_history"]
+
+
+def test_start_stage_skips_the_curriculum():
+    config = load_config(CONFIG_DIR / "tournament.yaml", ["--league.start_stage", "2"])
+    league = League(config, directory=None)
+    assert league.stage.fighters == 8 and league.curriculum.index == 2
+
+
+def test_resolved_stages_fill_in_league_and_env_values():
+    config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.stages": [{"fighters": 4, "bots": 0.5}]})
+    (s,) = resolve_stages(config)
+    assert (s.fighters, s.learners, s.num_arenas, s.bots, s.latest) == (4, 1, config.env.num_arenas, 0.5, config.league.latest)
+    assert s.rewards == config.env.rewards and s.promote is None
+    assert bot_id(s.bot_names[0]) >= 0
+
+
+# --------------------------------------------------------------------------- bad configs
+@pytest.mark.parametrize("override, message", [
+    ({"league.stages": [{"fighters": 2, "learners": 2}]}, r"league.stages\[0\].learners' .* from 1 to fighters - 1"),
+    ({"league.stages": [{"fighters": 9}]}, r"league.stages\[0\].fighters' .* from 2 to 8"),
+    ({"league.stages": [{"fightrs": 4}]}, r"unknown key 'league.stages\[0\].fightrs'.*did you mean 'league.stages\[0\].fighters'"),
+    ({"league.stages": [{"promote": {"metric": "elo"}}, {}]}, r"promote.metric' .* win_rate or mean_rank"),
+    ({"league.stages": [{"bot_names": ["chasr"]}]}, r"unknown bot 'chasr'"),
+    ({"league.stages": [{"rewards": {"hits": 1.0}}]}, r"unknown reward term 'hits'"),
+    ({"league.stages": "duel"}, r"league.stages' .* must be a list of mappings"),
+    ({"league.latest": 0, "league.past": 0, "league.bots": 0}, r"positive total probability"),
+    ({"league.start_stage": 3}, r"league.start_stage' .* from 0 to 0"),
+    ({"league.pool_size": 0}, r"league.pool_size' .* >= 1"),
+])
+def test_bad_league_configs_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIG_DIR / "selfplay.yaml", override)
+
+
+def test_league_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {CONFIG_DIR / 'selfplay.yaml'}\nleague:\n  stages:\n    - {{fighters: 4, learners: 4}}\n")
+    with pytest.raises(ConfigError, match=f"league.stages\\[0\\].learners' in {bad}"):
+        load_config(bad)
+
+
+# --------------------------------------------------------------------------- population-based training
+def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
+    from league.pbt import main, run_pbt
+
+    summary = run_pbt(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "2000"], population=2,
+                      generations=2, out=tmp_path / "pbt", matches=8, seed=1)
+    history = json.loads((tmp_path / "pbt" / "pbt.json").read_text())["history"]
+    assert [h["generation"] for h in history] == [1, 2] and history == summary["history"]
+    first = history[0]
+    assert {"member0", "member1", "random", "idle"} <= set(first["ratings"])
+    # Member 1 started from perturbed hyperparameters; a lower-rated member copied the better one.
+    assert first["hyperparameters"][0] != first["hyperparameters"][1]
+    ratings = [first["ratings"]["member0"], first["ratings"]["member1"]]
+    if ratings[0] != ratings[1]:
+        (ex,) = first["exploits"]
+        assert ex["copied"] == int(np.argmax(ratings)) and ex["member"] == int(np.argmin(ratings))
+        assert history[1]["hyperparameters"][ex["member"]] == ex["new_hyperparameters"]
+    for k in (0, 1):  # both members trained the whole budget, resuming their run folders
+        ckpt = read_checkpoint(tmp_path / "pbt" / f"member{k}" / "checkpoints" / "latest.pt")
+        assert ckpt["global_step"] >= 2000
+    assert main([str(CONFIG_DIR / "selfplay.yaml"), "--population", "1"]) == 2
+
+
+def test_exploit_copies_weights_optimizer_and_pool(tmp_path):
+    from league.pbt import exploit
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1000"], run_dir=a, progress=False)
+    train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1000", "--seed", "7"], run_dir=b,
+          progress=False)
+    exploit(a, b)
+    for key in ("state_dict",):
+        sa = read_checkpoint(a / "checkpoints" / "latest.pt")[key]
+        sb = read_checkpoint(b / "checkpoints" / "latest.pt")[key]
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert sorted(p.name for p in (a / "league").iterdir()) == sorted(p.name for p in (b / "league").iterdir())
+    resumed = train(resume=b, overrides=["--train.total_timesteps", "2000", "--train.learning_rate", "1e-3"],
+                    progress=False)
+    assert resumed["global_step"] >= 2000
