@@ -319,9 +319,10 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         log_replay(writer, "eval/replay", policy, config.eval.opponents[0], state["global_step"], seed=config.eval.seed,
                    fighters=config.eval.fighters, greedy=config.eval.greedy, rewards=config.env.rewards,
                    rules={**config.env.rules, **config.eval.rules})
-        score = float(np.mean([r[config.eval.metric] for r in results.values()]))
+        signed = [(-1.0 if config.eval.metric == "mean_rank" else 1.0) * r[config.eval.metric] for r in results.values()]
+        score = float(np.min(signed) if config.eval.aggregate == "worst" else np.mean(signed))
         reward = float(np.mean([r["avg_reward"] for r in results.values()]))  # breaks ties
-        return [-score if config.eval.metric == "mean_rank" else score, reward], win_rate, results
+        return [score, reward], win_rate, results
 
     # ---------------------------------------------------------------- the loop
     stop, old_handler = StopFlag(), None

@@ -124,7 +124,9 @@ class EvalConfig:
     greedy: bool = True
     """evaluate the argmax action instead of sampling"""
     metric: str = "win_rate"
-    """what best.pt maximizes, averaged over the opponents: win_rate, survival_rate, avg_reward or mean_rank (lower is better)"""
+    """what best.pt maximizes: win_rate, survival_rate, avg_reward or mean_rank (lower is better)"""
+    aggregate: str = "mean"
+    """how the metric combines over the opponents: mean, or worst (the weakest opponent result counts)"""
     rules: dict[str, Any] = field(default_factory=dict)
     """rule overrides for evaluation (default: the env's rules)"""
 
@@ -299,6 +301,7 @@ _CHECKS = {
     "eval.interval": (lambda v: v >= 0, "an integer >= 0 (0 disables evaluation)"),
     "eval.matches": (lambda v: v >= 1, "an integer >= 1"),
     "eval.fighters": (lambda v: 2 <= v <= 8, "an integer from 2 to 8"),
+    "eval.aggregate": (lambda v: v in ("mean", "worst"), "mean or worst"),
     "eval.metric": (lambda v: v in ("win_rate", "survival_rate", "avg_reward", "mean_rank"),
                     "win_rate, survival_rate, avg_reward or mean_rank"),
     "imitation.fighters": (lambda v: v is None or (min(v) >= 0 if isinstance(v, list) and v else isinstance(v, int) and v >= 0),

@@ -182,12 +182,14 @@ class OpponentPool:
         self.games = self.games * fade + added
 
     def recent_scores(self) -> dict:
-        """The learner's recent mean score against each entry that has results."""
-        return {e.name: float(self.score[e.id] / self.games[e.id]) for e in self.entries if self.games[e.id] > 0}
+        """The learner's recent mean score against each active entry that has results."""
+        return {e.name: float(self.score[e.id] / self.games[e.id]) for e in self.entries
+                if e.active and self.games[e.id] > 0}
 
     def ratings(self) -> dict:
-        """Elo-scale ratings of the learner and every entry it has recent results against."""
-        played = [e for e in self.entries if self.games[e.id] > 0]
+        """Elo-scale ratings of the learner and every active entry it has results against
+        (a retired snapshot's record no longer moves, so it is left out)."""
+        played = [e for e in self.entries if e.active and self.games[e.id] > 0]
         if not played:
             return {}
         n = len(played) + 1  # player 0 is the learner

@@ -328,3 +328,30 @@ def test_exploit_copies_weights_optimizer_and_pool(tmp_path):
     resumed = train(resume=b, overrides=["--train.total_timesteps", "2000", "--train.learning_rate", "1e-3"],
                     progress=False)
     assert resumed["global_step"] >= 2000
+
+
+def test_retired_snapshots_leave_the_ratings():
+    pool = pool_with_snapshots(3, pool_size=2)
+    v1, v2, v3 = (e.id for e in pool.snapshots(active_only=False))
+    pool.record([v1, v2, v3, 0], [1.0, 0.5, 0.0, 1.0])
+    assert set(pool.ratings()) == {"learner", "chaser", "v2", "v3"}
+    assert set(pool.recent_scores()) == {"chaser", "v2", "v3"}
+
+
+def test_worst_case_best_checkpoint_selection(tmp_path, monkeypatch):
+    import evaluate as evaluate_module
+
+    calls = iter([{"random": 0.9, "chaser": 0.2}, {"random": 0.5, "chaser": 0.4}, {"random": 1.0, "chaser": 0.1}])
+
+    def fake_evaluate(policy, opponents, **kw):  # scripted results, one set per evaluation
+        rates = next(calls, {"random": 0.0, "chaser": 0.0})
+        return {o: dict(win_rate=rates[o], survival_rate=0.0, avg_reward=0.0, knockouts=0.0, ring_outs=0.0,
+                        mean_rank=1.5, match_length=1.0) for o in opponents}
+
+    monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
+    monkeypatch.setattr("evaluation.replay.log_replay", lambda *a, **k: None)
+    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1500", "--eval.interval", "1",
+                                                           "--eval.opponents", "random,chaser"],
+                    run_dir=tmp_path / "run", progress=False)
+    # Means 0.55, 0.45, 0.55; worst cases 0.2, 0.4, 0.1: the second evaluation is the best.
+    assert summary["best_eval"]["chaser"]["win_rate"] == 0.4 and summary["best_score"][0] == 0.4
