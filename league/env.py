@@ -54,7 +54,6 @@ class LeagueEnv:
         self.masks = np.zeros(self.num_agents, dtype=bool)
         self.actions = np.full(A * F, 8, dtype=np.int32)  # 8 = idle for rows nobody drives
         self.infos: list = []
-        self.matches = 0
 
     # ------------------------------------------------------------ opponents
     def assign(self, arenas: np.ndarray) -> None:
@@ -91,7 +90,6 @@ class LeagueEnv:
         self.pool.record(ids, scores)
         sole = (rank == 1).sum(axis=1, keepdims=True) == 1
         wins = (rank[:, :L] == 1) & sole
-        self.matches += len(ended) * L
         if self.on_match is not None:
             self.on_match(wins.reshape(-1), rank[:, :L].reshape(-1))
 

@@ -68,6 +68,7 @@ class OpponentPool:
         self.directory = Path(directory) if directory is not None else None
         self.device = torch.device(device)
         self.entries: list[Entry] = []
+        self.bot_ids = np.zeros(0, dtype=np.int32)  # kernel bot id per entry (LEARNER for snapshots), for the arena
         self.score = np.zeros(0)  # learner's summed score against each entry (fading)
         self.games = np.zeros(0)  # results against each entry (fading)
         for name in bot_names:
@@ -76,14 +77,10 @@ class OpponentPool:
     # ------------------------------------------------------------ entries
     def _append(self, entry: Entry) -> Entry:
         self.entries.append(entry)
+        self.bot_ids = np.append(self.bot_ids, np.int32(entry.bot))
         self.score = np.append(self.score, 0.0)
         self.games = np.append(self.games, 0.0)
         return entry
-
-    @property
-    def bot_ids(self) -> np.ndarray:
-        """Kernel bot id per entry (LEARNER for snapshots), for writing into the arena."""
-        return np.array([e.bot for e in self.entries], dtype=np.int32)
 
     def snapshots(self, active_only: bool = True) -> list[Entry]:
         return [e for e in self.entries if e.kind == SNAPSHOT and (e.active or not active_only)]
@@ -210,6 +207,7 @@ class OpponentPool:
     def load_state_dict(self, state: dict) -> None:
         """Restore entries and records; snapshot networks load from their files when first drawn."""
         self.entries = [Entry(**fields) for fields in state["entries"]]
+        self.bot_ids = np.array([e.bot for e in self.entries], dtype=np.int32)
         self.score = np.asarray(state["score"], dtype=float)
         self.games = np.asarray(state["games"], dtype=float)
         for e in self.snapshots(active_only=False):
