@@ -98,12 +98,14 @@ TERMINATED = 1
 TRUNCATED = 2
 
 # Scripted bot ids (arena.rules.BOT_NAMES order).
-BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER = 0, 1, 2, 3, 4
+BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER, BOT_COUNTER = 0, 1, 2, 3, 4, 5
 KITE_DISTANCE = 1.2       # kiter's retreat distance while cooling down, in units of reach
 EDGE_SAFE_FRACTION = 0.6  # kiter bends its retreat towards the centre past this fraction of R
 EDGE_PULL = 3.0           # strength of that bend per unit of radius fraction
 PUSH_STANDOFF = 0.8       # edge_pusher's standoff from the enemy on the centre side, in units of reach
 PUSH_ARRIVED = 0.3        # edge_pusher considers itself in position within this distance, m
+COUNTER_GUARD = 2.0       # counter turns to face enemies closer than this, in units of reach
+COUNTER_HOME = 1.0        # counter walks back to the centre when further out than this, m
 
 # Compass: action k moves towards angle pi/2 - k*pi/4 (0 = north = +y, 2 = east = +x, clockwise).
 SQRT_HALF = math.sqrt(0.5)
@@ -230,7 +232,34 @@ def bot_action(kind, a, f, fl, it, rng, params):
         if math.sqrt(tx * tx + ty * ty) > PUSH_ARRIVED:
             return compass(tx, ty)
         return compass(dx, dy)
+    if kind == BOT_COUNTER:
+        # Never approaches: strike whoever comes into reach, face whoever comes near,
+        # otherwise hold the centre.
+        home = fl[a, f, X] ** 2 + fl[a, f, Y] ** 2 <= COUNTER_HOME * COUNTER_HOME
+        if ready and dist < COUNTER_GUARD * reach:
+            if dist <= reach and facing_enemy:
+                return ACTION_ATTACK
+            if facing_enemy:
+                return ACTION_IDLE
+            return compass(dx, dy)
+        if not home:
+            return compass(-fl[a, f, X], -fl[a, f, Y])
+        return ACTION_IDLE
     return ACTION_IDLE
+
+
+@njit(cache=True)
+def bot_actions(kind, arenas, slots, fl, it, rng, params, out):
+    """out[k] = bot `kind`'s action for fighter slots[k] of arena arenas[k] (idle once
+    eliminated): built-in bots playing agent rows, for evaluation and the demos. It lives
+    here because numba's cache only notices edits to the file of the function it compiled."""
+    for k in range(arenas.shape[0]):
+        a = arenas[k]
+        f = slots[k]
+        if it[a, f, ALIVE] == 0:
+            out[k] = ACTION_IDLE
+        else:
+            out[k] = bot_action(kind, a, f, fl, it, rng, params)
 
 
 # ---------------------------------------------------------------- one arena

@@ -130,6 +130,12 @@ def bot_decision(fighters, me, rules: Rules, rng: SplitMix64) -> int:
         tx = enemy.x - ox * 0.8 * rules.reach - f.x
         ty = enemy.y - oy * 0.8 * rules.reach - f.y
         return compass(tx, ty) if math.hypot(tx, ty) > 0.3 else compass(dx, dy)
+    if f.bot == BOT_IDS["counter"]:
+        if ready and dist < 2.0 * rules.reach:
+            if dist <= rules.reach and facing_enemy:
+                return ACTION_ATTACK
+            return ACTION_IDLE if facing_enemy else compass(dx, dy)
+        return compass(-f.x, -f.y) if math.hypot(f.x, f.y) > 1.0 else ACTION_IDLE
     raise ValueError(f"unknown bot id {f.bot}")
 
 

@@ -46,7 +46,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from arena import kernel
 from demos.browser import find_chromium, headless_chromium
@@ -62,17 +61,6 @@ BROWSER_OBSERVATIONS = 10_000
 BROWSER_TIMEOUT_S = 120
 TARGET_AGREEMENT = 0.90
 TARGET_WIN_SHARE = 0.80
-
-
-# =============================================================================================
-# The chaser in the learner slot
-# =============================================================================================
-@njit(cache=True)
-def _chaser_actions(fl, it, rng, params, slot, out):
-    """out[a] = the chaser bot's action for fighter ``slot`` of arena a, from the ring's state
-    (kernel.bot_action: the built-in bot's own code; the chaser draws no random numbers)."""
-    for a in range(fl.shape[0]):
-        out[a] = kernel.bot_action(kernel.BOT_CHASER, a, slot, fl, it, rng, params)
 
 
 @dataclass
@@ -104,10 +92,12 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
     me, them = 0, 1
     obs, _ = env.reset(seed=seed)
     chaser = np.zeros(matches, dtype=np.int32)
+    rings, slots = np.arange(matches), np.full(matches, me)
     running = np.ones(matches, dtype=bool)
     cumulative = np.zeros(matches)
     for _ in range(math.ceil(env.rules.max_frames / env.rules.frame_skip) + 1):
-        _chaser_actions(arena.fl, arena.it, arena.rng, arena.params, me, chaser)
+        # The chaser bot's own kernel code (it draws no random numbers), for slot 0 of every ring.
+        kernel.bot_actions(kernel.BOT_CHASER, rings, slots, arena.fl, arena.it, arena.rng, arena.params, chaser)
         actions = chaser if policy is None else np.asarray(policy(obs), dtype=np.int32).reshape(-1)
         rows = np.flatnonzero(running)
         agree = (len(rows), int((actions[rows] == chaser[rows]).sum()))

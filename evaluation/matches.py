@@ -16,11 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
-
-from arena.kernel import (
-    ACTION_IDLE, ALIVE, FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT, bot_action,
-)
+from arena.kernel import ACTION_IDLE, FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT, bot_actions
 from arena.rules import BOT_IDS
 from evaluation.players import Player, PlayerError, check_actions
 
@@ -39,18 +35,6 @@ def wilson_interval(wins: float, n: int, z: float = Z95) -> list[float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-@njit(cache=True)
-def _bot_actions(kind, arenas, slots, fl, it, rng, params, out):
-    """Bot `kind`'s action for fighter slots[k] of arena arenas[k] (idle once eliminated)."""
-    for k in range(arenas.shape[0]):
-        a = arenas[k]
-        f = slots[k]
-        if it[a, f, ALIVE] == 0:
-            out[k] = ACTION_IDLE
-        else:
-            out[k] = bot_action(kind, a, f, fl, it, rng, params)
 
 
 class ActionRouter:
@@ -80,7 +64,7 @@ class ActionRouter:
         for player, rows, act, bot in self.groups:
             if bot is not None:
                 kind, arenas, slots, out = bot
-                _bot_actions(kind, arenas, slots, a.fl, a.it, a.rng, a.params, out)
+                bot_actions(kind, arenas, slots, a.fl, a.it, a.rng, a.params, out)
                 self.actions[rows] = out
             else:
                 batch = obs[rows]

@@ -19,6 +19,7 @@ NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
     (4, ["kiter", "edge_pusher", ["random", "chaser"]]),
     (8, None),
     (3, ["random", "idle"]),
+    (3, ["counter", ["counter", "chaser"]]),
 ])
 def test_kernel_matches_reference_on_random_play(fighters, opponents):
     rng = np.random.default_rng(fighters)
@@ -301,6 +302,21 @@ def test_edge_pusher_gets_between_enemy_and_centre():
             break
     learner, pusher = ring.arena.pos[0, 0], ring.arena.pos[0, 1]
     assert ring.arena.fate[0, 0] == FATE_RING_OUT or np.hypot(*pusher) < np.hypot(*learner)
+
+
+def test_counter_holds_the_centre_and_strikes_whoever_comes_close():
+    ring = Ring(2, opponents=["counter"], spawn_jitter=0.0)
+    ring.place([(-4.0, 0.0), (2.5, 0.0)], facings=[0.0, 0.0])
+    for _ in range(40):  # the idle learner stays far away: the counter goes home and waits
+        ring.step()
+    assert np.hypot(*ring.arena.pos[0, 1]) <= 1.0
+    assert _distance(ring) > 2.0 * ring.rules.reach
+    ring.place([(-1.0, 0.0), (0.0, 0.0)], facings=[0.0, 0.0])  # in reach, behind its back
+    ring.step()
+    assert ring.arena.health[0, 0] == 1.0  # it turns first...
+    for _ in range(2):
+        ring.step()
+    assert ring.arena.health[0, 0] < 1.0  # ...then strikes
 
 
 def test_idle_bot_stays_and_random_bot_moves():
