@@ -14,6 +14,10 @@ over threads with prange and each arena only touches its own slices; every rando
 comes from the arena's own splitmix64 generator, so results do not depend on the thread
 count.
 
+numba's on-disk cache (cache=True) is keyed on this file alone: every jitted function that
+inlines these kernels lives here, and after renumbering the P_/R_ indices in arena/rules.py
+this file must be touched (or __pycache__ cleared) so the cache is rebuilt.
+
 The rules these kernels implement are written out in docs/arena.md; arena/reference.py
 is a slow, obvious implementation of the same document that the tests compare with.
 """
