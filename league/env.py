@@ -7,7 +7,8 @@ every match start:
 - a scripted bot: its kernel bot id is written into the slot, so the kernel drives it and
   the row's action is ignored;
 - a snapshot: the slot stays policy-driven and its action comes from that frozen network,
-  one batched forward pass per snapshot in play, without gradients.
+  without gradients. All snapshots in play are evaluated in one pass (`PolicyStack`: rows
+  grouped per snapshot, one batched matmul per layer), not one forward pass per snapshot.
 
 To the trainer it looks like a pufferlib vecenv whose agents are the learner's rows only
 (``send``/``recv`` with ``num_agents`` rows): the opponents' transitions never reach the
@@ -22,8 +23,9 @@ import torch
 from arena.rules import LEARNER
 from envs import ArenaEnv
 from league.curriculum import Stage
-from league.pool import SNAPSHOT, OpponentPool
+from league.pool import OpponentPool
 from policies import sample_actions
+from policies.network import PolicyStack
 
 
 class LeagueEnv:
@@ -54,6 +56,8 @@ class LeagueEnv:
         self.masks = np.zeros(self.num_agents, dtype=bool)
         self.actions = np.full(A * F, 8, dtype=np.int32)  # 8 = idle for rows nobody drives
         self.infos: list = []
+        self._stack: PolicyStack | None = None  # the frozen snapshots, stacked
+        self._stack_index = np.zeros(0, dtype=np.int64)  # pool entry id -> index in the stack, -1 if absent
 
     # ------------------------------------------------------------ opponents
     def assign(self, arenas: np.ndarray) -> None:
@@ -65,20 +69,31 @@ class LeagueEnv:
         self.arena.bot[arenas[:, None], self.opponent_slots[None, :]] = self.pool.bot_ids[ids]
 
     def opponent_actions(self) -> None:
-        """Frozen snapshots choose the actions of their rows, one batch per snapshot."""
+        """Frozen snapshots choose the actions of their rows, all snapshots in one batched pass."""
         flat = self.assignment.reshape(-1)
         is_snapshot = self.pool.bot_ids[flat] == LEARNER
         if not is_snapshot.any():
             return
-        obs = self.env.observations
-        for entry_id in np.unique(flat[is_snapshot]):
-            rows = self.opponent_rows[flat == entry_id]
-            policy = self.pool.policy(int(entry_id))
-            with torch.no_grad():
-                x = torch.from_numpy(obs[rows]).to(self.pool.device)
-                logits, _ = policy(x)
-                act = logits.argmax(-1) if self.greedy_opponents else sample_actions(torch.log_softmax(logits, -1))
-            self.actions[rows] = act.to(torch.int32).cpu().numpy()
+        ids = flat[is_snapshot]
+        rows = self.opponent_rows[is_snapshot]
+        x = torch.from_numpy(self.env.observations[rows]).to(self.pool.device)
+        logits = self.stacked_snapshots(ids).logits(x, self._stack_index[ids])
+        act = logits.argmax(-1) if self.greedy_opponents else sample_actions(torch.log_softmax(logits, -1))
+        self.actions[rows] = act.to(torch.int32).cpu().numpy()
+
+    def stacked_snapshots(self, ids: np.ndarray) -> PolicyStack:
+        """The stack of frozen snapshots, rebuilt (with every active snapshot) when `ids` names
+        one it lacks: once per new snapshot, not per step."""
+        if len(self._stack_index) < len(self.pool.entries):
+            grown = np.full(len(self.pool.entries), -1, dtype=np.int64)
+            grown[:len(self._stack_index)] = self._stack_index
+            self._stack_index = grown
+        if self._stack is None or (self._stack_index[ids] < 0).any():
+            members = sorted({e.id for e in self.pool.snapshots()} | {int(i) for i in np.unique(ids)})
+            self._stack = PolicyStack([self.pool.policy(i) for i in members])
+            self._stack_index[:] = -1
+            self._stack_index[members] = np.arange(len(members))
+        return self._stack
 
     def record_results(self, ended: np.ndarray) -> None:
         """Scores against each opponent (who finished better) and the learner's win and rank."""

@@ -355,3 +355,11 @@ def test_worst_case_best_checkpoint_selection(tmp_path, monkeypatch):
                     run_dir=tmp_path / "run", progress=False)
     # Means 0.55, 0.45, 0.55; worst cases 0.2, 0.4, 0.1: the second evaluation is the best.
     assert summary["best_eval"]["chaser"]["win_rate"] == 0.4 and summary["best_score"][0] == 0.4
+
+
+def test_league_bench_runs_and_reports_both_timings(capsys):
+    from league.bench import main
+    result = main(["--rows", "64", "--snapshots", "5", "--steps", "1", "--repeats", "1", "--json"])
+    assert result["snapshots"] == 5 and 0 < result["snapshot_rows"] <= 64
+    assert result["per_snapshot_ms"] > 0 and result["stacked_ms"] > 0
+    assert '"speedup"' in capsys.readouterr().out

@@ -38,6 +38,28 @@ def test_gumbel_sampling_follows_the_distribution():
     np.testing.assert_allclose(counts.numpy() / 20000, [0.7, 0.2, 0.1], atol=0.015)
 
 
+@pytest.mark.parametrize("block", [1, 4, 16])
+def test_policy_stack_matches_each_policys_own_forward(block):
+    from policies.network import PolicyStack
+    torch.manual_seed(0)
+    policies = [Policy(hidden_size=32) for _ in range(5)]
+    rng = np.random.default_rng(0)
+    index = rng.choice(5, size=203, p=[0.6, 0.2, 0.1, 0.1, 0.0])  # uneven groups, one policy unused
+    x = torch.from_numpy(rng.standard_normal((203, 30)).astype(np.float32))
+    got = PolicyStack(policies, block=block).logits(x, index)
+    for k, policy in enumerate(policies):
+        rows = np.flatnonzero(index == k)
+        with torch.no_grad():
+            expected, _ = policy(x[rows])
+        torch.testing.assert_close(got[rows], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_policy_stack_rejects_mixed_shapes():
+    from policies.network import PolicyStack
+    with pytest.raises(ValueError, match="one shape"):
+        PolicyStack([Policy(hidden_size=32), Policy(hidden_size=64)])
+
+
 def test_checkpoint_round_trip(tmp_path):
     policy = Policy()
     ckpt = AgentCheckpoint(policy, config={"name": "x"}, fighter_id=7, model_version=3, global_step=1234,
