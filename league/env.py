@@ -7,8 +7,8 @@ every match start:
 - a scripted bot: its kernel bot id is written into the slot, so the kernel drives it and
   the row's action is ignored;
 - a snapshot: the slot stays policy-driven and its action comes from that frozen network,
-  without gradients. All snapshots in play are evaluated in one pass (`PolicyStack`: rows
-  grouped per snapshot, one batched matmul per layer), not one forward pass per snapshot.
+  without gradients. All snapshots in play are evaluated together (`PolicyStack`: the rows of
+  small groups padded into one batched matmul per layer), not one forward pass per snapshot.
 
 To the trainer it looks like a pufferlib vecenv whose agents are the learner's rows only
 (``send``/``recv`` with ``num_agents`` rows): the opponents' transitions never reach the

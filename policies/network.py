@@ -70,23 +70,28 @@ class Policy(nn.Module):
 
 class PolicyStack:
     """Many frozen Policies of one shape, evaluated together: each row of a batch by the policy
-    its index names. Rows are grouped per policy into blocks of ``block`` rows and every layer
-    is one batched matmul over the blocks, instead of one small forward pass per policy (the
-    self-play league runs up to a hundred frozen snapshots each step). No gradients.
+    its index names, without gradients (the self-play league runs up to a hundred frozen
+    snapshots each step).
+
+    A policy with more than ``dense_above`` rows gets one plain pass of its own (in a league,
+    the latest snapshot). The rows of all other policies are padded into a (policies, m, obs)
+    tensor, m the most rows any of them has, and every layer is one batched matmul against the
+    stacked weights. That replaces a small forward pass per policy, whose per-call overhead
+    dominates at these sizes, and never copies a weight matrix.
     """
 
-    def __init__(self, policies: list[Policy], block: int = 16):
+    def __init__(self, policies: list[Policy], dense_above: int = 32):
         if not policies:
             raise ValueError("PolicyStack needs at least one policy")
         shapes = {(p.obs_size, p.num_actions, p.hidden_size) for p in policies}
         if len(shapes) > 1:
             raise ValueError(f"PolicyStack needs policies of one shape (obs, actions, hidden), got {sorted(shapes)}")
         self.num_actions = policies[0].num_actions
-        self.block = block
+        self.dense_above = int(dense_above)
         with torch.no_grad():
             def stack(get):
                 return torch.stack([get(p).detach() for p in policies])
-            # (K, in, out) weights and (K, 1, out) biases, for baddbmm.
+            # (K, in, out) weights and (K, 1, out) biases, for baddbmm (and addmm on one k).
             self.layers = [
                 (stack(lambda p: p.network[0].weight.T), stack(lambda p: p.network[0].bias[None])),
                 (stack(lambda p: p.network[2].weight.T), stack(lambda p: p.network[2].bias[None])),
@@ -96,28 +101,37 @@ class PolicyStack:
     def __len__(self) -> int:
         return self.layers[0][0].shape[0]
 
+    def _forward(self, h: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """The MLP on h: (rows, obs) under policy k, or (K, m, obs) under every policy at once."""
+        last = len(self.layers) - 1
+        for j, (weight, bias) in enumerate(self.layers):
+            h = torch.addmm(bias[k], h, weight[k]) if k is not None else torch.baddbmm(bias, h, weight)
+            if j < last:
+                h = torch.relu(h)
+        return h
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         """Action logits (n, num_actions) of row i under policy index[i]; x is (n, obs)."""
         index = np.asarray(index, dtype=np.int64)
-        n, bs = len(index), self.block
-        order = np.argsort(index, kind="stable")
-        which, start, counts = np.unique(index[order], return_index=True, return_counts=True)
-        blocks = -(-counts // bs)                           # blocks per policy present
-        position = np.arange(n) - np.repeat(start, counts)  # rank of each sorted row within its policy
-        row_block = np.repeat(np.cumsum(blocks) - blocks, counts) + position // bs
-        row_slot = position % bs
-        block_policy = torch.from_numpy(np.repeat(which, blocks)).to(x.device)
-        rb = torch.from_numpy(row_block).to(x.device)
-        rs = torch.from_numpy(row_slot).to(x.device)
-        h = x.new_zeros((int(blocks.sum()), bs, x.shape[1]))
-        h[rb, rs] = x[torch.from_numpy(order).to(x.device)]
-        for k, (weight, bias) in enumerate(self.layers):
-            h = torch.baddbmm(bias[block_policy], h, weight[block_policy])
-            if k < len(self.layers) - 1:
-                h = torch.relu(h)
+        n = len(index)
         out = x.new_empty((n, self.num_actions))
-        out[torch.from_numpy(order).to(x.device)] = h[rb, rs]
+        counts = np.bincount(index, minlength=len(self))
+        order = np.argsort(index, kind="stable")  # rows grouped by policy
+        start = np.cumsum(counts) - counts         # each policy's first position in `order`
+        dense = counts > self.dense_above
+        for k in np.flatnonzero(dense):
+            rows = torch.from_numpy(order[start[k]:start[k] + counts[k]]).to(x.device)
+            out[rows] = self._forward(x[rows], int(k))
+        policy = index[order]
+        padded = ~dense[policy]
+        if padded.any():
+            rows = torch.from_numpy(order[padded]).to(x.device)
+            pol = torch.from_numpy(policy[padded]).to(x.device)
+            slot = torch.from_numpy((np.arange(n) - start[policy])[padded]).to(x.device)
+            h = x.new_zeros((len(self), int(counts[~dense].max()), x.shape[1]))
+            h[pol, slot] = x[rows]
+            out[rows] = self._forward(h)[pol, slot]
         return out
 
 

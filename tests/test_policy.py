@@ -38,15 +38,15 @@ def test_gumbel_sampling_follows_the_distribution():
     np.testing.assert_allclose(counts.numpy() / 20000, [0.7, 0.2, 0.1], atol=0.015)
 
 
-@pytest.mark.parametrize("block", [1, 4, 16])
-def test_policy_stack_matches_each_policys_own_forward(block):
+@pytest.mark.parametrize("dense_above", [0, 8, 32, 10_000])  # all dense, mixed, all padded
+def test_policy_stack_matches_each_policys_own_forward(dense_above):
     from policies.network import PolicyStack
     torch.manual_seed(0)
     policies = [Policy(hidden_size=32) for _ in range(5)]
     rng = np.random.default_rng(0)
     index = rng.choice(5, size=203, p=[0.6, 0.2, 0.1, 0.1, 0.0])  # uneven groups, one policy unused
     x = torch.from_numpy(rng.standard_normal((203, 30)).astype(np.float32))
-    got = PolicyStack(policies, block=block).logits(x, index)
+    got = PolicyStack(policies, dense_above=dense_above).logits(x, index)
     for k, policy in enumerate(policies):
         rows = np.flatnonzero(index == k)
         with torch.no_grad():
