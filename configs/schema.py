@@ -229,8 +229,9 @@ class LeagueConfig:
     """sharpness of the prioritisation (0 = uniform)"""
     result_window: int = 400
     """results against each opponent that count for prioritisation and ratings (older ones fade out)"""
-    opponent_greedy: bool = False
-    """frozen snapshots play their argmax action instead of sampling"""
+    opponent_greedy: bool | float = False
+    """frozen snapshots play their argmax action instead of sampling: true, false, or the share
+    of snapshot opponents (drawn per opponent and match) that play greedy"""
     rating_interval: int = 20
     """updates between pool ratings logged to TensorBoard (0: never)"""
     start_stage: int = 0
@@ -732,6 +733,9 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         for name in names:
             if name not in BOT_NAMES:
                 fail(f"{key}.bot_names", f"names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
+    greedy = league.opponent_greedy
+    if not isinstance(greedy, bool) and not 0.0 <= greedy <= 1.0:
+        fail("league.opponent_greedy", f"must be true, false or a share from 0 to 1, got {greedy!r}")
     last = max(len(league.stages) - 1, 0)
     if not 0 <= league.start_stage <= last:
         fail("league.start_stage", f"must be a stage index from 0 to {last}, got {league.start_stage!r}")

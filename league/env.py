@@ -30,10 +30,10 @@ from policies.network import PolicyStack
 
 class LeagueEnv:
     def __init__(self, stage: Stage, pool: OpponentPool, seed: int, report_interval: int = 32, rules=None,
-                 rng: np.random.Generator | None = None, greedy_opponents: bool = False, on_match=None):
+                 rng: np.random.Generator | None = None, greedy_opponents: bool | float = False, on_match=None):
         self.stage, self.pool = stage, pool
         self.rng = rng if rng is not None else np.random.default_rng(seed)
-        self.greedy_opponents = greedy_opponents
+        self.greedy_share = float(greedy_opponents)  # share of snapshot opponents that play argmax
         self.on_match = on_match  # called with (wins, ranks) of the learner's finished matches
         F, L = stage.fighters, stage.learners
         self.env = ArenaEnv(num_arenas=stage.num_arenas, fighters_per_arena=F, seed=seed, opponents=None,
@@ -46,6 +46,7 @@ class LeagueEnv:
         self.opponent_rows = rows[:, L:].reshape(-1)
         self.opponent_slots = np.arange(L, F)
         self.assignment = np.zeros((A, F - L), dtype=np.int64)  # pool entry per opponent slot
+        self.greedy = np.full((A, F - L), self.greedy_share >= 1.0)  # the slot's snapshot plays argmax this match
         self.num_agents = A * L
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
@@ -66,6 +67,8 @@ class LeagueEnv:
         ids = self.pool.sample(len(arenas) * len(self.opponent_slots), self.rng, s.latest, s.past, s.bots,
                                s.bot_names).reshape(len(arenas), -1)
         self.assignment[arenas] = ids
+        if 0.0 < self.greedy_share < 1.0:  # drawn only for a mix, so true/false runs keep their random stream
+            self.greedy[arenas] = self.rng.random(ids.shape) < self.greedy_share
         self.arena.bot[arenas[:, None], self.opponent_slots[None, :]] = self.pool.bot_ids[ids]
 
     def opponent_actions(self) -> None:
@@ -78,7 +81,13 @@ class LeagueEnv:
         rows = self.opponent_rows[is_snapshot]
         x = torch.from_numpy(self.env.observations[rows]).to(self.pool.device)
         logits = self.stacked_snapshots(ids).logits(x, self._stack_index[ids])
-        act = logits.argmax(-1) if self.greedy_opponents else sample_actions(torch.log_softmax(logits, -1))
+        if self.greedy_share >= 1.0:
+            act = logits.argmax(-1)
+        elif self.greedy_share <= 0.0:
+            act = sample_actions(torch.log_softmax(logits, -1))
+        else:
+            greedy = torch.from_numpy(self.greedy.reshape(-1)[is_snapshot]).to(logits.device)
+            act = torch.where(greedy, logits.argmax(-1), sample_actions(torch.log_softmax(logits, -1)))
         self.actions[rows] = act.to(torch.int32).cpu().numpy()
 
     def stacked_snapshots(self, ids: np.ndarray) -> PolicyStack:

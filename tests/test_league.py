@@ -201,6 +201,26 @@ def test_same_seed_gives_the_same_league_rollout():
     assert a[2] == b[2]
 
 
+def test_a_greedy_share_makes_that_share_of_snapshot_opponents_play_their_argmax():
+    torch.manual_seed(0)
+    pool = pool_with_snapshots(3)
+    env = LeagueEnv(stage(num_arenas=512, latest=0.5, past=0.5, bots=0.0), pool, seed=1, greedy_opponents=0.3)
+    env.async_reset(1)
+    assert abs(env.greedy.mean() - 0.3) < 0.05  # drawn per opponent slot at each match start
+    rows = env.opponent_rows
+    obs = torch.from_numpy(env.env.observations[rows])
+    with torch.no_grad():
+        argmax = np.stack([pool.policy(int(i))(obs[k:k + 1])[0].argmax(-1).item()
+                           for k, i in enumerate(env.assignment.reshape(-1))])
+    env.opponent_actions()
+    greedy = env.greedy.reshape(-1)
+    np.testing.assert_array_equal(env.actions[rows][greedy], argmax[greedy])
+    # The others sample: with ten actions some differ from the argmax.
+    assert (env.actions[rows][~greedy] != argmax[~greedy]).mean() > 0.3
+    # Plain true/false draw nothing extra, so their runs are unchanged.
+    assert LeagueEnv(stage(), pool, seed=1, greedy_opponents=True).greedy.all()
+
+
 # --------------------------------------------------------------------------- curriculum
 def test_promotion_triggers_on_the_win_rate_over_the_window():
     rule = PromotionConfig(metric="win_rate", threshold=0.6, window=10, min_steps=100)
@@ -276,6 +296,8 @@ def test_resolved_stages_fill_in_league_and_env_values():
     ({"league.latest": 0, "league.past": 0, "league.bots": 0}, r"positive total probability"),
     ({"league.start_stage": 3}, r"league.start_stage' .* from 0 to 0"),
     ({"league.pool_size": 0}, r"league.pool_size' .* >= 1"),
+    ({"league.opponent_greedy": 1.5}, r"league.opponent_greedy' .* true, false or a share from 0 to 1, got 1.5"),
+    ({"league.opponent_greedy": "often"}, r"league.opponent_greedy' .* must be bool or float"),
 ])
 def test_bad_league_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
