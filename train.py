@@ -225,11 +225,6 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
 
         return train_imitation(config, run_dir=run_dir, init_from=init_from, progress=progress)
     args = config.train
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.torch_threads)
-    device = select_device(config.device)
 
     # ---------------------------------------------------------------- run folder, env, policy
     run_dir = Path(run_dir) if run_dir else Path(config.runs_dir) / (
@@ -237,6 +232,16 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
+    specialists = []
+    if config.league.enabled and config.league.specialists:  # fighters the league fields, each trained first
+        from league.specialists import train_specialists
+
+        specialists = train_specialists(config, run_dir / "specialists", train, progress)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.torch_threads)
+    device = select_device(config.device)
     state = dict(iteration=0, global_step=0, episodes=0, elapsed=0.0, best_score=[-math.inf, -math.inf],
                  best_eval=None, model_version=0, fighter_id=config.fighter_id)
     if resumed:
@@ -246,7 +251,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     if config.league.enabled:  # self-play: opponents from a pool of snapshots and bots (league/)
         from league import League
 
-        league = League(config, run_dir / "league", device)
+        league = League(config, run_dir / "league", device, specialists)
         if resumed:
             league.load_state_dict(resumed["trainer_state"]["league"])
         vecenv = league.make_env(seed=config.seed + RESEED * state["iteration"])
@@ -498,6 +503,10 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # only before the loop, which saves and returns on Ctrl-C
+        print(f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command again (with --run-dir "
+              f"to the same folder) to carry on", file=sys.stderr)
+        return 130
     if summary.get("mode") == "imitation":
         from policies.imitation import format_summary
 
@@ -506,6 +515,8 @@ def main(argv=None) -> int:
     print(f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
           f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS)")
     print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}")
+    for sp in (summary["league"] or {}).get("specialists", []):
+        print(f"  specialist  {sp['name']}: {sp['global_step']:,} agent-steps in {sp['wall_time_s']:.0f} s, {sp['checkpoint']}")
     for opponent, r in (summary["best_eval"] or {}).items():
         lo, hi = r["ci95"]
         print(f"  best vs {opponent:<12} win {r['win_rate']:6.1%} [{lo:.1%}, {hi:.1%}]  survival "

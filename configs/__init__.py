@@ -3,9 +3,8 @@
     from configs import load_config
     config = load_config("configs/aggression.yaml", ["--train.learning_rate", "1e-3"])
 """
-from pathlib import Path
-
 from configs.schema import (
+    CONFIG_DIR,
     Config,
     ConfigError,
     EnvConfig,
@@ -14,6 +13,7 @@ from configs.schema import (
     LeagueConfig,
     PolicyConfig,
     PromotionConfig,
+    SpecialistConfig,
     StageConfig,
     TrainConfig,
     config_from_dict,
@@ -23,13 +23,11 @@ from configs.schema import (
     save_config,
 )
 
-CONFIG_DIR = Path(__file__).resolve().parent
-"""Folder of the shipped YAML configs (base.yaml and one file per training mode)."""
-
 MODES = ("survival", "aggression", "tactical", "adaptation", "tournament")
 """The training modes; each has configs/<mode>.yaml."""
 
 __all__ = [
-    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "ImitationConfig", "LeagueConfig", "PolicyConfig", "PromotionConfig", "StageConfig",
+    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "ImitationConfig", "LeagueConfig", "PolicyConfig", "PromotionConfig", "SpecialistConfig",
+    "StageConfig",
     "TrainConfig", "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "save_config",
 ]

@@ -180,6 +180,21 @@ class PromotionConfig:
 
 
 @dataclass
+class SpecialistConfig:
+    """A fighter the league trains first, with a mode config against the scripted bots, and then
+    fields as a fixed opponent (docs/league.md)."""
+
+    config: str = ""
+    """the mode config it trains with: a YAML path, as given or inside configs/ (tactical.yaml)"""
+    seed: int = 101
+    """its training seed"""
+    name: str = ""
+    """its name in the pool (default: <config file stem>_s<seed>)"""
+    total_timesteps: int | None = None
+    """its budget in agent-steps (None: the mode config's own)"""
+
+
+@dataclass
 class StageConfig:
     """One curriculum stage: ring size, opponent mix and rewards (unset keys take the league's or env's)."""
 
@@ -199,6 +214,8 @@ class StageConfig:
     """probability it gets a scripted bot (None: league.bots)"""
     bot_names: list[str] | None = None
     """scripted bots to draw from (None: league.bot_names)"""
+    fixed: float | None = None
+    """probability it gets one of league.fixed_opponents (None: league.fixed)"""
     rewards: Union[dict[str, float], str, None] = None
     """reward weights or preset in this stage (None: env.rewards)"""
     promote: PromotionConfig | None = None
@@ -223,8 +240,16 @@ class LeagueConfig:
     """probability it gets a scripted bot"""
     bot_names: list[str] = field(default_factory=lambda: ["random", "idle", "chaser", "kiter", "edge_pusher"])
     """scripted bots in the pool"""
+    fixed: float = 0.0
+    """probability it gets one of fixed_opponents"""
+    fixed_opponents: list[str] = field(default_factory=list)
+    """fighters trained elsewhere that the pool fields as they are, never learning: checkpoint
+    files (NAME=PATH names one; default name: its run folder), e.g. a mode config's best.pt"""
+    specialists: list[SpecialistConfig] = field(default_factory=list)
+    """fighters trained first, each with its mode config, then fielded like fixed_opponents
+    (in <run>/specialists/<name>; a resumed run reuses them)"""
     prioritized: bool = False
-    """within older snapshots and within bots, draw in proportion to (1 - learner's recent score against them) ** priority_exponent"""
+    """within older snapshots, fixed opponents and bots, draw in proportion to (1 - learner's recent score against them) ** priority_exponent"""
     priority_exponent: float = 2.0
     """sharpness of the prioritisation (0 = uniform)"""
     result_window: int = 400
@@ -321,6 +346,7 @@ _CHECKS = {
     "league.latest": (lambda v: v >= 0, "a probability >= 0"),
     "league.past": (lambda v: v >= 0, "a probability >= 0"),
     "league.bots": (lambda v: v >= 0, "a probability >= 0"),
+    "league.fixed": (lambda v: v >= 0, "a probability >= 0"),
     "league.priority_exponent": (lambda v: v >= 0, "a number >= 0"),
     "league.result_window": (lambda v: v >= 1, "an integer >= 1"),
     "league.rating_interval": (lambda v: v >= 0, "an integer >= 0 (0: never)"),
@@ -694,11 +720,12 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
 
     if config.env.name != "arena":
         fail("league.enabled", "needs env.name arena: the league plays arena fighters")
-    mixes = [("league", league.latest, league.past, league.bots, league.bot_names)]
+    mixes = [("league", league.latest, league.past, league.bots, league.bot_names, league.fixed)]
     for n, stage in enumerate(league.stages):
         key = f"league.stages[{n}]"
         mixes.append((key, _first(stage.latest, league.latest), _first(stage.past, league.past),
-                      _first(stage.bots, league.bots), _first(stage.bot_names, league.bot_names)))
+                      _first(stage.bots, league.bots), _first(stage.bot_names, league.bot_names),
+                      _first(stage.fixed, league.fixed)))
         if not 2 <= stage.fighters <= 8:
             fail(f"{key}.fighters", f"must be an integer from 2 to 8, got {stage.fighters!r}")
         if not 1 <= stage.learners < stage.fighters:
@@ -706,7 +733,8 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
                                     f"got {stage.learners!r}")
         if stage.num_arenas is not None and stage.num_arenas < 1:
             fail(f"{key}.num_arenas", f"must be an integer >= 1 or null, got {stage.num_arenas!r}")
-        for term, value in (("latest", stage.latest), ("past", stage.past), ("bots", stage.bots)):
+        for term, value in (("latest", stage.latest), ("past", stage.past), ("bots", stage.bots),
+                            ("fixed", stage.fixed)):
             if value is not None and value < 0:
                 fail(f"{key}.{term}", f"must be a probability >= 0, got {value!r}")
         if isinstance(stage.rewards, dict):
@@ -725,20 +753,52 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
                 fail(f"{key}.promote.min_steps", f"must be an integer >= 0, got {rule.min_steps!r}")
             if rule.max_steps is not None and rule.max_steps < max(rule.min_steps, 1):
                 fail(f"{key}.promote.max_steps", f"must be null or an integer >= min_steps, got {rule.max_steps!r}")
-    for key, latest, past, bots, names in mixes:
+    for key, latest, past, bots, names, fixed in mixes:
         if latest + past + bots <= 0:
             fail(f"{key}.latest", "together with past and bots must give a positive total probability")
+        if fixed > 0 and not league.fixed_opponents and not league.specialists:
+            fail(f"{key}.fixed", f"is {fixed!r} but neither league.fixed_opponents nor league.specialists "
+                                 f"names a fighter to field")
         if bots > 0 and not names:
             fail(f"{key}.bot_names", "must name at least one bot when the bots probability is above 0")
         for name in names:
             if name not in BOT_NAMES:
                 fail(f"{key}.bot_names", f"names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
+    names = set()
+    for n, spec in enumerate(league.specialists):
+        key = f"league.specialists[{n}]"
+        if specialist_config_path(spec.config) is None:
+            fail(f"{key}.config", f"names no config file: {spec.config!r} (neither as given nor in {CONFIG_DIR})")
+        if spec.total_timesteps is not None and spec.total_timesteps < 1:
+            fail(f"{key}.total_timesteps", f"must be an integer >= 1 or null, got {spec.total_timesteps!r}")
+        name = specialist_name(spec)
+        if name in names:
+            fail(f"{key}.name", f"{name!r} is taken by an earlier specialist; give each its own name or seed")
+        names.add(name)
     greedy = league.opponent_greedy
     if not isinstance(greedy, bool) and not 0.0 <= greedy <= 1.0:
         fail("league.opponent_greedy", f"must be true, false or a share from 0 to 1, got {greedy!r}")
     last = max(len(league.stages) - 1, 0)
     if not 0 <= league.start_stage <= last:
         fail("league.start_stage", f"must be a stage index from 0 to {last}, got {league.start_stage!r}")
+
+
+CONFIG_DIR = Path(__file__).resolve().parent
+"""Folder of the shipped YAML configs (base.yaml and one file per training mode)."""
+
+
+def specialist_config_path(config: str) -> Path | None:
+    """A specialist's mode config file: the path as given, else inside configs/ (None if neither exists)."""
+    if not config:
+        return None
+    for path in (Path(config), CONFIG_DIR / config):
+        if path.is_file():
+            return path
+    return None
+
+
+def specialist_name(spec: SpecialistConfig) -> str:
+    return spec.name or f"{Path(spec.config).stem}_s{spec.seed}"
 
 
 def _first(value, default):

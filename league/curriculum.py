@@ -31,6 +31,7 @@ class Stage:
     bot_names: list
     rewards: object
     promote: PromotionConfig | None
+    fixed: float = 0.0
 
 
 def resolve_stages(config: Config) -> list[Stage]:
@@ -38,7 +39,7 @@ def resolve_stages(config: Config) -> list[Stage]:
     league, env = config.league, config.env
     if not league.stages:
         return [Stage(0, "stage0", env.fighters_per_arena, 1, env.num_arenas, league.latest, league.past,
-                      league.bots, list(league.bot_names), env.rewards, None)]
+                      league.bots, list(league.bot_names), env.rewards, None, league.fixed)]
 
     def pick(value, default):
         return default if value is None else value
@@ -49,7 +50,7 @@ def resolve_stages(config: Config) -> list[Stage]:
         stages.append(Stage(n, s.name or f"stage{n}", s.fighters, s.learners, pick(s.num_arenas, env.num_arenas),
                             pick(s.latest, league.latest), pick(s.past, league.past), pick(s.bots, league.bots),
                             list(pick(s.bot_names, league.bot_names)), pick(s.rewards, env.rewards),
-                            None if last else s.promote))
+                            None if last else s.promote, pick(s.fixed, league.fixed)))
     return stages
 
 

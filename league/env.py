@@ -6,8 +6,8 @@ every match start:
 
 - a scripted bot: its kernel bot id is written into the slot, so the kernel drives it and
   the row's action is ignored;
-- a snapshot: the slot stays policy-driven and its action comes from that frozen network,
-  without gradients. All snapshots in play are evaluated together (`PolicyStack`: the rows of
+- a snapshot or fixed fighter: the slot stays policy-driven and its action comes from that
+  frozen network, without gradients. All networks in play are evaluated together (`PolicyStack`: the rows of
   small groups padded into one batched matmul per layer), not one forward pass per snapshot.
 
 To the trainer it looks like a pufferlib vecenv whose agents are the learner's rows only
@@ -33,7 +33,7 @@ class LeagueEnv:
                  rng: np.random.Generator | None = None, greedy_opponents: bool | float = False, on_match=None):
         self.stage, self.pool = stage, pool
         self.rng = rng if rng is not None else np.random.default_rng(seed)
-        self.greedy_share = float(greedy_opponents)  # share of snapshot opponents that play argmax
+        self.greedy_share = float(greedy_opponents)  # share of network opponents (snapshots, fixed) that play argmax
         self.on_match = on_match  # called with (wins, ranks) of the learner's finished matches
         F, L = stage.fighters, stage.learners
         self.env = ArenaEnv(num_arenas=stage.num_arenas, fighters_per_arena=F, seed=seed, opponents=None,
@@ -65,20 +65,20 @@ class LeagueEnv:
         """Draw opponents for the given arenas' next match and write bot ids into their slots."""
         s = self.stage
         ids = self.pool.sample(len(arenas) * len(self.opponent_slots), self.rng, s.latest, s.past, s.bots,
-                               s.bot_names).reshape(len(arenas), -1)
+                               s.bot_names, s.fixed).reshape(len(arenas), -1)
         self.assignment[arenas] = ids
         if 0.0 < self.greedy_share < 1.0:  # drawn only for a mix, so true/false runs keep their random stream
             self.greedy[arenas] = self.rng.random(ids.shape) < self.greedy_share
         self.arena.bot[arenas[:, None], self.opponent_slots[None, :]] = self.pool.bot_ids[ids]
 
     def opponent_actions(self) -> None:
-        """Frozen snapshots choose the actions of their rows, all snapshots in one batched pass."""
+        """Frozen snapshots and fixed fighters choose the actions of their rows, all in one batched pass."""
         flat = self.assignment.reshape(-1)
-        is_snapshot = self.pool.bot_ids[flat] == LEARNER
-        if not is_snapshot.any():
+        is_network = self.pool.bot_ids[flat] == LEARNER
+        if not is_network.any():
             return
-        ids = flat[is_snapshot]
-        rows = self.opponent_rows[is_snapshot]
+        ids = flat[is_network]
+        rows = self.opponent_rows[is_network]
         x = torch.from_numpy(self.env.observations[rows]).to(self.pool.device)
         logits = self.stacked_snapshots(ids).logits(x, self._stack_index[ids])
         if self.greedy_share >= 1.0:
@@ -86,7 +86,7 @@ class LeagueEnv:
         elif self.greedy_share <= 0.0:
             act = sample_actions(torch.log_softmax(logits, -1))
         else:
-            greedy = torch.from_numpy(self.greedy.reshape(-1)[is_snapshot]).to(logits.device)
+            greedy = torch.from_numpy(self.greedy.reshape(-1)[is_network]).to(logits.device)
             act = torch.where(greedy, logits.argmax(-1), sample_actions(torch.log_softmax(logits, -1)))
         self.actions[rows] = act.to(torch.int32).cpu().numpy()
 

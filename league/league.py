@@ -18,24 +18,49 @@ import math
 import numpy as np
 
 from configs.schema import Config
+from evaluation.players import split_name
 from league.curriculum import Curriculum, resolve_stages
 from league.env import LeagueEnv
 from league.pool import OpponentPool
+from policies import CheckpointError
+from policies.network import NUM_ACTIONS, OBS_SIZE
 
 
 class League:
-    def __init__(self, config: Config, directory, device="cpu"):
+    def __init__(self, config: Config, directory, device="cpu", specialists=()):
         self.config = config
         lc = config.league
         self.stages = resolve_stages(config)
         bot_names = list(dict.fromkeys(lc.bot_names + [n for s in self.stages for n in s.bot_names]))
         self.pool = OpponentPool(bot_names, lc.pool_size, lc.result_window, lc.prioritized, lc.priority_exponent,
                                  directory=directory, device=device)
+        for spec in lc.fixed_opponents:
+            name, path = split_name(spec)
+            self.add_fixed(path, name)
+        self.specialists = list(specialists)  # league.specialists as trained (league/specialists.py)
+        for sp in self.specialists:
+            self.add_fixed(sp["checkpoint"], sp["name"])
         self.curriculum = Curriculum(self.stages, lc.start_stage)
         self.rng = np.random.default_rng(config.seed)
         self.next_snapshot_step = 0
         self.env: LeagueEnv | None = None
         self.promotions: list[str] = []
+
+    def add_fixed(self, path: str, name: str | None = None) -> None:
+        """Field a fixed opponent (league.fixed_opponents, league.specialists): a checkpoint of the learner's shape."""
+        try:
+            entry = self.pool.add_fixed(path, name)
+        except FileNotFoundError:
+            raise CheckpointError(f"league.fixed_opponents: no checkpoint file {path!r}") from None
+        except CheckpointError as exc:
+            raise CheckpointError(f"league.fixed_opponents: {exc}") from None
+        net = entry.policy
+        want = (OBS_SIZE, NUM_ACTIONS, self.config.policy.hidden_size)
+        if (net.obs_size, net.num_actions, net.hidden_size) != want:
+            raise CheckpointError(
+                f"league.fixed_opponents: {path!r} is a network of {net.obs_size} obs, {net.num_actions} actions and "
+                f"hidden size {net.hidden_size}; the league runs opponents with the learner's shape {want} "
+                f"(policy.hidden_size)")
 
     @property
     def stage(self):
@@ -89,7 +114,7 @@ class League:
         return dict(stage=self.stage.name, stage_index=self.curriculum.index,
                     stage_history=[dict(stage=self.stages[i].name, from_step=s) for i, s in self.curriculum.history],
                     snapshots=len(self.pool.snapshots(active_only=False)), ratings=self.pool.ratings(),
-                    scores=self.pool.recent_scores())
+                    scores=self.pool.recent_scores(), specialists=self.specialists)
 
     def state_dict(self) -> dict:
         return dict(pool=self.pool.state_dict(), curriculum=self.curriculum.state_dict(),

@@ -20,7 +20,8 @@ Members start from the config's hyperparameters, member k > 0 with each one mult
 seeded random factor in [0.5, 2] (log-uniform). The hyperparameters searched are
 train.learning_rate and train.ent_coef. Results go to DIR/pbt.json (every generation's
 ratings, hyperparameters and exploits) and TensorBoard charts in DIR (pbt/...); each member's
-own run folder is DIR/member<k>.
+own run folder is DIR/member<k>. The config's league.specialists are trained once, in
+DIR/specialists, and copied into each member's folder.
 """
 if __name__ == "__main__":  # glibc reads malloc tunables at start only (policies/runtime.py)
     from policies.runtime import reexec_with_malloc_tunables
@@ -98,6 +99,13 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
     hyper = initial_hyperparameters(config, population, rng)
     dirs = [out / f"member{k}" for k in range(population)]
     segment = math.ceil(config.train.total_timesteps / generations)
+    if config.league.enabled and config.league.specialists:  # trained once; every member fields the same ones
+        from league.specialists import train_specialists
+
+        train_specialists(config, out / "specialists", train, progress)
+        for d in dirs:
+            if not (d / "specialists").exists():
+                shutil.copytree(out / "specialists", d / "specialists")
     writer = SummaryWriter(str(out))
     history = []
     for gen in range(generations):

@@ -1,8 +1,9 @@
-"""The opponent pool: frozen snapshots of the learner and scripted bots.
+"""The opponent pool: frozen snapshots of the learner, fixed fighters and scripted bots.
 
-Each opponent slot of each match draws one entry: the latest snapshot, an older one, or a
-bot, with the stage's probabilities. Within the older snapshots, and within the bots,
-entries are drawn uniformly, or, with prioritisation, in proportion to
+Each opponent slot of each match draws one entry: the latest snapshot, an older one, a
+fixed fighter (a checkpoint trained elsewhere, such as a mode config's best.pt) or a bot,
+with the stage's probabilities. Within the older snapshots, within the fixed fighters and
+within the bots, entries are drawn uniformly, or, with prioritisation, in proportion to
 ``(1 - s) ** exponent`` where s is the learner's recent score against them (1 win, 0.5
 draw, 0 loss): the opponents the learner still loses to or draws with come up most
 (AlphaStar's prioritised fictitious self-play).
@@ -26,7 +27,7 @@ from arena.rules import LEARNER, bot_id
 from evaluation.ratings import fit_log_strengths, to_elo
 from policies import AgentCheckpoint, CheckpointError, Policy
 
-BOT, SNAPSHOT = "bot", "snapshot"
+BOT, SNAPSHOT, FIXED = "bot", "snapshot", "fixed"
 MIN_PRIORITY = 1e-3
 """floor of a past snapshot's prioritised weight, so that none is never drawn again"""
 
@@ -38,23 +39,23 @@ class Entry:
     id: int
     """index in the pool's entry list (stable: entries are never removed, only retired)"""
     name: str
-    """bot name, or v<N> for the N-th snapshot"""
+    """bot name, v<N> for the N-th snapshot, or the fixed fighter's name"""
     kind: str
-    """bot or snapshot"""
+    """bot, snapshot or fixed"""
     bot: int
-    """the kernel's bot id for a bot; arena.rules.LEARNER for a snapshot (the trainer drives it)"""
+    """the kernel's bot id for a bot; arena.rules.LEARNER for a network (the trainer drives it)"""
     step: int = 0
     """learner agent-steps when the snapshot was taken"""
     path: str | None = None
-    """the snapshot's checkpoint file, relative to the pool's folder"""
+    """the network's checkpoint file: a snapshot's relative to the pool's folder, a fixed fighter's absolute"""
     active: bool = True
     """drawn as an opponent (a snapshot is retired when the pool is full)"""
     policy: Policy | None = None
-    """the frozen network (snapshots; loaded from path when needed)"""
+    """the frozen network (snapshots and fixed fighters; loaded from path when needed)"""
 
 
 class OpponentPool:
-    """Scripted bots plus up to ``pool_size`` frozen snapshots, and the learner's record against each.
+    """Scripted bots, fixed fighters and up to ``pool_size`` frozen snapshots, and the learner's record against each.
 
     directory: where snapshots are written as checkpoint files (None: memory only).
     """
@@ -85,6 +86,24 @@ class OpponentPool:
     def snapshots(self, active_only: bool = True) -> list[Entry]:
         return [e for e in self.entries if e.kind == SNAPSHOT and (e.active or not active_only)]
 
+    def fixed(self) -> list[Entry]:
+        return [e for e in self.entries if e.kind == FIXED]
+
+    def add_fixed(self, path, name: str | None = None) -> Entry:
+        """Field a checkpoint trained elsewhere as a fixed opponent (it never learns and is never
+        retired). Its name defaults to the run folder it comes from (runs/<run>/checkpoints/x.pt)."""
+        path = Path(path)
+        loaded = AgentCheckpoint.load(path, device=self.device)  # FileNotFoundError / CheckpointError name the file
+        if name is None:
+            name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+        taken = {e.name for e in self.entries}
+        unique, n = name, 2
+        while unique in taken:
+            unique, n = f"{name}_{n}", n + 1
+        entry = Entry(len(self.entries), unique, FIXED, LEARNER, int(loaded.global_step), path=str(path.resolve()),
+                      policy=loaded.policy.eval().requires_grad_(False))
+        return self._append(entry)
+
     @property
     def latest(self) -> Entry | None:
         snaps = self.snapshots()
@@ -108,23 +127,29 @@ class OpponentPool:
         return entry
 
     def policy(self, entry_id: int) -> Policy:
-        """The frozen network of a snapshot entry, loaded from its file the first time it is needed."""
+        """The frozen network of a snapshot or fixed entry, loaded from its file the first time it is needed."""
         entry = self.entries[entry_id]
-        if entry.kind != SNAPSHOT:
-            raise ValueError(f"pool entry {entry.name!r} is a bot, not a snapshot")
+        if entry.kind == BOT:
+            raise ValueError(f"pool entry {entry.name!r} is a bot, not a network")
         if entry.policy is None:
-            if self.directory is None or entry.path is None:
-                raise CheckpointError(f"snapshot {entry.name!r} has no file to load it from")
-            loaded = AgentCheckpoint.load(self.directory / entry.path, device=self.device)
-            entry.policy = loaded.policy.eval().requires_grad_(False)
+            entry.policy = AgentCheckpoint.load(self._file(entry), device=self.device).policy.eval().requires_grad_(False)
         return entry.policy
 
+    def _file(self, entry: Entry) -> Path:
+        """Where a network entry's checkpoint lies (snapshots: in the pool's folder)."""
+        if entry.kind == FIXED:
+            return Path(entry.path)
+        if self.directory is None or entry.path is None:
+            raise CheckpointError(f"snapshot {entry.name!r} has no file to load it from")
+        return self.directory / entry.path
+
     # ------------------------------------------------------------ drawing opponents
-    def probabilities(self, latest: float, past: float, bots: float, bot_names=None) -> np.ndarray:
+    def probabilities(self, latest: float, past: float, bots: float, bot_names=None, fixed: float = 0.0) -> np.ndarray:
         """The probability of drawing each entry for one opponent slot, given the stage's mix.
 
         Missing categories hand their share on: no older snapshot -> the latest; no snapshot
-        at all -> the bots; no bot allowed -> the snapshots.
+        at all -> the bots; no bot allowed -> the snapshots; no fixed fighter -> the others,
+        in proportion.
         """
         probs = np.zeros(len(self.entries))
         snaps = self.snapshots()
@@ -132,7 +157,8 @@ class OpponentPool:
         older = snaps[:-1]
         allowed = set(bot_names) if bot_names is not None else None
         bot_entries = [e for e in self.entries if e.kind == BOT and (allowed is None or e.name in allowed)]
-        shares = {"latest": latest, "past": past, "bots": bots}
+        fixed_entries = self.fixed()
+        shares = {"latest": latest, "past": past, "bots": bots, "fixed": fixed if fixed_entries else 0.0}
         if not older:
             shares["latest"], shares["past"] = shares["latest"] + shares["past"], 0.0
         if not newest:
@@ -144,14 +170,14 @@ class OpponentPool:
             raise ValueError("the pool has nothing to draw: no snapshot and no allowed bot")
         if newest:
             probs[newest[0].id] += shares["latest"] / total
-        for group, share in ((older, shares["past"]), (bot_entries, shares["bots"])):
+        for group, share in ((older, shares["past"]), (bot_entries, shares["bots"]), (fixed_entries, shares["fixed"])):
             if group:
                 weights = self.weights(group)
                 probs[[e.id for e in group]] += share / total * weights / weights.sum()
         return probs
 
     def weights(self, entries: list[Entry]) -> np.ndarray:
-        """Relative draw weights within a group (older snapshots, or bots): uniform, or
+        """Relative draw weights within a group (older snapshots, fixed fighters, or bots): uniform, or
         prioritised by the learner's recent record (an entry without results counts as even)."""
         if not self.prioritized:
             return np.ones(len(entries))
@@ -160,9 +186,9 @@ class OpponentPool:
         return np.maximum((1.0 - score) ** self.priority_exponent, MIN_PRIORITY)
 
     def sample(self, n: int, rng: np.random.Generator, latest: float, past: float, bots: float,
-               bot_names=None) -> np.ndarray:
+               bot_names=None, fixed: float = 0.0) -> np.ndarray:
         """Entry ids for n opponent slots, drawn independently."""
-        probs = self.probabilities(latest, past, bots, bot_names)
+        probs = self.probabilities(latest, past, bots, bot_names, fixed)
         return rng.choice(len(probs), size=n, p=probs).astype(np.int64)
 
     # ------------------------------------------------------------ results and ratings
@@ -213,3 +239,6 @@ class OpponentPool:
         for e in self.snapshots(active_only=False):
             if self.directory is None or e.path is None or not (self.directory / e.path).is_file():
                 raise CheckpointError(f"league snapshot {e.name!r} file {e.path!r} is missing from {self.directory}")
+        for e in self.fixed():
+            if not Path(e.path).is_file():
+                raise CheckpointError(f"league fixed opponent {e.name!r}: its checkpoint {e.path!r} is missing")

@@ -11,12 +11,13 @@ from arena.rules import LEARNER, bot_id
 from configs import CONFIG_DIR, ConfigError, PromotionConfig, load_config
 from league import Curriculum, League, LeagueEnv, OpponentPool, resolve_stages
 from league.curriculum import Stage
-from policies import Policy, read_checkpoint
+from policies import AgentCheckpoint, CheckpointError, Policy, read_checkpoint
 from train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--eval.interval", "0", "--torch_threads", "1",
-        "--log_interval", "0.01", "--league.snapshot_interval", "1000", "--league.rating_interval", "1"]
+        "--log_interval", "0.01", "--league.snapshot_interval", "1000", "--league.rating_interval", "1",
+        "--league.specialists", "[]", "--league.fixed", "0"]  # the shipped specialists train for minutes
 
 
 def stage(fighters=2, learners=1, num_arenas=16, latest=0.5, past=0.3, bots=0.2, bot_names=("chaser", "idle"),
@@ -221,6 +222,112 @@ def test_a_greedy_share_makes_that_share_of_snapshot_opponents_play_their_argmax
     assert LeagueEnv(stage(), pool, seed=1, greedy_opponents=True).greedy.all()
 
 
+# --------------------------------------------------------------------------- fixed opponents
+def fighter_file(path, seed=0, hidden_size=128):
+    torch.manual_seed(seed)
+    return AgentCheckpoint(Policy(hidden_size=hidden_size), global_step=777).save(path)
+
+
+def test_fixed_opponents_are_drawn_with_their_share_and_hand_it_on_when_absent(tmp_path):
+    pool = pool_with_snapshots(2, bots=("chaser", "idle"))
+    tactical = pool.add_fixed(fighter_file(tmp_path / "final-tactical" / "checkpoints" / "best.pt"))
+    named = pool.add_fixed(fighter_file(tmp_path / "b.pt", seed=1), name="other")
+    assert (tactical.name, named.name) == ("final-tactical", "other")  # the run folder, or the name given
+    assert tactical.kind == "fixed" and pool.bot_ids[tactical.id] == LEARNER and pool.latest.name == "v2"
+    n = 200_000
+    ids = pool.sample(n, np.random.default_rng(4), latest=0.4, past=0.3, bots=0.2, fixed=0.1)
+    freq = np.bincount(ids, minlength=len(pool.entries)) / n
+    # bots chaser, idle share 0.2; v1 has 0.3; the latest (v2) 0.4; the two fixed fighters share 0.1.
+    np.testing.assert_allclose(freq, [0.1, 0.1, 0.3, 0.4, 0.05, 0.05], atol=0.005)
+    # Without fixed fighters their share goes to the others, in proportion.
+    bare = pool_with_snapshots(2, bots=("chaser", "idle"))
+    np.testing.assert_allclose(bare.probabilities(0.4, 0.3, 0.2, fixed=0.1), np.array([0.1, 0.1, 0.3, 0.4]) / 0.9)
+
+
+def test_fixed_opponents_play_their_own_network_and_survive_a_resume(tmp_path):
+    path = fighter_file(tmp_path / "f.pt", seed=5)
+    pool = pool_with_snapshots(1, directory=tmp_path / "league")
+    fixed = pool.add_fixed(path, name="f")
+    env = LeagueEnv(stage(num_arenas=64, latest=0.0, past=0.0, bots=0.0), pool, seed=2, greedy_opponents=True)
+    env.stage.fixed = 1.0
+    env.async_reset(2)
+    assert (env.assignment == fixed.id).all()
+    rows = env.opponent_rows
+    own = AgentCheckpoint.load(path).policy
+    with torch.no_grad():
+        argmax = own(torch.from_numpy(env.env.observations[rows]))[0].argmax(-1).numpy()
+    env.opponent_actions()
+    np.testing.assert_array_equal(env.actions[rows], argmax)
+    # A resumed pool keeps the entry and loads the same network from its file.
+    restored = OpponentPool(["chaser", "idle"], directory=tmp_path / "league")
+    restored.load_state_dict(pool.state_dict())
+    assert restored.entries[fixed.id].name == "f" and restored.entries[fixed.id].policy is None
+    for k, v in own.state_dict().items():
+        assert torch.equal(v, restored.policy(fixed.id).state_dict()[k]), k
+    path.unlink()
+    with pytest.raises(CheckpointError, match="fixed opponent 'f': its checkpoint .*f.pt' is missing"):
+        OpponentPool(["chaser", "idle"], directory=tmp_path / "league").load_state_dict(pool.state_dict())
+
+
+def test_a_training_run_fields_fixed_opponents_and_rates_them(tmp_path):
+    path = fighter_file(tmp_path / "runs" / "final-tactical" / "checkpoints" / "best.pt")
+    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5",
+                                                           "--league.fixed_opponents", f"[{path}]"],
+                    run_dir=tmp_path / "run", progress=False)
+    assert "final-tactical" in summary["league"]["scores"] and "final-tactical" in summary["league"]["ratings"]
+
+
+def tiny_mode(tmp_path, name="tiny_tactical"):
+    """A mode config that trains in seconds, for specialists."""
+    mode = tmp_path / f"{name}.yaml"
+    mode.write_text(f"extends: {CONFIG_DIR / 'tactical.yaml'}\nenv: {{num_arenas: 32}}\n"
+                    "train: {num_steps: 16, total_timesteps: 1500}\neval: {interval: 0}\ntorch_threads: 1\n")
+    return mode
+
+
+def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path, capsys):
+    mode = tiny_mode(tmp_path)
+    run = tmp_path / "run"
+    overrides = TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5",
+                        "--league.specialists", f"[{{config: {mode}, seed: 5}}]"]
+    summary = train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=run, progress=False)
+    specialist = run / "specialists" / "tiny_tactical_s5"
+    [fielded] = summary["league"]["specialists"]
+    assert fielded["name"] == "tiny_tactical_s5" and Path(fielded["checkpoint"]).parent == specialist / "checkpoints"
+    trained = read_checkpoint(fielded["checkpoint"])  # best.pt, or latest.pt when it had no finished match to rank by
+    assert trained["config"]["seed"] == 5 and trained["config"]["mode"] == "tactical"
+    assert "tiny_tactical_s5" in summary["league"]["scores"]  # it was drawn and played
+    entries = read_checkpoint(run / "checkpoints" / "latest.pt")["trainer_state"]["league"]["pool"]["entries"]
+    assert [e["name"] for e in entries if e["kind"] == "fixed"] == ["tiny_tactical_s5"]
+    assert "league: training specialist tiny_tactical_s5" in capsys.readouterr().out
+    # Resuming trains no specialist again: the one on disk joins the pool as it is.
+    stamp = (specialist / "summary.json").stat().st_mtime_ns
+    summary = train(resume=run, overrides=["--train.total_timesteps", "4000"], progress=False)
+    assert (specialist / "summary.json").stat().st_mtime_ns == stamp
+    assert "training specialist" not in capsys.readouterr().out
+    assert summary["global_step"] >= 4000 and "tiny_tactical_s5" in summary["league"]["scores"]
+
+
+def test_a_league_config_cannot_be_a_specialist(tmp_path):
+    overrides = TINY + ["--league.specialists", "[{config: selfplay.yaml}]"]
+    with pytest.raises(ConfigError, match=r"league.specialists\[0\].config 'selfplay.yaml' is a league config"):
+        train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("opponents, message", [
+    (["missing.pt"], r"league.fixed_opponents: no checkpoint file 'missing.pt'"),
+    (["small"], r"hidden size 64; the league runs opponents with the learner's shape \(30, 10, 128\)"),
+    (["junk"], r"league.fixed_opponents: .*junk.pt"),
+])
+def test_bad_fixed_opponents_are_clear_errors(tmp_path, opponents, message):
+    fighter_file(tmp_path / "small.pt", hidden_size=64)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    specs = [str(tmp_path / f"{o}.pt") if o != "missing.pt" else o for o in opponents]
+    config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.fixed_opponents": specs, "league.fixed": 0.1})
+    with pytest.raises(CheckpointError, match=message):
+        League(config, tmp_path / "league")
+
+
 # --------------------------------------------------------------------------- curriculum
 def test_promotion_triggers_on_the_win_rate_over_the_window():
     rule = PromotionConfig(metric="win_rate", threshold=0.6, window=10, min_steps=100)
@@ -298,6 +405,15 @@ def test_resolved_stages_fill_in_league_and_env_values():
     ({"league.pool_size": 0}, r"league.pool_size' .* >= 1"),
     ({"league.opponent_greedy": 1.5}, r"league.opponent_greedy' .* true, false or a share from 0 to 1, got 1.5"),
     ({"league.opponent_greedy": "often"}, r"league.opponent_greedy' .* must be bool or float"),
+    ({"league.fixed": 0.2, "league.specialists": []},
+     r"league.fixed' .* is 0.2 but neither league.fixed_opponents nor league.specialists"),
+    ({"league.stages": [{"fixed": 0.2}], "league.fixed": 0, "league.specialists": []},
+     r"league.stages\[0\].fixed' .* neither league.fixed_opponents"),
+    ({"league.specialists": [{"config": "tactcal.yaml"}]}, r"league.specialists\[0\].config' .* names no config file"),
+    ({"league.specialists": [{"config": "tactical.yaml"}, {"config": "tactical.yaml"}]},
+     r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
+    ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
+    ({"league.fixed": -0.1}, r"league.fixed' .* a probability >= 0"),
 ])
 def test_bad_league_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -332,6 +448,23 @@ def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
         ckpt = read_checkpoint(tmp_path / "pbt" / f"member{k}" / "checkpoints" / "latest.pt")
         assert ckpt["global_step"] >= 2000
     assert main([str(CONFIG_DIR / "selfplay.yaml"), "--population", "1"]) == 2
+
+
+def test_pbt_trains_the_specialists_once_for_every_member(tmp_path, capsys):
+    from league.pbt import run_pbt
+
+    overrides = TINY + ["--train.total_timesteps", "1000", "--league.fixed", "0.5",
+                        "--league.specialists", f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]"]
+    run_pbt(CONFIG_DIR / "selfplay.yaml", overrides, population=2, generations=1, out=tmp_path / "pbt", matches=4)
+    assert capsys.readouterr().out.count("league: training specialist tiny_tactical_s5") == 1
+    shared = tmp_path / "pbt" / "specialists" / "tiny_tactical_s5" / "checkpoints" / "latest.pt"
+    for k in (0, 1):
+        copy = tmp_path / "pbt" / f"member{k}" / "specialists" / "tiny_tactical_s5" / "checkpoints" / "latest.pt"
+        assert copy.read_bytes() == shared.read_bytes()
+        entries = read_checkpoint(tmp_path / "pbt" / f"member{k}" / "checkpoints" / "latest.pt")[
+            "trainer_state"]["league"]["pool"]["entries"]
+        fielded = copy.parent / "best.pt" if (copy.parent / "best.pt").is_file() else copy
+        assert [e["path"] for e in entries if e["kind"] == "fixed"] == [str(fielded.resolve())]  # its own copy
 
 
 def test_exploit_copies_weights_optimizer_and_pool(tmp_path):

@@ -1,0 +1,53 @@
+"""Specialists: fighters a league run trains first, each with a mode config, then fields as fixed opponents.
+
+A self-play population settles into its own style. It keeps trading blows with copies of
+itself and never meets the defensive fighters the mode configs produce, which wait, strike
+first and hold the centre; against those it draws. ``league.specialists`` lists mode configs
+(tactical.yaml, survival.yaml, ...) and seeds. Before the self-play loop starts, each one is
+trained the ordinary way (``train``, against the scripted bots) into
+``<run>/specialists/<name>/``, and its best.pt joins the pool as a fixed opponent, drawn
+with ``league.fixed``. A resumed run finds them there and trains only what is missing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from configs.schema import Config, ConfigError, load_config, specialist_config_path, specialist_name
+
+
+def train_specialists(config: Config, directory, train_fn, progress=None) -> list[dict]:
+    """Train every specialist the league lists that ``directory`` lacks; return each one's
+    name, checkpoint, run folder and training wall time (s).
+
+    train_fn is train.train (passed in: train.py imports this module).
+    """
+    out = []
+    for n, spec in enumerate(config.league.specialists):
+        name = specialist_name(spec)
+        run = Path(directory) / name
+        latest, summary_file = run / "checkpoints" / "latest.pt", run / "summary.json"
+        done = summary_file.is_file() and not json.loads(summary_file.read_text())["interrupted"]
+        if not done:
+            path = specialist_config_path(spec.config)
+            mode = load_config(path)
+            if mode.league.enabled or mode.mode == "imitation":
+                raise ConfigError(f"league.specialists[{n}].config {spec.config!r} is a "
+                                  f"{'league' if mode.league.enabled else 'imitation'} config; a specialist "
+                                  f"trains against the scripted bots with a mode config such as tactical.yaml")
+            print(f"league: training specialist {name} ({path}, seed {spec.seed}) in {run}", flush=True)
+            if latest.is_file():  # an interrupted specialist carries on where it stopped
+                summary = train_fn(resume=run, progress=progress)
+            else:
+                overrides = {"seed": spec.seed, "name": name}
+                if spec.total_timesteps is not None:
+                    overrides["train.total_timesteps"] = spec.total_timesteps
+                summary = train_fn(path, overrides, run_dir=run, progress=progress)
+            if summary["interrupted"]:
+                raise KeyboardInterrupt(f"stopped while training specialist {name}")
+            print(f"league: specialist {name} trained in {summary['wall_time_s']:.0f} s", flush=True)
+        summary = json.loads(summary_file.read_text())
+        best = run / "checkpoints" / "best.pt"
+        out.append(dict(name=name, checkpoint=str(best if best.is_file() else latest), run_dir=str(run),
+                        wall_time_s=summary["wall_time_s"], global_step=summary["global_step"]))
+    return out
