@@ -232,11 +232,14 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-    specialists = []
+    specialists, init_label = [], f"--init-from {str(init_from)!r}"
     if config.league.enabled and config.league.specialists:  # fighters the league fields, each trained first
         from league.specialists import train_specialists
 
         specialists = train_specialists(config, run_dir / "specialists", train, progress)
+        if config.league.init_from is not None and init_from is None and not resumed:  # start from a specialist's weights
+            init_from = next(s["checkpoint"] for s in specialists if s["name"] == config.league.init_from)
+            init_label = f"league.init_from {config.league.init_from!r} ({init_from})"
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -271,7 +274,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         shape = lambda p: (p.obs_size, p.num_actions, p.hidden_size)  # noqa: E731
         if shape(source.policy) != shape(policy):
             raise CheckpointError(
-                f"--init-from {str(init_from)!r}: its network ({source.obs_size} obs, {source.num_actions} actions, "
+                f"{init_label}: its network ({source.obs_size} obs, {source.num_actions} actions, "
                 f"hidden {source.policy.hidden_size}) does not fit this run's ({policy.obs_size} obs, "
                 f"{policy.num_actions} actions, hidden {policy.hidden_size})")
         policy.load_state_dict(source.policy.state_dict())

@@ -248,6 +248,9 @@ class LeagueConfig:
     specialists: list[SpecialistConfig] = field(default_factory=list)
     """fighters trained first, each with its mode config, then fielded like fixed_opponents
     (in <run>/specialists/<name>; a resumed run reuses them)"""
+    init_from: str | None = None
+    """the learner starts from this specialist's weights (a name from specialists, e.g.
+    aggression_s101) instead of random ones (null). --init-from on the command line wins"""
     prioritized: bool = False
     """within older snapshots, fixed opponents and bots, draw in proportion to (1 - learner's recent score against them) ** priority_exponent"""
     priority_exponent: float = 2.0
@@ -775,6 +778,9 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         if name in names:
             fail(f"{key}.name", f"{name!r} is taken by an earlier specialist; give each its own name or seed")
         names.add(name)
+    if league.init_from is not None and league.init_from not in names:
+        fail("league.init_from", f"names no specialist: {league.init_from!r} "
+                                 f"(specialists: {', '.join(sorted(names)) or 'none'})")
     greedy = league.opponent_greedy
     if not isinstance(greedy, bool) and not 0.0 <= greedy <= 1.0:
         fail("league.opponent_greedy", f"must be true, false or a share from 0 to 1, got {greedy!r}")

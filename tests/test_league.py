@@ -17,7 +17,7 @@ from train import train
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--eval.interval", "0", "--torch_threads", "1",
         "--log_interval", "0.01", "--league.snapshot_interval", "1000", "--league.rating_interval", "1",
-        "--league.specialists", "[]", "--league.fixed", "0"]  # the shipped specialists train for minutes
+        "--league.specialists", "[]", "--league.fixed", "0", "--league.init_from", "null"]  # the shipped specialists train for minutes
 
 
 def stage(fighters=2, learners=1, num_arenas=16, latest=0.5, past=0.3, bots=0.2, bot_names=("chaser", "idle"),
@@ -289,13 +289,19 @@ def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path
     mode = tiny_mode(tmp_path)
     run = tmp_path / "run"
     overrides = TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5",
-                        "--league.specialists", f"[{{config: {mode}, seed: 5}}]"]
+                        "--league.specialists", f"[{{config: {mode}, seed: 5}}]", "--league.init_from", "tiny_tactical_s5"]
     summary = train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=run, progress=False)
     specialist = run / "specialists" / "tiny_tactical_s5"
     [fielded] = summary["league"]["specialists"]
     assert fielded["name"] == "tiny_tactical_s5" and Path(fielded["checkpoint"]).parent == specialist / "checkpoints"
     trained = read_checkpoint(fielded["checkpoint"])  # best.pt, or latest.pt when it had no finished match to rank by
     assert trained["config"]["seed"] == 5 and trained["config"]["mode"] == "tactical"
+    # league.init_from: the learner started from the specialist's weights (the pool's first snapshot
+    # is the starting policy), then learned away from them.
+    first = read_checkpoint(sorted((run / "league").glob("snapshot_0001_*.pt"))[0])["state_dict"]
+    final = read_checkpoint(run / "checkpoints" / "latest.pt")["state_dict"]
+    assert all(torch.equal(first[k], trained["state_dict"][k]) for k in first)
+    assert not all(torch.equal(final[k], trained["state_dict"][k]) for k in final)
     assert "tiny_tactical_s5" in summary["league"]["scores"]  # it was drawn and played
     entries = read_checkpoint(run / "checkpoints" / "latest.pt")["trainer_state"]["league"]["pool"]["entries"]
     assert [e["name"] for e in entries if e["kind"] == "fixed"] == ["tiny_tactical_s5"]
@@ -414,6 +420,9 @@ def test_resolved_stages_fill_in_league_and_env_values():
      r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
     ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
     ({"league.fixed": -0.1}, r"league.fixed' .* a probability >= 0"),
+    ({"league.init_from": "tactical_s9"}, r"league.init_from' .* names no specialist: 'tactical_s9' \(specialists: aggr"),
+    ({"league.init_from": "x", "league.specialists": [], "league.fixed": 0},
+     r"league.init_from' .* names no specialist: 'x' \(specialists: none\)"),
 ])
 def test_bad_league_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
