@@ -36,29 +36,30 @@ class League:
                                  directory=directory, device=device)
         for spec in lc.fixed_opponents:
             name, path = split_name(spec)
-            self.add_fixed(path, name)
+            self.add_fixed(path, name, "league.fixed_opponents")
         self.specialists = list(specialists)  # league.specialists as trained (league/specialists.py)
         for sp in self.specialists:
-            self.add_fixed(sp["checkpoint"], sp["name"])
+            self.add_fixed(sp["checkpoint"], sp["name"], "league.specialists")
         self.curriculum = Curriculum(self.stages, lc.start_stage)
         self.rng = np.random.default_rng(config.seed)
         self.next_snapshot_step = 0
         self.env: LeagueEnv | None = None
         self.promotions: list[str] = []
 
-    def add_fixed(self, path: str, name: str | None = None) -> None:
-        """Field a fixed opponent (league.fixed_opponents, league.specialists): a checkpoint of the learner's shape."""
+    def add_fixed(self, path: str, name: str | None = None, source: str = "league.fixed_opponents") -> None:
+        """Field a fixed opponent (league.fixed_opponents, league.specialists): a checkpoint of the
+        learner's shape. source: the config key that named it, for error messages."""
         try:
             entry = self.pool.add_fixed(path, name)
         except FileNotFoundError:
-            raise CheckpointError(f"league.fixed_opponents: no checkpoint file {path!r}") from None
+            raise CheckpointError(f"{source}: no checkpoint file {path!r}") from None
         except CheckpointError as exc:
-            raise CheckpointError(f"league.fixed_opponents: {exc}") from None
+            raise CheckpointError(f"{source}: {exc}") from None
         net = entry.policy
         want = (OBS_SIZE, NUM_ACTIONS, self.config.policy.hidden_size)
         if (net.obs_size, net.num_actions, net.hidden_size) != want:
             raise CheckpointError(
-                f"league.fixed_opponents: {path!r} is a network of {net.obs_size} obs, {net.num_actions} actions and "
+                f"{source}: {path!r} is a network of {net.obs_size} obs, {net.num_actions} actions and "
                 f"hidden size {net.hidden_size}; the league runs opponents with the learner's shape {want} "
                 f"(policy.hidden_size)")
 

@@ -27,8 +27,8 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
         name = specialist_name(spec)
         run = Path(directory) / name
         latest, summary_file = run / "checkpoints" / "latest.pt", run / "summary.json"
-        done = summary_file.is_file() and not json.loads(summary_file.read_text())["interrupted"]
-        if not done:
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+        if summary is None or summary["interrupted"]:
             path = specialist_config_path(spec.config)
             mode = load_config(path)
             if mode.league.enabled or mode.mode == "imitation":
@@ -46,7 +46,6 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
             if summary["interrupted"]:
                 raise KeyboardInterrupt(f"stopped while training specialist {name}")
             print(f"league: specialist {name} trained in {summary['wall_time_s']:.0f} s", flush=True)
-        summary = json.loads(summary_file.read_text())
         best = run / "checkpoints" / "best.pt"
         out.append(dict(name=name, checkpoint=str(best if best.is_file() else latest), run_dir=str(run),
                         wall_time_s=summary["wall_time_s"], global_step=summary["global_step"]))
