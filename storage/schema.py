@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import time
 from typing import Callable
 
 import orjson
@@ -101,9 +102,28 @@ def configure(conn: sqlite3.Connection, in_memory: bool = False) -> None:
     """Per-connection settings every connection to an arena database needs."""
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = _switch_to_wal(conn)
     if mode.lower() != "wal" and not (in_memory and mode.lower() == "memory"):
         raise SchemaError(f"could not switch the database to WAL mode (it reports {mode!r})")
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Set WAL mode and return the mode SQLite reports.
+
+    Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database is
+    locked" at once, without calling the busy handler, when another process is switching the
+    same file at that moment. So the switch is retried here for up to ``BUSY_TIMEOUT_MS``.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001  # seconds
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
