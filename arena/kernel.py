@@ -102,7 +102,7 @@ TERMINATED = 1
 TRUNCATED = 2
 
 # Scripted bot ids (arena.rules.BOT_NAMES order).
-BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER, BOT_COUNTER = 0, 1, 2, 3, 4, 5
+BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER, BOT_COUNTER, BOT_STRIKER = 0, 1, 2, 3, 4, 5, 6
 KITE_DISTANCE = 1.2       # kiter's retreat distance while cooling down, in units of reach
 EDGE_SAFE_FRACTION = 0.6  # kiter bends its retreat towards the centre past this fraction of R
 EDGE_PULL = 3.0           # strength of that bend per unit of radius fraction
@@ -249,6 +249,12 @@ def bot_action(kind, a, f, fl, it, rng, params):
         if not home:
             return compass(-fl[a, f, X], -fl[a, f, Y])
         return ACTION_IDLE
+    if kind == BOT_STRIKER:
+        # The chaser without its wait for the cooldown: it holds the attack whenever the
+        # enemy is in reach, so a cooldown that ends mid-decision strikes on that frame.
+        if dist <= reach and facing_enemy:
+            return ACTION_ATTACK
+        return compass(dx, dy)
     return ACTION_IDLE
 
 

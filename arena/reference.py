@@ -136,6 +136,8 @@ def bot_decision(fighters, me, rules: Rules, rng: SplitMix64) -> int:
                 return ACTION_ATTACK
             return ACTION_IDLE if facing_enemy else compass(dx, dy)
         return compass(-f.x, -f.y) if math.hypot(f.x, f.y) > 1.0 else ACTION_IDLE
+    if f.bot == BOT_IDS["striker"]:
+        return ACTION_ATTACK if dist <= rules.reach and facing_enemy else compass(dx, dy)
     raise ValueError(f"unknown bot id {f.bot}")
 
 

@@ -18,7 +18,7 @@ MAX_FIGHTERS = 8
 
 # Scripted opponents built into the kernel. Learner (policy-driven) slots use LEARNER.
 LEARNER = -1
-BOT_NAMES = ("random", "idle", "chaser", "kiter", "edge_pusher", "counter")
+BOT_NAMES = ("random", "idle", "chaser", "kiter", "edge_pusher", "counter", "striker")
 BOT_IDS = {name: i for i, name in enumerate(BOT_NAMES)}
 
 # Indices into the packed rules array the kernels read (see Rules.pack).

@@ -114,7 +114,7 @@ class ArenaEnv(pufferlib.PufferEnv):
     """`num_arenas` rings of `fighters_per_arena` fighters; the agents are the fighter
     slots not given to scripted `opponents` (by default every slot is an agent).
 
-    opponents: bot names (random, idle, chaser, kiter, edge_pusher, counter) for the last slots; an
+    opponents: bot names (random, idle, chaser, kiter, edge_pusher, counter, striker) for the last slots; an
     entry may be a list of names, sampled per match. rewards: a preset name ("seed"), a
     mapping of term weights, or None for the seed preset. report_interval: steps between
     info reports. threads: 1 to step on the calling thread (use it in forked workers),

@@ -20,6 +20,7 @@ NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
     (8, None),
     (3, ["random", "idle"]),
     (3, ["counter", ["counter", "chaser"]]),
+    (3, ["striker", ["striker", "kiter"]]),
 ])
 def test_kernel_matches_reference_on_random_play(fighters, opponents):
     rng = np.random.default_rng(fighters)
@@ -317,6 +318,20 @@ def test_counter_holds_the_centre_and_strikes_whoever_comes_close():
     for _ in range(2):
         ring.step()
     assert ring.arena.health[0, 0] < 1.0  # ...then strikes
+
+
+def test_striker_strikes_on_the_frame_its_cooldown_ends_where_the_chaser_waits():
+    # Both bots stand in reach of an idle learner with 2 frames of cooldown left. The
+    # striker holds its attack through the decision and lands it on frame 3 of 4; the
+    # chaser sees it is not ready and only strikes at the next decision.
+    landed = {}
+    for bot in ("striker", "chaser"):
+        ring = Ring(2, opponents=[bot], spawn_jitter=0.0)
+        ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[0.0, WEST])
+        ring.arena.cooldown[0, 1] = 2
+        ring.step()
+        landed[bot] = ring.arena.health[0, 0] < 1.0
+    assert landed == {"striker": True, "chaser": False}
 
 
 def test_idle_bot_stays_and_random_bot_moves():
