@@ -255,6 +255,9 @@ class LeagueConfig:
     """within older snapshots, fixed opponents and bots, draw in proportion to (1 - learner's recent score against them) ** priority_exponent"""
     priority_exponent: float = 2.0
     """sharpness of the prioritisation (0 = uniform)"""
+    share_caps: dict[str, float] = field(default_factory=dict)
+    """the most a named bot or fixed opponent takes of its group's share after prioritisation,
+    e.g. {striker: 0.1}; the excess goes to the others in the group"""
     result_window: int = 400
     """results against each opponent that count for prioritisation and ratings (older ones fade out)"""
     opponent_greedy: bool | float = False
@@ -781,6 +784,14 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
     if league.init_from is not None and league.init_from not in names:
         fail("league.init_from", f"names no specialist: {league.init_from!r} "
                                  f"(specialists: {', '.join(sorted(names)) or 'none'})")
+    fixed_names = {spec.split("=", 1)[0] if "=" in spec else fixed_opponent_name(spec) for spec in league.fixed_opponents}
+    known = set(league.bot_names) | {n for stage in league.stages for n in (stage.bot_names or ())} | names | fixed_names
+    for name, cap in league.share_caps.items():
+        if name not in known:
+            fail(f"league.share_caps.{name}", f"names no bot or fixed opponent of this league "
+                                             f"(known: {', '.join(sorted(known)) or 'none'})")
+        if not 0.0 < cap <= 1.0:
+            fail(f"league.share_caps.{name}", f"must be a fraction of its group's share in (0, 1], got {cap!r}")
     greedy = league.opponent_greedy
     if not isinstance(greedy, bool) and not 0.0 <= greedy <= 1.0:
         fail("league.opponent_greedy", f"must be true, false or a share from 0 to 1, got {greedy!r}")
@@ -801,6 +812,12 @@ def specialist_config_path(config: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def fixed_opponent_name(path: str) -> str:
+    """A fixed opponent's default name: its run folder (runs/<run>/checkpoints/x.pt -> <run>), else the file's stem."""
+    path = Path(path)
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
 
 
 def specialist_name(spec: SpecialistConfig) -> str:

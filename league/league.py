@@ -33,7 +33,7 @@ class League:
         self.stages = resolve_stages(config)
         bot_names = list(dict.fromkeys(lc.bot_names + [n for s in self.stages for n in s.bot_names]))
         self.pool = OpponentPool(bot_names, lc.pool_size, lc.result_window, lc.prioritized, lc.priority_exponent,
-                                 directory=directory, device=device)
+                                 directory=directory, device=device, share_caps=lc.share_caps)
         for spec in lc.fixed_opponents:
             name, path = split_name(spec)
             self.add_fixed(path, name, "league.fixed_opponents")

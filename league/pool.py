@@ -6,7 +6,10 @@ with the stage's probabilities. Within the older snapshots, within the fixed fig
 within the bots, entries are drawn uniformly, or, with prioritisation, in proportion to
 ``(1 - s) ** exponent`` where s is the learner's recent score against them (1 win, 0.5
 draw, 0 loss): the opponents the learner still loses to or draws with come up most
-(AlphaStar's prioritised fictitious self-play).
+(AlphaStar's prioritised fictitious self-play). ``share_caps`` ({name: fraction}) keeps a
+named entry under that fraction of its group's share; the rest goes to the others in
+proportion to their weights. An opponent the learner can at best draw with would otherwise
+take over its group.
 
 The learner's results against every entry are kept as fading sums: each new result first
 multiplies the entry's old sums by ``q = 1 - 1 / result_window``, so they weigh about the
@@ -54,6 +57,32 @@ class Entry:
     """the frozen network (snapshots and fixed fighters; loaded from path when needed)"""
 
 
+def capped(shares: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Shares (summing to 1) with none above its cap (np.inf: none): a capped entry gives its
+    excess to the uncapped ones in proportion to their shares, repeatedly (water-filling).
+    When every entry is capped and the caps sum to less than 1, shares follow the caps."""
+    shares = np.asarray(shares, dtype=float)
+    caps = np.broadcast_to(np.asarray(caps, dtype=float), shares.shape)
+    out = shares.copy()
+    held = np.zeros(len(out), dtype=bool)
+    while True:
+        over = (out > caps) & ~held
+        if not over.any():
+            return out
+        held |= over
+        out[held] = caps[held]
+        free = ~held
+        if not free.any():
+            return caps / caps.sum()
+        base = shares[free].sum()
+        rest = 1.0 - caps[held].sum()
+        if rest <= 0.0:  # the capped entries' caps alone fill the group
+            out[free] = 0.0
+            out[held] = caps[held] / caps[held].sum()
+            return out
+        out[free] = shares[free] / base * rest if base > 0 else rest / free.sum()
+
+
 class OpponentPool:
     """Scripted bots, fixed fighters and up to ``pool_size`` frozen snapshots, and the learner's record against each.
 
@@ -61,7 +90,11 @@ class OpponentPool:
     """
 
     def __init__(self, bot_names, pool_size: int = 16, result_window: int = 400, prioritized: bool = False,
-                 priority_exponent: float = 2.0, directory=None, device="cpu"):
+                 priority_exponent: float = 2.0, directory=None, device="cpu", share_caps=None):
+        self.share_caps = {str(k): float(v) for k, v in (share_caps or {}).items()}
+        for name, cap in self.share_caps.items():
+            if not 0.0 < cap <= 1.0:
+                raise ValueError(f"share cap of {name!r} must be in (0, 1], got {cap!r}")
         self.pool_size = int(pool_size)
         self.result_window = float(result_window)
         self.prioritized = bool(prioritized)
@@ -173,7 +206,8 @@ class OpponentPool:
         for group, share in ((older, shares["past"]), (bot_entries, shares["bots"]), (fixed_entries, shares["fixed"])):
             if group:
                 weights = self.weights(group)
-                probs[[e.id for e in group]] += share / total * weights / weights.sum()
+                caps = np.array([self.share_caps.get(e.name, np.inf) for e in group])
+                probs[[e.id for e in group]] += share / total * capped(weights / weights.sum(), caps)
         return probs
 
     def weights(self, entries: list[Entry]) -> np.ndarray:

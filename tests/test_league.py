@@ -155,6 +155,41 @@ def test_prioritised_sampling_favours_opponents_that_beat_the_learner():
     np.testing.assert_allclose(freq, probs, atol=0.005)
 
 
+def test_share_caps_keep_an_opponent_the_learner_only_draws_with_from_taking_over_its_group():
+    bots = ("chaser", "idle", "kiter", "counter", "striker")
+    pool = pool_with_snapshots(1, bots=bots, prioritized=True, share_caps={"striker": 0.1})
+    uncapped = pool_with_snapshots(1, bots=bots, prioritized=True)
+    for p in (pool, uncapped):  # beats the chaser 90%, idle, kiter and counter always; draws with the striker
+        p.record([0] * 10 + [1] * 10 + [2] * 10 + [3] * 10 + [4] * 10, [0.9] * 10 + [1.0] * 30 + [0.5] * 10)
+    # Weights (1 - s)^2: 0.01, three at the 1e-3 floor, 0.25: uncapped, the striker takes 95% of the bots.
+    w = np.array([0.01, 1e-3, 1e-3, 1e-3, 0.25])
+    np.testing.assert_allclose(uncapped.probabilities(latest=0.6, past=0.0, bots=0.4)[:5], 0.4 * w / w.sum())
+    # Capped at 0.1 it keeps a tenth; the others share the rest by their weights, the chaser most.
+    probs = pool.probabilities(latest=0.6, past=0.0, bots=0.4)
+    np.testing.assert_allclose(probs[:5], 0.4 * np.append(0.9 * w[:4] / w[:4].sum(), 0.1))
+    assert probs.sum() == pytest.approx(1.0)
+    freq = np.bincount(pool.sample(200_000, np.random.default_rng(4), 0.6, 0.0, 0.4), minlength=len(probs)) / 200_000
+    np.testing.assert_allclose(freq, probs, atol=0.005)
+    with pytest.raises(ValueError, match="share cap of 'chaser' must be in"):
+        OpponentPool(["chaser"], share_caps={"chaser": 0.0})
+
+
+INF = np.inf
+
+
+@pytest.mark.parametrize("shares, caps, expected", [
+    ([0.7, 0.2, 0.1], [0.5, INF, INF], [0.5, 0.2 / 0.3 * 0.5, 0.1 / 0.3 * 0.5]),
+    ([0.5, 0.45, 0.05], [0.4, 0.4, INF], [0.4, 0.4, 0.2]),  # the second goes over once the first gives its excess
+    ([0.9, 0.1], [0.2, 0.3], [0.4, 0.6]),  # every entry capped, caps short of 1: shares follow the caps
+    ([0.3, 0.3, 0.4], [INF, INF, INF], [0.3, 0.3, 0.4]),
+])
+def test_capped_shares_stay_under_their_caps_and_sum_to_one(shares, caps, expected):
+    from league.pool import capped
+    out = capped(np.array(shares), np.array(caps))
+    np.testing.assert_allclose(out, expected)
+    assert out.sum() == pytest.approx(1.0)
+
+
 def test_results_fade_to_the_window_and_give_ratings():
     pool = pool_with_snapshots(1, result_window=100)
     chaser = 0
@@ -420,6 +455,9 @@ def test_resolved_stages_fill_in_league_and_env_values():
      r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
     ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
     ({"league.fixed": -0.1}, r"league.fixed' .* a probability >= 0"),
+    ({"league.share_caps": {"striker": 0}}, r"league.share_caps.striker' .* a fraction of its group's share in \(0, 1\]"),
+    ({"league.share_caps": {"strikr": 0.1}}, r"league.share_caps.strikr' .* names no bot or fixed opponent .*striker"),
+    ({"league.share_caps": "striker"}, r"league.share_caps' .* must be a mapping"),
     ({"league.init_from": "tactical_s9"}, r"league.init_from' .* names no specialist: 'tactical_s9' \(specialists: aggr"),
     ({"league.init_from": "x", "league.specialists": [], "league.fixed": 0},
      r"league.init_from' .* names no specialist: 'x' \(specialists: none\)"),
