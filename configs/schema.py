@@ -784,7 +784,9 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
     if league.init_from is not None and league.init_from not in names:
         fail("league.init_from", f"names no specialist: {league.init_from!r} "
                                  f"(specialists: {', '.join(sorted(names)) or 'none'})")
-    fixed_names = {spec.split("=", 1)[0] if "=" in spec else fixed_opponent_name(spec) for spec in league.fixed_opponents}
+    from evaluation.players import split_name
+
+    fixed_names = {split_name(spec)[0] or fixed_opponent_name(spec) for spec in league.fixed_opponents}
     known = set(league.bot_names) | {n for stage in league.stages for n in (stage.bot_names or ())} | names | fixed_names
     for name, cap in league.share_caps.items():
         if name not in known:

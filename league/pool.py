@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from arena.rules import LEARNER, bot_id
+from configs.schema import fixed_opponent_name
 from evaluation.ratings import fit_log_strengths, to_elo
 from policies import AgentCheckpoint, CheckpointError, Policy
 
@@ -62,7 +63,7 @@ def capped(shares: np.ndarray, caps: np.ndarray) -> np.ndarray:
     excess to the uncapped ones in proportion to their shares, repeatedly (water-filling).
     When every entry is capped and the caps sum to less than 1, shares follow the caps."""
     shares = np.asarray(shares, dtype=float)
-    caps = np.broadcast_to(np.asarray(caps, dtype=float), shares.shape)
+    caps = np.asarray(caps, dtype=float)
     out = shares.copy()
     held = np.zeros(len(out), dtype=bool)
     while True:
@@ -70,16 +71,14 @@ def capped(shares: np.ndarray, caps: np.ndarray) -> np.ndarray:
         if not over.any():
             return out
         held |= over
-        out[held] = caps[held]
         free = ~held
-        if not free.any():
-            return caps / caps.sum()
-        base = shares[free].sum()
         rest = 1.0 - caps[held].sum()
-        if rest <= 0.0:  # the capped entries' caps alone fill the group
+        if not free.any() or rest <= 0.0:  # the capped entries alone fill the group
             out[free] = 0.0
             out[held] = caps[held] / caps[held].sum()
             return out
+        out[held] = caps[held]
+        base = shares[free].sum()
         out[free] = shares[free] / base * rest if base > 0 else rest / free.sum()
 
 
@@ -128,7 +127,7 @@ class OpponentPool:
         path = Path(path)
         loaded = AgentCheckpoint.load(path, device=self.device)  # FileNotFoundError / CheckpointError name the file
         if name is None:
-            name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+            name = fixed_opponent_name(path)
         taken = {e.name for e in self.entries}
         unique, n = name, 2
         while unique in taken:
