@@ -786,7 +786,7 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
                                  f"(specialists: {', '.join(sorted(names)) or 'none'})")
     from evaluation.players import split_name
 
-    fixed_names = {split_name(spec)[0] or fixed_opponent_name(spec) for spec in league.fixed_opponents}
+    fixed_names = {name or fixed_opponent_name(path) for name, path in map(split_name, league.fixed_opponents)}
     known = set(league.bot_names) | {n for stage in league.stages for n in (stage.bot_names or ())} | names | fixed_names
     for name, cap in league.share_caps.items():
         if name not in known:
