@@ -349,10 +349,10 @@ _CHECKS = {
     "imitation.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "league.snapshot_interval": (lambda v: v >= 1, "an integer >= 1 (agent-steps)"),
     "league.pool_size": (lambda v: v >= 1, "an integer >= 1"),
-    "league.latest": (lambda v: v >= 0, "a probability >= 0"),
-    "league.past": (lambda v: v >= 0, "a probability >= 0"),
-    "league.bots": (lambda v: v >= 0, "a probability >= 0"),
-    "league.fixed": (lambda v: v >= 0, "a probability >= 0"),
+    "league.latest": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "league.past": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "league.bots": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "league.fixed": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
     "league.priority_exponent": (lambda v: v >= 0, "a number >= 0"),
     "league.result_window": (lambda v: v >= 1, "an integer >= 1"),
     "league.rating_interval": (lambda v: v >= 0, "an integer >= 0 (0: never)"),
@@ -724,8 +724,22 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
     def fail(key, message):
         raise ConfigError(f"key {key!r} in {_source(sources, key, default_source)} {message}")
 
+    def check_mix_sum(key, stage=None):
+        """The four shares are probabilities of one draw: they must add up to 1. A stage's unset
+        shares are the league's, so the error names where each share was set."""
+        values, origins = {}, {}
+        for term in ("latest", "past", "bots", "fixed"):
+            own = None if stage is None else getattr(stage, term)
+            values[term] = getattr(league, term) if own is None else own
+            origins[_source(sources, f"{key if own is not None else 'league'}.{term}", default_source)] = None
+        total = sum(values.values())
+        if abs(total - 1) > 1e-6:
+            raise ConfigError(f"the opponent mix of {key} (set in {' and '.join(origins)}) must sum to 1: "
+                              + " + ".join(f"{term} {value:g}" for term, value in values.items()) + f" = {total:g}")
+
     if config.env.name != "arena":
         fail("league.enabled", "needs env.name arena: the league plays arena fighters")
+    check_mix_sum("league")
     mixes = [("league", league.latest, league.past, league.bots, league.bot_names, league.fixed)]
     for n, stage in enumerate(league.stages):
         key = f"league.stages[{n}]"
@@ -741,8 +755,9 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
             fail(f"{key}.num_arenas", f"must be an integer >= 1 or null, got {stage.num_arenas!r}")
         for term, value in (("latest", stage.latest), ("past", stage.past), ("bots", stage.bots),
                             ("fixed", stage.fixed)):
-            if value is not None and value < 0:
-                fail(f"{key}.{term}", f"must be a probability >= 0, got {value!r}")
+            if value is not None and not 0 <= value <= 1:
+                fail(f"{key}.{term}", f"must be a probability in [0, 1], got {value!r}")
+        check_mix_sum(key, stage)
         if isinstance(stage.rewards, dict):
             for term in stage.rewards:
                 if term not in REWARD_TERMS:

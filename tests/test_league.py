@@ -17,7 +17,7 @@ from train import train
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--eval.interval", "0", "--torch_threads", "1",
         "--log_interval", "0.01", "--league.snapshot_interval", "1000", "--league.rating_interval", "1",
-        "--league.specialists", "[]", "--league.fixed", "0", "--league.init_from", "null"]  # the shipped specialists train for minutes
+        "--league.specialists", "[]", "--league.fixed", "0", "--league.bots", "0.68", "--league.init_from", "null"]  # the shipped specialists train for minutes
 
 
 def stage(fighters=2, learners=1, num_arenas=16, latest=0.5, past=0.3, bots=0.2, bot_names=("chaser", "idle"),
@@ -306,7 +306,7 @@ def test_fixed_opponents_play_their_own_network_and_survive_a_resume(tmp_path):
 
 def test_a_training_run_fields_fixed_opponents_and_rates_them(tmp_path):
     path = fighter_file(tmp_path / "runs" / "final-tactical" / "checkpoints" / "best.pt")
-    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5",
+    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5", "--league.bots", "0.18",
                                                            "--league.fixed_opponents", f"[{path}]"],
                     run_dir=tmp_path / "run", progress=False)
     assert "final-tactical" in summary["league"]["scores"] and "final-tactical" in summary["league"]["ratings"]
@@ -323,7 +323,7 @@ def tiny_mode(tmp_path, name="tiny_tactical"):
 def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path, capsys):
     mode = tiny_mode(tmp_path)
     run = tmp_path / "run"
-    overrides = TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5",
+    overrides = TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5", "--league.bots", "0.18",
                         "--league.specialists", f"[{{config: {mode}, seed: 5}}]", "--league.init_from", "tiny_tactical_s5"]
     summary = train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=run, progress=False)
     specialist = run / "specialists" / "tiny_tactical_s5"
@@ -364,7 +364,7 @@ def test_bad_fixed_opponents_are_clear_errors(tmp_path, opponents, message):
     fighter_file(tmp_path / "small.pt", hidden_size=64)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     specs = [str(tmp_path / f"{o}.pt") if o != "missing.pt" else o for o in opponents]
-    config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.fixed_opponents": specs, "league.fixed": 0.1})
+    config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.fixed_opponents": specs, "league.fixed": 0.24})
     with pytest.raises(CheckpointError, match=message):
         League(config, tmp_path / "league")
 
@@ -425,9 +425,9 @@ def test_start_stage_skips_the_curriculum():
 
 
 def test_resolved_stages_fill_in_league_and_env_values():
-    config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.stages": [{"fighters": 4, "bots": 0.5}]})
+    config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.stages": [{"fighters": 4, "bots": 0.2, "fixed": 0.48}]})
     (s,) = resolve_stages(config)
-    assert (s.fighters, s.learners, s.num_arenas, s.bots, s.latest) == (4, 1, config.env.num_arenas, 0.5, config.league.latest)
+    assert (s.fighters, s.learners, s.num_arenas, s.bots, s.latest) == (4, 1, config.env.num_arenas, 0.2, config.league.latest)
     assert s.rewards == config.env.rewards and s.promote is None
     assert bot_id(s.bot_names[0]) >= 0
 
@@ -441,26 +441,31 @@ def test_resolved_stages_fill_in_league_and_env_values():
     ({"league.stages": [{"bot_names": ["chasr"]}]}, r"unknown bot 'chasr'"),
     ({"league.stages": [{"rewards": {"hits": 1.0}}]}, r"unknown reward term 'hits'"),
     ({"league.stages": "duel"}, r"league.stages' .* must be a list of mappings"),
-    ({"league.latest": 0, "league.past": 0, "league.bots": 0}, r"positive total probability"),
+    ({"league.latest": 0, "league.past": 0, "league.bots": 0, "league.fixed": 1.0}, r"positive total probability"),
+    ({"league.latest": 1.5}, r"league.latest' .* a probability in \[0, 1\], got 1.5"),
+    ({"league.bots": 0.5}, r"opponent mix of league \(set in .*selfplay.yaml and the command line \(league.bots=0.5\)\) "
+                           r"must sum to 1: latest 0.14 \+ past 0.18 \+ bots 0.5 \+ fixed 0.24 = 1.06"),
+    ({"league.stages": [{"bots": 1.0}]}, r"opponent mix of league.stages\[0\] \(set in .*selfplay.yaml and the command line .*\) must sum to 1: "
+                                          r"latest 0.14 \+ past 0.18 \+ bots 1 \+ fixed 0.24 = 1.56"),
     ({"league.start_stage": 3}, r"league.start_stage' .* from 0 to 0"),
     ({"league.pool_size": 0}, r"league.pool_size' .* >= 1"),
     ({"league.opponent_greedy": 1.5}, r"league.opponent_greedy' .* true, false or a share from 0 to 1, got 1.5"),
     ({"league.opponent_greedy": "often"}, r"league.opponent_greedy' .* must be bool or float"),
-    ({"league.fixed": 0.2, "league.specialists": []},
-     r"league.fixed' .* is 0.2 but neither league.fixed_opponents nor league.specialists"),
-    ({"league.stages": [{"fixed": 0.2}], "league.fixed": 0, "league.specialists": []},
+    ({"league.specialists": []},
+     r"league.fixed' .* is 0.24 but neither league.fixed_opponents nor league.specialists"),
+    ({"league.stages": [{"fixed": 0.2, "bots": 0.48}], "league.fixed": 0, "league.bots": 0.68, "league.specialists": []},
      r"league.stages\[0\].fixed' .* neither league.fixed_opponents"),
     ({"league.specialists": [{"config": "tactcal.yaml"}]}, r"league.specialists\[0\].config' .* names no config file"),
     ({"league.specialists": [{"config": "tactical.yaml"}, {"config": "tactical.yaml"}]},
      r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
     ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
-    ({"league.fixed": -0.1}, r"league.fixed' .* a probability >= 0"),
+    ({"league.fixed": -0.1}, r"league.fixed' .* a probability in \[0, 1\], got -0.1"),
     ({"league.share_caps": {"chaser": 0}}, r"league.share_caps.chaser' .* a fraction of its group's share in \(0, 1\]"),
     ({"league.share_caps": {"chasr": 0.1}}, r"league.share_caps.chasr' .* names no bot or fixed opponent .*chaser"),
     ({"league.share_caps": {"striker": 0.1}}, r"league.share_caps.striker' .* names no bot or fixed opponent of this league"),
     ({"league.share_caps": "striker"}, r"league.share_caps' .* must be a mapping"),
     ({"league.init_from": "tactical_s9"}, r"league.init_from' .* names no specialist: 'tactical_s9' \(specialists: aggr"),
-    ({"league.init_from": "x", "league.specialists": [], "league.fixed": 0},
+    ({"league.init_from": "x", "league.specialists": [], "league.fixed": 0, "league.bots": 0.68},
      r"league.init_from' .* names no specialist: 'x' \(specialists: none\)"),
 ])
 def test_bad_league_configs_name_the_key(override, message):
@@ -501,7 +506,7 @@ def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
 def test_pbt_trains_the_specialists_once_for_every_member(tmp_path, capsys):
     from league.pbt import run_pbt
 
-    overrides = TINY + ["--train.total_timesteps", "1000", "--league.fixed", "0.5",
+    overrides = TINY + ["--train.total_timesteps", "1000", "--league.fixed", "0.5", "--league.bots", "0.18",
                         "--league.specialists", f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]"]
     run_pbt(CONFIG_DIR / "selfplay.yaml", overrides, population=2, generations=1, out=tmp_path / "pbt", matches=4)
     assert capsys.readouterr().out.count("league: training specialist tiny_tactical_s5") == 1
