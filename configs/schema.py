@@ -768,6 +768,13 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         if rule is not None:
             if rule.metric not in ("win_rate", "mean_rank"):
                 fail(f"{key}.promote.metric", f"must be win_rate or mean_rank, got {rule.metric!r}")
+            if n == len(league.stages) - 1:
+                fail(f"{key}.promote", "is set on the last stage, which never ends: remove it, or add the stage to promote to")
+            if rule.metric == "win_rate" and not 0 <= rule.threshold <= 1:
+                fail(f"{key}.promote.threshold", f"must be a win rate in [0, 1], got {rule.threshold!r}")
+            if rule.metric == "mean_rank" and not 1 <= rule.threshold <= stage.fighters:
+                fail(f"{key}.promote.threshold", f"must be a mean rank from 1 to fighters = {stage.fighters}, "
+                                                 f"got {rule.threshold!r}")
             if rule.window < 1:
                 fail(f"{key}.promote.window", f"must be an integer >= 1 (matches), got {rule.window!r}")
             if rule.min_steps < 0:
