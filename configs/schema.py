@@ -310,6 +310,8 @@ _CHECKS = {
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"),
                "auto, cpu, cuda, cuda:N or mps"),
     "torch_threads": (lambda v: v >= 1, "an integer >= 1"),
+    "seed": (lambda v: 0 <= v < 2 ** 32, "an integer from 0 to 2**32 - 1 (numpy's seed range)"),
+    "eval.seed": (lambda v: 0 <= v < 2 ** 32, "an integer from 0 to 2**32 - 1 (numpy's seed range)"),
     "checkpoint_interval": (lambda v: v >= 1, "an integer >= 1"),
     "log_interval": (lambda v: v > 0, "a number > 0 (seconds)"),
     "env.name": (lambda v: v in ("arena", "gymnasium"), "arena or gymnasium"),
@@ -797,6 +799,8 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         key = f"league.specialists[{n}]"
         if specialist_config_path(spec.config) is None:
             fail(f"{key}.config", f"names no config file: {spec.config!r} (neither as given nor in {CONFIG_DIR})")
+        if not 0 <= spec.seed < 2 ** 32:
+            fail(f"{key}.seed", f"must be an integer from 0 to 2**32 - 1 (numpy's seed range), got {spec.seed!r}")
         if spec.total_timesteps is not None and spec.total_timesteps < 1:
             fail(f"{key}.total_timesteps", f"must be an integer >= 1 or null, got {spec.total_timesteps!r}")
         name = specialist_name(spec)

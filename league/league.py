@@ -23,7 +23,30 @@ from league.curriculum import Curriculum, resolve_stages
 from league.env import LeagueEnv
 from league.pool import OpponentPool
 from policies import CheckpointError
+from policies.checkpoint import read_checkpoint
 from policies.network import NUM_ACTIONS, OBS_SIZE
+
+
+def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
+    """Fail with a message naming ``source`` (the config key) unless ``path`` is a checkpoint of
+    the learner's shape. Reads the file only, builds no network: train.py calls it for
+    league.fixed_opponents before the specialists train (minutes), so a wrong path fails at once."""
+    try:
+        spec = read_checkpoint(path)["policy"]
+    except FileNotFoundError:
+        raise CheckpointError(f"{source}: no checkpoint file {path!r}") from None
+    except CheckpointError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+    want, got = (OBS_SIZE, NUM_ACTIONS, hidden_size), (spec["obs_size"], spec["num_actions"], spec["hidden_size"])
+    if got != want:
+        raise CheckpointError(
+            f"{source}: {path!r} is a network of {got[0]} obs, {got[1]} actions and hidden size {got[2]}; "
+            f"the league runs opponents with the learner's shape {want} (policy.hidden_size)")
+
+
+def check_fixed_opponents(config: Config) -> None:
+    for spec in config.league.fixed_opponents:
+        check_fixed_file(split_name(spec)[1], "league.fixed_opponents", config.policy.hidden_size)
 
 
 class League:
@@ -49,19 +72,11 @@ class League:
     def add_fixed(self, path: str, name: str | None = None, source: str = "league.fixed_opponents") -> None:
         """Field a fixed opponent (league.fixed_opponents, league.specialists): a checkpoint of the
         learner's shape. source: the config key that named it, for error messages."""
+        check_fixed_file(path, source, self.config.policy.hidden_size)
         try:
-            entry = self.pool.add_fixed(path, name)
-        except FileNotFoundError:
-            raise CheckpointError(f"{source}: no checkpoint file {path!r}") from None
-        except CheckpointError as exc:
+            self.pool.add_fixed(path, name)
+        except CheckpointError as exc:  # weights that do not fit the network the file describes
             raise CheckpointError(f"{source}: {exc}") from None
-        net = entry.policy
-        want = (OBS_SIZE, NUM_ACTIONS, self.config.policy.hidden_size)
-        if (net.obs_size, net.num_actions, net.hidden_size) != want:
-            raise CheckpointError(
-                f"{source}: {path!r} is a network of {net.obs_size} obs, {net.num_actions} actions and "
-                f"hidden size {net.hidden_size}; the league runs opponents with the learner's shape {want} "
-                f"(policy.hidden_size)")
 
     @property
     def stage(self):

@@ -92,6 +92,12 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
         raise ValueError(f"population must be at least 2, got {population}")
     if generations < 1:
         raise ValueError(f"generations must be at least 1, got {generations}")
+    if matches < 1:
+        raise ValueError(f"matches must be at least 1 (matches per pairing in the rating round), got {matches}")
+    if not 0 < exploit_fraction <= 1:
+        raise ValueError(f"exploit must be a fraction of the population in (0, 1], got {exploit_fraction}")
+    if not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed}")
     config = load_config(config_path, overrides)
     out = Path(out) if out else Path(config.runs_dir) / f"pbt-{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,10 @@ def test_override_errors_name_the_command_line():
         load_config(CONFIG_DIR / "base.yaml", ["--train.update_epochs", "x"])
     with pytest.raises(ConfigError, match="has no value"):
         parse_overrides(["--seed"])
+    with pytest.raises(ConfigError, match=r"key 'seed' in the command line \(--seed\) must be an integer from 0 to 2\*\*32 - 1"):
+        load_config(CONFIG_DIR / "base.yaml", ["--seed", "-1"])  # numpy's seeding would raise mid-run
+    with pytest.raises(ConfigError, match=r"key 'eval.seed' .* from 0 to 2\*\*32 - 1"):
+        load_config(CONFIG_DIR / "base.yaml", ["--eval.seed", str(2 ** 32)])
 
 
 def test_missing_and_malformed_files(tmp_path):

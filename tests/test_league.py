@@ -1,5 +1,6 @@
 """The self-play league: the learner's rows only, frozen snapshots, pool sampling, promotion, configs."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -367,6 +368,12 @@ def test_bad_fixed_opponents_are_clear_errors(tmp_path, opponents, message):
     config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.fixed_opponents": specs, "league.fixed": 0.24})
     with pytest.raises(CheckpointError, match=message):
         League(config, tmp_path / "league")
+    # train.py reads them before the specialists train (minutes with the shipped ones), not after.
+    overrides = TINY + ["--league.fixed", "0.5", "--league.bots", "0.18", "--league.fixed_opponents", f"[{specs[0]}]",
+                        "--league.specialists", f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]"]
+    with pytest.raises(CheckpointError, match=message):
+        train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "specialists").exists()
 
 
 # --------------------------------------------------------------------------- curriculum
@@ -464,6 +471,7 @@ def test_resolved_stages_fill_in_league_and_env_values():
     ({"league.specialists": [{"config": "tactical.yaml"}, {"config": "tactical.yaml"}]},
      r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
     ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
+    ({"league.specialists": [{"config": "tactical.yaml", "seed": -3}]}, r"specialists\[0\].seed' .* from 0 to 2\*\*32 - 1 .*got -3"),
     ({"league.fixed": -0.1}, r"league.fixed' .* a probability in \[0, 1\], got -0.1"),
     ({"league.share_caps": {"chaser": 0}}, r"league.share_caps.chaser' .* a fraction of its group's share in \(0, 1\]"),
     ({"league.share_caps": {"chasr": 0.1}}, r"league.share_caps.chasr' .* names no bot or fixed opponent .*chaser"),
@@ -506,6 +514,22 @@ def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
         ckpt = read_checkpoint(tmp_path / "pbt" / f"member{k}" / "checkpoints" / "latest.pt")
         assert ckpt["global_step"] >= 2000
     assert main([str(CONFIG_DIR / "selfplay.yaml"), "--population", "1"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--population", "1"], "population must be at least 2, got 1"),
+    (["--matches", "0"], "matches must be at least 1"),
+    (["--exploit", "1.5"], r"exploit must be a fraction of the population in \(0, 1\], got 1.5"),
+    (["--seed", "-1"], r"seed must be an integer from 0 to 2\*\*32 - 1, got -1"),
+    (["--league.bots", "0.5"], "opponent mix of league .* must sum to 1"),
+])
+def test_pbt_bad_arguments_are_one_line_errors_before_anything_trains(tmp_path, capsys, args, message):
+    from league.pbt import main
+
+    assert main([str(CONFIG_DIR / "selfplay.yaml"), "--out", str(tmp_path / "pbt")] + args) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+    assert not (tmp_path / "pbt" / "member0").exists()
 
 
 def test_pbt_trains_the_specialists_once_for_every_member(tmp_path, capsys):
