@@ -804,6 +804,8 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         if spec.total_timesteps is not None and spec.total_timesteps < 1:
             fail(f"{key}.total_timesteps", f"must be an integer >= 1 or null, got {spec.total_timesteps!r}")
         name = specialist_name(spec)
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):  # it names the specialist's run folder
+            fail(f"{key}.name", f"{name!r} must be a folder name: letters, digits, '_', '-' and '.' (not a leading '.')")
         if name in names:
             fail(f"{key}.name", f"{name!r} is taken by an earlier specialist; give each its own name or seed")
         names.add(name)

@@ -471,6 +471,8 @@ def test_resolved_stages_fill_in_league_and_env_values():
     ({"league.specialists": [{"config": "tactical.yaml"}, {"config": "tactical.yaml"}]},
      r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
     ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
+    ({"league.specialists": [{"config": "tactical.yaml", "name": "../elsewhere"}]},
+     r"specialists\[0\].name' .* '../elsewhere' must be a folder name"),
     ({"league.specialists": [{"config": "tactical.yaml", "seed": -3}]}, r"specialists\[0\].seed' .* from 0 to 2\*\*32 - 1 .*got -3"),
     ({"league.fixed": -0.1}, r"league.fixed' .* a probability in \[0, 1\], got -0.1"),
     ({"league.share_caps": {"chaser": 0}}, r"league.share_caps.chaser' .* a fraction of its group's share in \(0, 1\]"),
