@@ -524,6 +524,7 @@ def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
     (["--exploit", "1.5"], r"exploit must be a fraction of the population in \(0, 1\], got 1.5"),
     (["--seed", "-1"], r"seed must be an integer from 0 to 2\*\*32 - 1, got -1"),
     (["--league.bots", "0.5"], "opponent mix of league .* must sum to 1"),
+    (["--league.fixed_opponents", "[missing.pt]"], "league.fixed_opponents: no checkpoint file 'missing.pt'"),
 ])
 def test_pbt_bad_arguments_are_one_line_errors_before_anything_trains(tmp_path, capsys, args, message):
     from league.pbt import main
