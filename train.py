@@ -238,7 +238,6 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         from league.specialists import train_specialists
 
         check_fixed_opponents(config)  # before minutes of specialist training, not after
-
         specialists = train_specialists(config, run_dir / "specialists", train, progress)
         if config.league.init_from is not None and init_from is None and not resumed:  # start from a specialist's weights
             init_from = next(s["checkpoint"] for s in specialists if s["name"] == config.league.init_from)

@@ -306,12 +306,13 @@ class Config:
 
 
 # Values that are checked beyond their type; each message names what a valid value is.
+_SEED_CHECK = (lambda v: 0 <= v < 2 ** 32, "an integer from 0 to 2**32 - 1 (numpy's seed range)")
 _CHECKS = {
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"),
                "auto, cpu, cuda, cuda:N or mps"),
     "torch_threads": (lambda v: v >= 1, "an integer >= 1"),
-    "seed": (lambda v: 0 <= v < 2 ** 32, "an integer from 0 to 2**32 - 1 (numpy's seed range)"),
-    "eval.seed": (lambda v: 0 <= v < 2 ** 32, "an integer from 0 to 2**32 - 1 (numpy's seed range)"),
+    "seed": _SEED_CHECK,
+    "eval.seed": _SEED_CHECK,
     "checkpoint_interval": (lambda v: v >= 1, "an integer >= 1"),
     "log_interval": (lambda v: v > 0, "a number > 0 (seconds)"),
     "env.name": (lambda v: v in ("arena", "gymnasium"), "arena or gymnasium"),
@@ -799,8 +800,8 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         key = f"league.specialists[{n}]"
         if specialist_config_path(spec.config) is None:
             fail(f"{key}.config", f"names no config file: {spec.config!r} (neither as given nor in {CONFIG_DIR})")
-        if not 0 <= spec.seed < 2 ** 32:
-            fail(f"{key}.seed", f"must be an integer from 0 to 2**32 - 1 (numpy's seed range), got {spec.seed!r}")
+        if not _SEED_CHECK[0](spec.seed):
+            fail(f"{key}.seed", f"must be {_SEED_CHECK[1]}, got {spec.seed!r}")
         if spec.total_timesteps is not None and spec.total_timesteps < 1:
             fail(f"{key}.total_timesteps", f"must be an integer >= 1 or null, got {spec.total_timesteps!r}")
         name = specialist_name(spec)

@@ -45,6 +45,7 @@ def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
 
 
 def check_fixed_opponents(config: Config) -> None:
+    """check_fixed_file for every league.fixed_opponents entry (NAME=PATH or PATH)."""
     for spec in config.league.fixed_opponents:
         check_fixed_file(split_name(spec)[1], "league.fixed_opponents", config.policy.hidden_size)
 
