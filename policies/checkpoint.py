@@ -136,11 +136,24 @@ class AgentCheckpoint:
                    metrics=data.get("metrics"), trainer_state=data.get("trainer_state"), path=str(path))
 
 
+def _example_checkpoint(folder: Path) -> Path | None:
+    """A checkpoint file to suggest for a folder: a run's latest.pt, else the newest .pt inside it."""
+    for candidate in (folder / "checkpoints" / "latest.pt", folder / "latest.pt"):
+        if candidate.is_file():
+            return candidate
+    files = sorted(folder.glob("*.pt"), key=lambda f: f.stat().st_mtime)
+    return files[-1] if files else None
+
+
 def read_checkpoint(path) -> dict:
     """The raw checkpoint dict, validated; errors say whether the file is missing, corrupt or foreign."""
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{str(path)!r} is a folder; give a checkpoint file such as {str(path / 'checkpoints' / 'latest.pt')!r}")
+        example = _example_checkpoint(path)
+        if example is None:
+            raise CheckpointError(f"{str(path)!r} is a folder with no checkpoint in it; give a checkpoint file "
+                                  "such as runs/<run>/checkpoints/latest.pt")
+        raise CheckpointError(f"{str(path)!r} is a folder; give a checkpoint file such as {str(example)!r}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:

@@ -87,8 +87,17 @@ def test_checkpoint_round_trip(tmp_path):
 def test_load_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         AgentCheckpoint.load(tmp_path / "missing.pt")
-    with pytest.raises(CheckpointError, match="is a folder"):
+    with pytest.raises(CheckpointError, match="is a folder with no checkpoint in it"):
         AgentCheckpoint.load(tmp_path)
+    snapshots = tmp_path / "run" / "league"
+    snapshots.mkdir(parents=True)
+    AgentCheckpoint(Policy()).save(snapshots / "snapshot_0001_step_0.pt")
+    with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file such as .*snapshot_0001_step_0.pt"):
+        AgentCheckpoint.load(snapshots)  # a league folder: suggest a file that is there
+    (tmp_path / "run" / "checkpoints").mkdir()
+    AgentCheckpoint(Policy()).save(tmp_path / "run" / "checkpoints" / "latest.pt")
+    with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file such as .*run/checkpoints/latest.pt"):
+        AgentCheckpoint.load(tmp_path / "run")
     (tmp_path / "garbage.pt").write_bytes(b"this is not a checkpoint at all")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         AgentCheckpoint.load(tmp_path / "garbage.pt")
