@@ -234,10 +234,8 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     save_config(config, run_dir / "config.yaml")
     specialists, init_label = [], f"--init-from {str(init_from)!r}"
     if config.league.enabled and config.league.specialists:  # fighters the league fields, each trained first
-        from league.league import check_fixed_opponents
         from league.specialists import train_specialists
 
-        check_fixed_opponents(config)  # before minutes of specialist training, not after
         specialists = train_specialists(config, run_dir / "specialists", train, progress)
         if config.league.init_from is not None and init_from is None and not resumed:  # start from a specialist's weights
             init_from = next(s["checkpoint"] for s in specialists if s["name"] == config.league.init_from)

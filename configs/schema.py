@@ -727,9 +727,9 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
     def fail(key, message):
         raise ConfigError(f"key {key!r} in {_source(sources, key, default_source)} {message}")
 
-    def check_mix_sum(key, stage=None):
-        """The four shares are probabilities of one draw: they must add up to 1. A stage's unset
-        shares are the league's, so the error names where each share was set."""
+    def resolved_mix(key, stage=None):
+        """The four shares, a stage's unset ones taken from the league. They are probabilities of
+        one draw, so they must add up to 1; the error names where each share was set."""
         values, origins = {}, {}
         for term in ("latest", "past", "bots", "fixed"):
             own = None if stage is None else getattr(stage, term)
@@ -739,16 +739,13 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
         if abs(total - 1) > 1e-6:
             raise ConfigError(f"the opponent mix of {key} (set in {' and '.join(origins)}) must sum to 1: "
                               + " + ".join(f"{term} {value:g}" for term, value in values.items()) + f" = {total:g}")
+        return values
 
     if config.env.name != "arena":
         fail("league.enabled", "needs env.name arena: the league plays arena fighters")
-    check_mix_sum("league")
-    mixes = [("league", league.latest, league.past, league.bots, league.bot_names, league.fixed)]
+    mixes = [("league", resolved_mix("league"), league.bot_names)]
     for n, stage in enumerate(league.stages):
         key = f"league.stages[{n}]"
-        mixes.append((key, _first(stage.latest, league.latest), _first(stage.past, league.past),
-                      _first(stage.bots, league.bots), _first(stage.bot_names, league.bot_names),
-                      _first(stage.fixed, league.fixed)))
         if not 2 <= stage.fighters <= 8:
             fail(f"{key}.fighters", f"must be an integer from 2 to 8, got {stage.fighters!r}")
         if not 1 <= stage.learners < stage.fighters:
@@ -760,7 +757,7 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
                             ("fixed", stage.fixed)):
             if value is not None and not 0 <= value <= 1:
                 fail(f"{key}.{term}", f"must be a probability in [0, 1], got {value!r}")
-        check_mix_sum(key, stage)
+        mixes.append((key, resolved_mix(key, stage), _first(stage.bot_names, league.bot_names)))
         if isinstance(stage.rewards, dict):
             for term in stage.rewards:
                 if term not in REWARD_TERMS:
@@ -784,7 +781,8 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
                 fail(f"{key}.promote.min_steps", f"must be an integer >= 0, got {rule.min_steps!r}")
             if rule.max_steps is not None and rule.max_steps < max(rule.min_steps, 1):
                 fail(f"{key}.promote.max_steps", f"must be null or an integer >= min_steps, got {rule.max_steps!r}")
-    for key, latest, past, bots, names, fixed in mixes:
+    for key, mix, names in mixes:
+        latest, past, bots, fixed = mix["latest"], mix["past"], mix["bots"], mix["fixed"]
         if latest + past + bots <= 0:
             fail(f"{key}.latest", "together with past and bots must give a positive total probability")
         if fixed > 0 and not league.fixed_opponents and not league.specialists:

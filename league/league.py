@@ -29,7 +29,7 @@ from policies.network import NUM_ACTIONS, OBS_SIZE
 
 def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
     """Fail with a message naming ``source`` (the config key) unless ``path`` is a checkpoint of
-    the learner's shape. Reads the file only, builds no network: train.py calls it for
+    the learner's shape. Reads the file only, builds no network: train_specialists calls it for
     league.fixed_opponents before the specialists train (minutes), so a wrong path fails at once."""
     try:
         spec = read_checkpoint(path)["policy"]

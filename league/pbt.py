@@ -106,10 +106,8 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
     dirs = [out / f"member{k}" for k in range(population)]
     segment = math.ceil(config.train.total_timesteps / generations)
     if config.league.enabled and config.league.specialists:  # trained once; every member fields the same ones
-        from league.league import check_fixed_opponents
         from league.specialists import train_specialists
 
-        check_fixed_opponents(config)  # before minutes of specialist training, not after
         train_specialists(config, out / "specialists", train, progress)
         for d in dirs:
             if not (d / "specialists").exists():

@@ -20,8 +20,12 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
     """Train every specialist the league lists that ``directory`` lacks; return each one's
     name, checkpoint, run folder and training wall time (s).
 
-    train_fn is train.train (passed in: train.py imports this module).
+    train_fn is train.train (passed in: train.py imports this module). The league's fixed
+    opponents are read first, so that a wrong path fails before minutes of training, not after.
     """
+    from league.league import check_fixed_opponents
+
+    check_fixed_opponents(config)
     out = []
     for n, spec in enumerate(config.league.specialists):
         name = specialist_name(spec)
