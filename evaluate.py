@@ -5,6 +5,7 @@
     python evaluate.py best.pt --opponents chaser --replay match.gif --replay-frames match.ndjson
     python evaluate.py best.pt --db data/arena.db            # record a model_checkpoints row
     python evaluate.py compare v1=runs/a/checkpoints/step_000001638400.pt v2=runs/a/checkpoints/best.pt chaser
+    python evaluate.py select runs/<run> --candidates 5 --matches 1000   # re-pick best.pt by a larger replay
 
 A player (the evaluated one or an opponent) is a bot name, a checkpoint file, ``module:function``
 (obs float32 (n, 30) -> actions int (n,)), ``path/to/file.py:function`` or ``uniform``
@@ -288,6 +289,40 @@ def compare_main(argv) -> int:
     return 0
 
 
+def select_main(argv) -> int:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py select", description="Re-pick a run's best.pt: replay the checkpoints with the best "
+        "periodic evaluation scores over more, other matches (seed eval.seed + 1) and copy the best over best.pt. "
+        "A config's eval.final_candidates does this at the end of training.")
+    parser.add_argument("run", help="a run folder written by train.py")
+    parser.add_argument("--candidates", type=int, help="how many checkpoints replay (default: the run's "
+                        "eval.final_candidates, or 5 if it has none)")
+    parser.add_argument("--matches", type=int, help="matches per opponent (default: the run's eval.final_matches)")
+    parser.add_argument("--dry-run", action="store_true", help="print the choice; leave best.pt as it is")
+    parser.add_argument("--json", metavar="PATH", help="also write the candidates and the choice as JSON")
+    args = parser.parse_args(argv)
+
+    import dataclasses
+
+    from evaluation.selection import config_play, final_selection, format_selection, run_candidates
+
+    for name in ("candidates", "matches"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)!r}")
+    config, candidates = run_candidates(args.run)
+    eval_config = dataclasses.replace(config.eval, final_candidates=args.candidates or config.eval.final_candidates or 5,
+                                      final_matches=args.matches or config.eval.final_matches)
+    ckpt_dir = Path(args.run) / "checkpoints"
+    selection = final_selection(candidates, ckpt_dir, eval_config, config_play(config), write=not args.dry_run)
+    if selection is None:
+        raise ValueError(f"run {args.run!r} has no evaluated checkpoint on disk to choose from")
+    print(format_selection(selection).replace("**", ""))
+    print(f"{'would copy' if args.dry_run else 'copied'} {ckpt_dir / selection['chosen']} over {ckpt_dir / 'best.pt'}")
+    if args.json:
+        write_json(args.json, selection)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     import torch
@@ -302,6 +337,8 @@ def main(argv=None) -> int:
     try:
         if argv and argv[0] == "compare":
             return compare_main(argv[1:])
+        if argv and argv[0] == "select":
+            return select_main(argv[1:])
         return evaluate_main(argv)
     except (FileNotFoundError, CheckpointError, ArenaConfigError, PlayerError, StorageError, ValueError) as exc:
         # ConfigError is a ValueError; PlayerError names a bad module:function or bot

@@ -246,7 +246,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     torch.set_num_threads(config.torch_threads)
     device = select_device(config.device)
     state = dict(iteration=0, global_step=0, episodes=0, elapsed=0.0, best_score=[-math.inf, -math.inf],
-                 best_eval=None, model_version=0, fighter_id=config.fighter_id)
+                 best_eval=None, evals=[], model_version=0, fighter_id=config.fighter_id)
     if resumed:
         state.update({k: resumed["trainer_state"][k] for k in state if k in resumed["trainer_state"]})
         state["model_version"] = resumed["model_version"]
@@ -283,7 +283,9 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     writer.add_text("config", "```\n" + json.dumps(config_to_dict(config), indent=2) + "\n```")
     evaluating = config.eval.interval > 0 and config.env.name == "arena"
     if evaluating:
-        from evaluate import evaluate
+        from evaluation.selection import config_play, final_selection, format_selection, score as eval_score
+
+        play_eval = config_play(config)  # (player, matches, seed) -> results per eval opponent
 
     if league is not None:
         league.maybe_snapshot(policy, state["global_step"])  # the pool's first snapshot: the starting policy
@@ -313,9 +315,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         return path
 
     def run_eval():
-        results = evaluate(policy, opponents=config.eval.opponents, matches=config.eval.matches,
-                           seed=config.eval.seed, fighters=config.eval.fighters, greedy=config.eval.greedy,
-                           rewards=config.env.rewards, **{**config.env.rules, **config.eval.rules})
+        results = play_eval(policy, config.eval.matches, config.eval.seed)
         for opponent, r in results.items():
             for key in ("win_rate", "survival_rate", "avg_reward", "knockouts", "ring_outs", "mean_rank",
                         "match_length"):
@@ -327,10 +327,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         log_replay(writer, "eval/replay", policy, config.eval.opponents[0], state["global_step"], seed=config.eval.seed,
                    fighters=config.eval.fighters, greedy=config.eval.greedy, rewards=config.env.rewards,
                    rules={**config.env.rules, **config.eval.rules})
-        signed = [(-1.0 if config.eval.metric == "mean_rank" else 1.0) * r[config.eval.metric] for r in results.values()]
-        score = float(np.min(signed) if config.eval.aggregate == "worst" else np.mean(signed))
-        reward = float(np.mean([r["avg_reward"] for r in results.values()]))  # breaks ties
-        return [score, reward], win_rate, results
+        return eval_score(results, config.eval.metric, config.eval.aggregate), win_rate, results
 
     # ---------------------------------------------------------------- the loop
     stop, old_handler = StopFlag(), None
@@ -420,7 +417,10 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
             best = score is not None and score > state["best_score"]
             if best:
                 state["best_score"], state["best_eval"] = score, results
-            if best or state["iteration"] % config.checkpoint_interval == 0:
+            candidate = evaluating and score is not None and config.eval.final_candidates > 0
+            if candidate:  # every evaluated checkpoint is kept for the final selection
+                state["evals"].append([state["global_step"], score, f"step_{state['global_step']:012d}.pt"])
+            if best or candidate or state["iteration"] % config.checkpoint_interval == 0:
                 snapshot(metrics, best=best)
             timing["eval_and_checkpoints"] += time.perf_counter() - t0
 
@@ -456,6 +456,17 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         print()
     final_path = snapshot(metrics) if state["iteration"] > start_iteration else None
     vecenv.close()
+    selection = None
+    if evaluating and config.eval.final_candidates > 0 and state["global_step"] >= args.total_timesteps:
+        # The run is done (not stopped, not a stop_at segment): best.pt by a larger replay.
+        t0 = time.perf_counter()
+        selection = final_selection(state["evals"], ckpt_dir, config.eval, play_eval)
+        timing["final_selection"] = time.perf_counter() - t0
+        if selection is not None:
+            state["best_eval"] = selection["results"]
+            for opponent, r in selection["results"].items():
+                writer.add_scalar(f"eval_final/{opponent}/win_rate", r["win_rate"], selection["global_step"])
+            writer.add_text("eval_final/candidates", format_selection(selection), state["global_step"])
     writer.close()
     if database is not None:
         database.close()
@@ -471,7 +482,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         sps=round((state["global_step"] - start_step) / max(run_time, 1e-9), 1),
         time_split_s={k: round(v, 3) for k, v in timing.items()},
         best_score=state["best_score"] if math.isfinite(state["best_score"][0]) else None,
-        best_eval=state["best_eval"], final_losses=losses, interrupted=stop.requested,
+        best_eval=state["best_eval"], final_selection=selection, final_losses=losses, interrupted=stop.requested,
         fighter_id=state["fighter_id"], device=str(device), torch_threads=config.torch_threads,
         league=league.summary() if league is not None else None,
         finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
@@ -520,6 +531,10 @@ def main(argv=None) -> int:
     print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}")
     for sp in (summary["league"] or {}).get("specialists", []):
         print(f"  specialist  {sp['name']}: {sp['global_step']:,} agent-steps in {sp['wall_time_s']:.0f} s, {sp['checkpoint']}")
+    if summary["final_selection"]:
+        sel = summary["final_selection"]
+        print(f"  best.pt is {sel['chosen']}: the best of {len(sel['candidates'])} candidates replayed over "
+              f"{sel['matches']} matches per opponent (eval.final_candidates)")
     for opponent, r in (summary["best_eval"] or {}).items():
         lo, hi = r["ci95"]
         print(f"  best vs {opponent:<12} win {r['win_rate']:6.1%} [{lo:.1%}, {hi:.1%}]  survival "

@@ -129,6 +129,10 @@ class EvalConfig:
     """how the metric combines over the opponents: mean, or worst (the weakest opponent result counts)"""
     rules: dict[str, Any] = field(default_factory=dict)
     """rule overrides for evaluation (default: the env's rules)"""
+    final_candidates: int = 0
+    """at the end, replay the this-many checkpoints with the best periodic scores over final_matches; the best becomes best.pt (0: off)"""
+    final_matches: int = 1000
+    """matches per opponent in that final re-evaluation (seed eval.seed + 1)"""
 
 
 @dataclass
@@ -339,6 +343,8 @@ _CHECKS = {
     "eval.aggregate": (lambda v: v in ("mean", "worst"), "mean or worst"),
     "eval.metric": (lambda v: v in ("win_rate", "survival_rate", "avg_reward", "mean_rank"),
                     "win_rate, survival_rate, avg_reward or mean_rank"),
+    "eval.final_candidates": (lambda v: v >= 0, "an integer >= 0 (0: best.pt is the best periodic evaluation)"),
+    "eval.final_matches": (lambda v: v >= 1, "an integer >= 1"),
     "imitation.fighters": (lambda v: v is None or (min(v) >= 0 if isinstance(v, list) and v else isinstance(v, int) and v >= 0),
                            "null (every fighter), a fighter id or a non-empty list of fighter ids"),
     "imitation.max_rank": (lambda v: v is None or v >= 1, "null or an integer >= 1"),

@@ -32,6 +32,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import Config, ConfigError, load_config, parse_overrides
+from policies.checkpoint import atomic_torch_save, read_checkpoint
 
 SEARCHED = ("learning_rate", "ent_coef")
 """train.* hyperparameters PBT perturbs"""
@@ -59,9 +61,17 @@ def as_overrides(hyper: dict) -> list[str]:
 
 
 def exploit(src: Path, dst: Path) -> None:
-    """Copy a member's resumable state (latest checkpoint and league snapshots) over another's."""
+    """Copy a member's resumable state (latest checkpoint and league snapshots) over another's.
+
+    The copied state's candidates for the final best.pt replay (trainer_state evals, file
+    names in src's checkpoints folder) are re-pointed at src's files, relative to dst's."""
     (dst / "checkpoints").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src / "checkpoints" / "latest.pt", dst / "checkpoints" / "latest.pt")
+    data = read_checkpoint(src / "checkpoints" / "latest.pt")
+    evals = data["trainer_state"].get("evals") or []
+    data["trainer_state"]["evals"] = [
+        [step, score, os.path.relpath(os.path.normpath(src / "checkpoints" / name), dst / "checkpoints")]
+        for step, score, name in evals]
+    atomic_torch_save(data, dst / "checkpoints" / "latest.pt")
     if (dst / "league").exists():
         shutil.rmtree(dst / "league")
     if (src / "league").exists():

@@ -518,6 +518,22 @@ def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
     assert main([str(CONFIG_DIR / "selfplay.yaml"), "--population", "1"]) == 2
 
 
+def test_pbt_exploit_points_the_copied_replay_candidates_at_the_source_files(tmp_path):
+    from league.pbt import exploit
+
+    members = [tmp_path / "pbt" / f"member{k}" for k in range(3)]
+    for k, d in enumerate(members):
+        (d / "checkpoints").mkdir(parents=True)
+        (d / "checkpoints" / "step_000000001000.pt").write_bytes(f"member{k}".encode())
+        AgentCheckpoint(Policy(), trainer_state={"evals": [[1000, [0.5, 0.0], "step_000000001000.pt"]]}).save(
+            d / "checkpoints" / "latest.pt")
+    exploit(members[0], members[1])  # member1 carries on from member0's weights and its candidates
+    exploit(members[1], members[2])  # and member2 from those: still member0's file
+    for d in members[1:]:
+        (entry,) = read_checkpoint(d / "checkpoints" / "latest.pt")["trainer_state"]["evals"]
+        assert entry[:2] == [1000, [0.5, 0.0]] and (d / "checkpoints" / entry[2]).read_bytes() == b"member0"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--population", "1"], "population must be at least 2, got 1"),
     (["--matches", "0"], "matches must be at least 1"),
@@ -591,6 +607,7 @@ def test_worst_case_best_checkpoint_selection(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
     monkeypatch.setattr("evaluation.replay.log_replay", lambda *a, **k: None)
     summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1500", "--eval.interval", "1",
+                                                           "--eval.final_candidates", "0",  # the periodic choice
                                                            "--eval.opponents", "random,chaser"],
                     run_dir=tmp_path / "run", progress=False)
     # Means 0.55, 0.45, 0.55; worst cases 0.2, 0.4, 0.1: the second evaluation is the best.
