@@ -106,6 +106,7 @@ def final_selection(candidates: list, ckpt_dir, eval_config, play: Callable, log
         log(f"final selection: {len(missing)} candidate checkpoint(s) no longer on disk, skipped: "
             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     if not present:
+        log("final selection: no evaluated checkpoint on disk to replay; best.pt stays as it is")
         return None
     top = sorted(present, key=lambda c: (list(c[1]), c[0]), reverse=True)[:eval_config.final_candidates]
     seed, rows = final_seed(eval_config.seed), []
