@@ -34,7 +34,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from configs import Config, ConfigError, config_to_dict, load_config, parse_overrides, save_config
-from policies import AgentCheckpoint, CheckpointError, Policy, read_checkpoint, sample_actions
+from policies import AgentCheckpoint, CheckpointError, Policy, read_checkpoint, sample_actions, step_checkpoint_name
 from policies.runs import EpisodeLog, StopFlag, format_progress, resolve_resume
 from policies.runtime import select_device
 
@@ -303,7 +303,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         ckpt = AgentCheckpoint(policy, config=config_to_dict(config), fighter_id=state["fighter_id"],
                                model_version=state["model_version"], global_step=state["global_step"],
                                metrics=metrics, trainer_state=trainer_state)
-        path = ckpt.save(ckpt_dir / f"step_{state['global_step']:012d}.pt")
+        path = ckpt.save(ckpt_dir / step_checkpoint_name(state["global_step"]))
         for name in ("latest.pt", "best.pt") if best else ("latest.pt",):
             ckpt.save(ckpt_dir / name)
         if database is not None:
@@ -419,7 +419,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
                 state["best_score"], state["best_eval"] = score, results
             candidate = evaluating and score is not None and config.eval.final_candidates > 0
             if candidate:  # every evaluated checkpoint is kept for the final selection
-                state["evals"].append([state["global_step"], score, f"step_{state['global_step']:012d}.pt"])
+                state["evals"].append([state["global_step"], score, step_checkpoint_name(state["global_step"])])
             if best or candidate or state["iteration"] % config.checkpoint_interval == 0:
                 snapshot(metrics, best=best)
             timing["eval_and_checkpoints"] += time.perf_counter() - t0

@@ -54,7 +54,7 @@ def run_candidates(run_dir) -> tuple:
     trained with eval.final_candidates), else its TensorBoard eval records, scored as train.py
     scores them, for those steps whose step_N.pt is on disk."""
     from configs import load_config
-    from policies import read_checkpoint
+    from policies import read_checkpoint, step_checkpoint_name
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -81,7 +81,7 @@ def run_candidates(run_dir) -> tuple:
                 records.setdefault(e.step, {}).setdefault(opponent, {})[key] = e.value
     candidates = []
     for step, results in sorted(records.items()):
-        name = f"step_{step:012d}.pt"
+        name = step_checkpoint_name(step)
         if len(results) == len(config.eval.opponents) and (run_dir / "checkpoints" / name).is_file():
             candidates.append([step, score(results, config.eval.metric, config.eval.aggregate), name])
     return config, candidates

@@ -18,6 +18,7 @@ _EXPORTS = {
     "CheckpointError": "policies.checkpoint",
     "atomic_torch_save": "policies.checkpoint",
     "read_checkpoint": "policies.checkpoint",
+    "step_checkpoint_name": "policies.checkpoint",
 }
 
 __all__ = sorted(_EXPORTS)

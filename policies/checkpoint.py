@@ -178,6 +178,11 @@ def read_checkpoint(path) -> dict:
     return data
 
 
+def step_checkpoint_name(global_step: int) -> str:
+    """The file name train.py gives the checkpoint of one agent-step count (never overwritten)."""
+    return f"step_{int(global_step):012d}.pt"
+
+
 def atomic_torch_save(obj, path) -> None:
     """torch.save to memory, then written to a temporary file beside ``path``, fsynced and
     renamed over ``path`` (policies.numpy_policy.atomic_write_bytes)."""
