@@ -305,6 +305,7 @@ def select_main(argv) -> int:
     import dataclasses
 
     from evaluation.selection import config_play, final_selection, format_selection, run_candidates
+    from policies import read_checkpoint
 
     for name in ("candidates", "matches"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -317,7 +318,9 @@ def select_main(argv) -> int:
     if selection is None:
         raise ValueError(f"run {args.run!r} has no evaluated checkpoint on disk to choose from")
     print(format_selection(selection).replace("**", ""))
-    print(f"{'would copy' if args.dry_run else 'copied'} {ckpt_dir / selection['chosen']} over {ckpt_dir / 'best.pt'}")
+    version = read_checkpoint(ckpt_dir / selection["chosen"])["model_version"]
+    print(f"{'would copy' if args.dry_run else 'copied'} {ckpt_dir / selection['chosen']} (model version {version}) "
+          f"over {ckpt_dir / 'best.pt'}")
     if args.json:
         write_json(args.json, selection)
     return 0

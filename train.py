@@ -294,19 +294,27 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     # row t of agent i is obs[t, i] and what followed it.
     obs, actions, logprobs, rewards, dones, masks, values = rollout_storage(num_steps, num_agents, obs_shape, device)
 
+    saved_step = [None]  # the global step of this session's last snapshot
+
     def snapshot(metrics, best=False):
-        """Save the immutable checkpoints/step_N.pt, refresh latest.pt (and best.pt), record it."""
-        state["model_version"] += 1
+        """Save the immutable checkpoints/step_N.pt, refresh latest.pt (and best.pt), record it.
+        Called again at the same step (the run's end), it only refreshes latest.pt's trainer state."""
+        again = state["global_step"] == saved_step[0]
+        saved_step[0] = state["global_step"]
+        if not again:
+            state["model_version"] += 1
         trainer_state = dict(optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
                              league=league.state_dict() if league is not None else None,
                              **{k: v for k, v in state.items() if k != "model_version"})
         ckpt = AgentCheckpoint(policy, config=config_to_dict(config), fighter_id=state["fighter_id"],
                                model_version=state["model_version"], global_step=state["global_step"],
                                metrics=metrics, trainer_state=trainer_state)
-        path = ckpt.save(ckpt_dir / step_checkpoint_name(state["global_step"]))
-        for name in ("latest.pt", "best.pt") if best else ("latest.pt",):
+        path = ckpt_dir / step_checkpoint_name(state["global_step"])
+        for name in ([] if again else [path.name]) + (["latest.pt", "best.pt"] if best else ["latest.pt"]):
             ckpt.save(ckpt_dir / name)
-        if database is not None:
+        # A database row per evaluated checkpoint (per saved one when the run does not evaluate):
+        # an unevaluated one's training win rate must not rank against evaluation win rates.
+        if database is not None and not again and ("eval_win_rate" in metrics or not evaluating):
             database.add_checkpoint(
                 state["fighter_id"], state["model_version"], state["iteration"],
                 metrics.get("eval_win_rate", metrics.get("win_rate_last_100", 0.0)),
@@ -476,6 +484,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     summary = dict(
         run_dir=str(run_dir), config=str(run_dir / "config.yaml"), tensorboard=str(run_dir),
         latest=str(ckpt_dir / "latest.pt"), best=str(best_path) if best_path.is_file() else None,
+        best_model_version=read_checkpoint(best_path)["model_version"] if best_path.is_file() else None,
         final=str(final_path) if final_path else None,
         global_step=state["global_step"], iterations=state["iteration"], episodes=state["episodes"],
         wall_time_s=round(state["elapsed"], 2), run_time_s=round(run_time, 2),
@@ -528,7 +537,8 @@ def main(argv=None) -> int:
         return 130 if summary["interrupted"] else 0
     print(f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
           f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS)")
-    print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}")
+    version = f" (model version {summary['best_model_version']})" if summary["best"] else ""
+    print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}{version}")
     for sp in (summary["league"] or {}).get("specialists", []):
         print(f"  specialist  {sp['name']}: {sp['global_step']:,} agent-steps in {sp['wall_time_s']:.0f} s, {sp['checkpoint']}")
     if summary["final_selection"]:

@@ -98,6 +98,7 @@ def test_subprocess_run_writes_events_config_checkpoints_and_resumes(tmp_path):
     assert state["global_step"] == resumed["global_step"]
     assert state["optimizer"]["state"][0]["step"] > adam_steps  # Adam's moments carried over
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2
+    check_database(db_path, resumed)
 
 
 def check_database(db_path, summary):
@@ -111,6 +112,14 @@ def check_database(db_path, summary):
         rows = db.list_checkpoints(summary["fighter_id"])
         assert rows and all(Path(r["weights_path"]).is_file() for r in rows)
         assert {r["training_mode"] for r in rows} == {"aggression"}
+        # TINY evaluates every 2nd iteration and saves every 3rd: only evaluated checkpoints get a
+        # row (a training win rate must not rank against evaluation ones), each once, and every
+        # row's file holds the version the row names.
+        iterations = [r["training_iteration"] for r in rows]
+        assert iterations == sorted(set(iterations)) and all(i % 2 == 0 for i in iterations)
+        assert summary["iterations"] in iterations
+        for r in rows:
+            assert AgentCheckpoint.load(r["weights_path"]).model_version == r["model_version"]
         best = db.best_checkpoint(summary["fighter_id"])
         assert AgentCheckpoint.load(best["weights_path"]).fighter_id == summary["fighter_id"]
         assert db.fighter_stats(summary["fighter_id"])["latest_training_metrics"] is not None
