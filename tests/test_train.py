@@ -120,6 +120,9 @@ def check_database(db_path, summary):
         assert summary["iterations"] in iterations
         for r in rows:
             assert AgentCheckpoint.load(r["weights_path"]).model_version == r["model_version"]
+        # The version train.py names for best.pt is best.pt's, and /act can ask for it.
+        assert summary["best_model_version"] == AgentCheckpoint.load(summary["best"]).model_version
+        assert summary["best_model_version"] in {r["model_version"] for r in rows}
         best = db.best_checkpoint(summary["fighter_id"])
         assert AgentCheckpoint.load(best["weights_path"]).fighter_id == summary["fighter_id"]
         assert db.fighter_stats(summary["fighter_id"])["latest_training_metrics"] is not None
