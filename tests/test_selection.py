@@ -113,7 +113,9 @@ def test_select_re_picks_best_pt_of_a_run_trained_without_it_from_its_tensorboar
     assert len(selection["candidates"]) == 2 and selection["matches"] == 8 and selection["seed"] == 12346
     on_disk = {p.name for p in (run_dir / "checkpoints").glob("step_*.pt")}
     assert {c["checkpoint"] for c in selection["candidates"]} <= on_disk
-    assert "would copy" in capsys.readouterr().out
+    chosen_version = read_checkpoint(run_dir / "checkpoints" / selection["chosen"])["model_version"]
+    assert f"would copy {run_dir / 'checkpoints' / selection['chosen']} (model version {chosen_version})" \
+        in capsys.readouterr().out
     assert main(["select", str(run_dir), "--candidates", "2", "--matches", "8"]) == 0
     assert best.read_bytes() == (run_dir / "checkpoints" / selection["chosen"]).read_bytes()
 
