@@ -294,13 +294,13 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     # row t of agent i is obs[t, i] and what followed it.
     obs, actions, logprobs, rewards, dones, masks, values = rollout_storage(num_steps, num_agents, obs_shape, device)
 
-    saved_step = [None]  # the global step of this session's last snapshot
+    saved_step = None  # the global step of this session's last snapshot
 
     def snapshot(metrics, best=False):
         """Save the immutable checkpoints/step_N.pt, refresh latest.pt (and best.pt), record it.
         Called again at the same step (the run's end), it only refreshes latest.pt's trainer state."""
-        again = state["global_step"] == saved_step[0]
-        saved_step[0] = state["global_step"]
+        nonlocal saved_step
+        again, saved_step = state["global_step"] == saved_step, state["global_step"]
         if not again:
             state["model_version"] += 1
         trainer_state = dict(optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
