@@ -36,7 +36,7 @@ from torch.utils.tensorboard import SummaryWriter
 from configs import Config, ConfigError, config_to_dict, load_config, parse_overrides, save_config
 from policies import AgentCheckpoint, CheckpointError, Policy, read_checkpoint, sample_actions, step_checkpoint_name
 from policies.runs import EpisodeLog, StopFlag, format_progress, resolve_resume
-from policies.runtime import select_device
+from policies.runtime import select_device, select_precision
 
 # Env info keys -> TensorBoard chart names; any other numeric key is logged as charts/<key>.
 CHART_NAMES = {"episode_return": "episodic_return", "win": "win_rate", "rank": "mean_rank"}
@@ -123,9 +123,14 @@ def compute_gae(rewards, values, dones, masks, next_value, next_mask, gamma, gae
     return advantages, advantages + values
 
 
-def ppo_loss(policy, mb, args):
-    """Clipped-surrogate PPO loss on one minibatch dict; returns (loss, detached stats)."""
-    _, newlogprob, entropy, newvalue = policy.get_action_and_value(mb["obs"], mb["actions"])
+def ppo_loss(policy, mb, args, precision=torch.float32):
+    """Clipped-surrogate PPO loss on one minibatch dict; returns (loss, detached stats).
+
+    precision bfloat16 runs the network's matmuls (forward, and so backward) in bfloat16; the
+    weights, the optimizer and everything below stay float32 (train.update_precision).
+    """
+    with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
+        _, newlogprob, entropy, newvalue = policy.get_action_and_value(mb["obs"], mb["actions"])
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     mb_advantages = mb["advantages"]
@@ -149,7 +154,7 @@ def ppo_loss(policy, mb, args):
     return loss, {k: v.detach() for k, v in stats.items()}
 
 
-def ppo_update(policy, optimizer, batch, args) -> dict:
+def ppo_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
     """update_epochs passes of num_minibatches minibatches over a flat batch dict of b_* tensors."""
     batch_size = len(batch["obs"])
     minibatch_size = math.ceil(batch_size / args.num_minibatches)
@@ -158,7 +163,7 @@ def ppo_update(policy, optimizer, batch, args) -> dict:
         b_inds = torch.randperm(batch_size, device=batch["obs"].device)
         for start in range(0, batch_size, minibatch_size):
             mb_inds = b_inds[start:start + minibatch_size]
-            loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args)
+            loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args, precision)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
@@ -245,6 +250,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.torch_threads)
     device = select_device(config.device)
+    precision = select_precision(args.update_precision, device)
     state = dict(iteration=0, global_step=0, episodes=0, elapsed=0.0, best_score=[-math.inf, -math.inf],
                  best_eval=None, evals=[], model_version=0, fighter_id=config.fighter_id)
     if resumed:
@@ -390,7 +396,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
             batch = dict(obs=obs.reshape(-1, *obs_shape)[live], actions=actions.reshape(-1)[live],
                          logprobs=logprobs.reshape(-1)[live], advantages=advantages.reshape(-1)[live],
                          returns=returns.reshape(-1)[live], values=values.reshape(-1)[live])
-            losses = ppo_update(policy, optimizer, batch, args)
+            losses = ppo_update(policy, optimizer, batch, args, precision)
             timing["update"] += time.perf_counter() - t0
 
             # ------------------------------------------------------------ logging
@@ -493,6 +499,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         best_score=state["best_score"] if math.isfinite(state["best_score"][0]) else None,
         best_eval=state["best_eval"], final_selection=selection, final_losses=losses, interrupted=stop.requested,
         fighter_id=state["fighter_id"], device=str(device), torch_threads=config.torch_threads,
+        update_precision=str(precision).removeprefix("torch."),
         league=league.summary() if league is not None else None,
         finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -536,7 +543,8 @@ def main(argv=None) -> int:
         print(format_summary(summary))
         return 130 if summary["interrupted"] else 0
     print(f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
-          f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS)")
+          f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS, {summary['torch_threads']} torch thread{'s' * (summary['torch_threads'] != 1)}, "
+          f"{summary['device']}, {summary['update_precision']} update)")
     version = f" (model version {summary['best_model_version']})" if summary["best"] else ""
     print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}{version}")
     for sp in (summary["league"] or {}).get("specialists", []):

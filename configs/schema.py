@@ -105,6 +105,11 @@ class TrainConfig:
     """global gradient-norm clip"""
     target_kl: float | None = None
     """stop the update's epochs early when the approximate KL exceeds this (None: never)"""
+    update_precision: str = "float32"
+    """number format of the update's forward and backward matmuls: float32, bfloat16 (mixed precision:
+    weights, optimizer and losses stay float32; ~2x faster updates, but see docs/training.md) or
+    auto (bfloat16 where the device multiplies it natively: a CPU with AVX512-BF16 or AMX, a CUDA
+    GPU with bf16; else float32)"""
 
 
 @dataclass
@@ -196,6 +201,8 @@ class SpecialistConfig:
     """its name in the pool (default: <config file stem>_s<seed>)"""
     total_timesteps: int | None = None
     """its budget in agent-steps (None: the mode config's own)"""
+    update_precision: str | None = None
+    """its train.update_precision: float32, bfloat16 or auto (None: the mode config's own)"""
 
 
 @dataclass
@@ -337,6 +344,7 @@ _CHECKS = {
     "train.clip_coef": (lambda v: v > 0, "a number > 0"),
     "train.max_grad_norm": (lambda v: v > 0, "a number > 0"),
     "train.target_kl": (lambda v: v is None or v > 0, "a number > 0 or null"),
+    "train.update_precision": (lambda v: v in ("auto", "float32", "bfloat16"), "auto, float32 or bfloat16"),
     "eval.interval": (lambda v: v >= 0, "an integer >= 0 (0 disables evaluation)"),
     "eval.matches": (lambda v: v >= 1, "an integer >= 1"),
     "eval.fighters": (lambda v: 2 <= v <= 8, "an integer from 2 to 8"),
@@ -808,6 +816,9 @@ def _check_league(config: Config, sources: dict, default_source: str) -> None:
             fail(f"{key}.seed", f"must be {_SEED_CHECK[1]}, got {spec.seed!r}")
         if spec.total_timesteps is not None and spec.total_timesteps < 1:
             fail(f"{key}.total_timesteps", f"must be an integer >= 1 or null, got {spec.total_timesteps!r}")
+        if spec.update_precision is not None and not _CHECKS["train.update_precision"][0](spec.update_precision):
+            fail(f"{key}.update_precision", f"must be {_CHECKS['train.update_precision'][1]} or null, "
+                                            f"got {spec.update_precision!r}")
         name = specialist_name(spec)
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):  # it names the specialist's run folder
             fail(f"{key}.name", f"{name!r} must be a folder name: letters, digits, '_', '-' and '.' (not a leading '.')")

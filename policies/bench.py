@@ -4,9 +4,11 @@
     python -m policies.bench --config configs/tournament.yaml --timesteps 5000000 --json out.json
 
 1. The policy alone, at the config's shapes: inference (forward + sampling on num_agents rows)
-   and training (forward/backward/clip/Adam on one minibatch) samples per second. One
-   agent-step costs one inference plus update_epochs training passes, so the compute bound is
-   1 / (1 / inference + update_epochs / training) agent-steps per second.
+   and training (forward/backward/clip/Adam on one minibatch) samples per second, training in
+   float32 and in bfloat16 (train.update_precision) in the same run. One agent-step costs one
+   inference plus update_epochs training passes, so the compute bound is
+   1 / (1 / inference + update_epochs / training) agent-steps per second, training at the
+   config's precision.
 2. A real training run with the config (evaluations and checkpoints included), in the same
    process: end-to-end agent-steps per second and the time split between env, inference,
    update and the rest.
@@ -48,8 +50,9 @@ def _median_rate(fn, samples: int, repeats: int, min_time: float = 0.3) -> float
 
 
 def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidden_size: int = 128,
-                 train_args=None, repeats: int = 5) -> dict:
-    """Inference and training samples/s of the network and the resulting agent-steps/s bound."""
+                 train_args=None, repeats: int = 5, precision=torch.float32) -> dict:
+    """Inference and training samples/s of the network (training in float32 and bfloat16) and the
+    agent-steps/s bound with training at ``precision``."""
     from train import ppo_loss
 
     torch.manual_seed(0)
@@ -69,17 +72,22 @@ def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidde
               logprobs=torch.full((minibatch_size,), -math.log(10)), advantages=torch.randn(minibatch_size),
               returns=torch.randn(minibatch_size), values=torch.randn(minibatch_size))
 
-    def update():
-        loss, _ = ppo_loss(policy, mb, train_args)
+    def update(dtype):
+        loss, _ = ppo_loss(policy, mb, train_args, dtype)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), train_args.max_grad_norm)
         optimizer.step()
 
     inference = _median_rate(infer, num_agents, repeats)
-    training = _median_rate(update, minibatch_size, repeats)
-    bound = 1.0 / (1.0 / inference + update_epochs / training)
-    return dict(inference_samples_per_s=round(inference), training_samples_per_s=round(training),
+    training = {dtype: _median_rate(lambda: update(dtype), minibatch_size, repeats)
+                for dtype in (torch.float32, torch.bfloat16)}
+    bound = 1.0 / (1.0 / inference + update_epochs / training[precision])
+    return dict(inference_samples_per_s=round(inference),
+                training_samples_per_s=round(training[precision]),
+                training_float32_samples_per_s=round(training[torch.float32]),
+                training_bfloat16_samples_per_s=round(training[torch.bfloat16]),
+                update_precision=str(precision).removeprefix("torch."),
                 policy_bound_sps=round(bound), num_agents=num_agents, minibatch_size=minibatch_size,
                 update_epochs=update_epochs)
 
@@ -94,6 +102,7 @@ def main(argv=None) -> int:
     args, args.overrides = parser.parse_known_args(argv)  # the rest: --section.key value overrides
 
     from configs import load_config
+    from policies.runtime import select_device, select_precision
     from train import make_vecenv, train
 
     config = load_config(args.config, args.overrides)
@@ -105,7 +114,8 @@ def main(argv=None) -> int:
     vecenv.close()
     rows = num_agents * config.train.num_steps
     bound = policy_bound(num_agents, math.ceil(rows / config.train.num_minibatches), config.train.update_epochs,
-                         config.policy.hidden_size, config.train, args.repeats)
+                         config.policy.hidden_size, config.train, args.repeats,
+                         select_precision(config.train.update_precision, select_device(config.device)))
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(config, run_dir=args.run_dir or tmp, progress=False)
     split = dict(summary["time_split_s"])
@@ -122,8 +132,11 @@ def main(argv=None) -> int:
         run_time_s=summary["run_time_s"], global_step=summary["global_step"], best_eval=summary["best_eval"])
     print(f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads {config.torch_threads})")
     print(f"policy inference     {bound['inference_samples_per_s']:>12,} samples/s   (batch {num_agents})")
-    print(f"policy training      {bound['training_samples_per_s']:>12,} samples/s   (minibatch {bound['minibatch_size']}, "
-          f"fwd+bwd+Adam)")
+    for name in ("float32", "bfloat16"):
+        rate = bound[f"training_{name}_samples_per_s"]
+        print(f"policy training      {rate:>12,} samples/s   (minibatch {bound['minibatch_size']}, fwd+bwd+Adam, "
+              f"{name}: {rate / bound['training_float32_samples_per_s']:.2f}x float32"
+              f"{', the config' if name == bound['update_precision'] else ''})")
     print(f"policy compute bound {bound['policy_bound_sps']:>12,} agent-steps/s (1 inference + {config.train.update_epochs} epochs)")
     print(f"end to end           {summary['sps']:>12,.0f} agent-steps/s = {figures['fraction_of_bound']:.0%} of the bound "
           f"({summary['global_step']:,} steps in {summary['run_time_s']:.1f} s)")

@@ -52,6 +52,9 @@ class Policy(nn.Module):
 
     def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
         logits, value = self(x)
+        # Under a bfloat16 autocast (train.update_precision) only the matmuls run in bfloat16:
+        # the log-probabilities, entropy and value come out in float32.
+        logits, value = logits.float(), value.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         if action is None:
             action = sample_actions(logprobs)

@@ -47,3 +47,33 @@ def select_device(name: str = "auto"):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but torch sees no CUDA GPU; use device: auto or cpu")
     return device
+
+
+def native_bf16(device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware: a CUDA GPU that supports it,
+    or an x86 CPU with the AVX512-BF16 or AMX-BF16 instructions (read from /proc/cpuinfo)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def select_precision(name: str, device):
+    """torch dtype for a config's ``train.update_precision``; auto means bfloat16 only where it is native.
+
+    bfloat16 on a CPU without it runs, emulated, slower than float32: asking for it explicitly is
+    allowed (to compare), auto never picks it there.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]

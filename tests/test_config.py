@@ -76,6 +76,8 @@ def test_wrong_type_names_key_file_and_value(tmp_path):
         load_config(write(tmp_path, "train:\n  gamma: 1.5\n", "c.yaml"))
     with pytest.raises(ConfigError, match=r"section 'train' .* must be a mapping"):
         load_config(write(tmp_path, "train: 3\n", "d.yaml"))
+    with pytest.raises(ConfigError, match=r"key 'train.update_precision' .* must be auto, float32 or bfloat16"):
+        load_config(write(tmp_path, "train:\n  update_precision: fp16\n", "e.yaml"))
 
 
 def test_error_names_the_file_in_an_extends_chain(tmp_path):

@@ -38,7 +38,8 @@ def test_gae_matches_a_hand_computed_example():
     torch.testing.assert_close(returns, expected + values)
 
 
-def test_one_ppo_update_lowers_the_loss_on_a_fixed_batch():
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+def test_one_ppo_update_lowers_the_loss_on_a_fixed_batch(precision):
     torch.manual_seed(0)
     policy = Policy()
     n = 2048
@@ -50,10 +51,37 @@ def test_one_ppo_update_lowers_the_loss_on_a_fixed_batch():
     args = load_config(CONFIG_DIR / "base.yaml").train
     before, _ = ppo_loss(policy, batch, args)
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3, eps=1e-5)
-    stats = ppo_update(policy, optimizer, batch, args)
+    stats = ppo_update(policy, optimizer, batch, args, precision)
     after, _ = ppo_loss(policy, batch, args)
     assert after.item() < before.item() - 0.01
     assert stats["epochs"] == args.update_epochs and 0 <= stats["clipfrac"] <= 1
+    assert all(p.dtype == torch.float32 for p in policy.parameters())  # mixed precision: the weights stay float32
+
+
+def test_bfloat16_loss_matches_float32_within_its_rounding():
+    """The bfloat16 update computes the same loss and gradient as float32, to bfloat16's ~3 digits."""
+    torch.manual_seed(1)
+    policy = Policy()
+    for layer in (policy.network[0], policy.network[2], policy.actor):  # logits of a trained size, not near 0
+        torch.nn.init.normal_(layer.weight, std=0.3)
+    n = 4096
+    obs = torch.randn(n, 30)
+    with torch.no_grad():
+        actions, logprobs, _, values = policy.get_action_and_value(obs)
+    batch = dict(obs=obs, actions=actions, logprobs=logprobs, values=values,
+                 advantages=torch.randn(n), returns=values + torch.randn(n))
+    args = load_config(CONFIG_DIR / "base.yaml").train
+    results = {}
+    for precision in (torch.float32, torch.bfloat16):
+        policy.zero_grad()
+        loss, stats = ppo_loss(policy, batch, args, precision)
+        loss.backward()
+        results[precision] = (loss.item(), stats, torch.cat([p.grad.flatten() for p in policy.parameters()]))
+    (loss32, stats32, grad32), (loss16, stats16, grad16) = results[torch.float32], results[torch.bfloat16]
+    assert loss32 == pytest.approx(loss16, rel=0.02, abs=0.01)
+    assert stats32["approx_kl"].item() == pytest.approx(0.0, abs=1e-6)  # float32 recomputes the rollout's numbers
+    assert stats16["approx_kl"].item() < 1e-3                          # bfloat16 rounding moves them a little
+    assert torch.nn.functional.cosine_similarity(grad32, grad16, dim=0).item() > 0.99
 
 
 def test_episode_log_weights_reports_by_matches():
@@ -188,3 +216,18 @@ def test_short_training_beats_the_random_policy(tmp_path):
     baseline = evaluate(uniform_policy(11), ["random"], matches=100, seed=11)["random"]
     assert baseline["win_rate"] < 0.65
     assert trained["win_rate"] >= 0.85 and trained["ci95"][0] > baseline["ci95"][1]
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_same_seed_same_weights_in_either_precision(tmp_path, precision):
+    """A seed reproduces a run exactly, bfloat16 updates included; summary.json names the precision."""
+    overrides = TINY + ["--train.total_timesteps", "1500", "--eval.interval", "0",
+                        "--train.update_precision", precision]
+    weights = []
+    for name in ("a", "b"):
+        summary = train(CONFIG_DIR / "aggression.yaml", overrides, run_dir=tmp_path / name, progress=False)
+        assert summary["update_precision"] == precision and summary["iterations"] >= 2
+        weights.append(read_checkpoint(summary["latest"])["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
