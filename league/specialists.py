@@ -46,6 +46,8 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
                 overrides = {"seed": spec.seed, "name": name}
                 if spec.total_timesteps is not None:
                     overrides["train.total_timesteps"] = spec.total_timesteps
+                if spec.update_precision is not None:
+                    overrides["train.update_precision"] = spec.update_precision
                 summary = train_fn(path, overrides, run_dir=run, progress=progress)
             if summary["interrupted"]:
                 raise KeyboardInterrupt(f"stopped while training specialist {name}")

@@ -325,9 +325,12 @@ def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path
     mode = tiny_mode(tmp_path)
     run = tmp_path / "run"
     overrides = TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5", "--league.bots", "0.18",
-                        "--league.specialists", f"[{{config: {mode}, seed: 5}}]", "--league.init_from", "tiny_tactical_s5"]
+                        "--league.specialists", f"[{{config: {mode}, seed: 5, update_precision: bfloat16}}]",
+                        "--league.init_from", "tiny_tactical_s5"]
     summary = train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=run, progress=False)
     specialist = run / "specialists" / "tiny_tactical_s5"
+    assert json.loads((specialist / "summary.json").read_text())["update_precision"] == "bfloat16"
+    assert summary["update_precision"] == "float32"  # the entry's precision is the specialist's alone
     [fielded] = summary["league"]["specialists"]
     assert fielded["name"] == "tiny_tactical_s5" and Path(fielded["checkpoint"]).parent == specialist / "checkpoints"
     trained = read_checkpoint(fielded["checkpoint"])  # best.pt, or latest.pt when it had no finished match to rank by
