@@ -38,16 +38,20 @@ def test_gae_matches_a_hand_computed_example():
     torch.testing.assert_close(returns, expected + values)
 
 
+def rollout_batch(policy, n):
+    """A batch of n random observations with the policy's own actions, log-probabilities and values."""
+    obs = torch.randn(n, 30)
+    with torch.no_grad():
+        actions, logprobs, _, values = policy.get_action_and_value(obs)
+    return dict(obs=obs, actions=actions, logprobs=logprobs, values=values,
+                advantages=torch.randn(n), returns=values + torch.randn(n))
+
+
 @pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
 def test_one_ppo_update_lowers_the_loss_on_a_fixed_batch(precision):
     torch.manual_seed(0)
     policy = Policy()
-    n = 2048
-    obs = torch.randn(n, 30)
-    with torch.no_grad():
-        actions, logprobs, _, values = policy.get_action_and_value(obs)
-    batch = dict(obs=obs, actions=actions, logprobs=logprobs, values=values,
-                 advantages=torch.randn(n), returns=values + torch.randn(n))
+    batch = rollout_batch(policy, 2048)
     args = load_config(CONFIG_DIR / "base.yaml").train
     before, _ = ppo_loss(policy, batch, args)
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3, eps=1e-5)
@@ -64,12 +68,7 @@ def test_bfloat16_loss_matches_float32_within_its_rounding():
     policy = Policy()
     for layer in (policy.network[0], policy.network[2], policy.actor):  # logits of a trained size, not near 0
         torch.nn.init.normal_(layer.weight, std=0.3)
-    n = 4096
-    obs = torch.randn(n, 30)
-    with torch.no_grad():
-        actions, logprobs, _, values = policy.get_action_and_value(obs)
-    batch = dict(obs=obs, actions=actions, logprobs=logprobs, values=values,
-                 advantages=torch.randn(n), returns=values + torch.randn(n))
+    batch = rollout_batch(policy, 4096)
     args = load_config(CONFIG_DIR / "base.yaml").train
     results = {}
     for precision in (torch.float32, torch.bfloat16):
