@@ -542,9 +542,10 @@ def main(argv=None) -> int:
 
         print(format_summary(summary))
         return 130 if summary["interrupted"] else 0
+    threads = f"{summary['torch_threads']} torch thread{'s' if summary['torch_threads'] != 1 else ''}"
     print(f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
-          f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS, {summary['torch_threads']} torch thread{'s' * (summary['torch_threads'] != 1)}, "
-          f"{summary['device']}, {summary['update_precision']} update)")
+          f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS, {threads}, {summary['device']}, "
+          f"{summary['update_precision']} update)")
     version = f" (model version {summary['best_model_version']})" if summary["best"] else ""
     print(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        {summary['best']}{version}")
     for sp in (summary["league"] or {}).get("specialists", []):
