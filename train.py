@@ -36,7 +36,7 @@ from torch.utils.tensorboard import SummaryWriter
 from configs import Config, ConfigError, config_to_dict, load_config, parse_overrides, save_config
 from policies import AgentCheckpoint, CheckpointError, Policy, read_checkpoint, sample_actions, step_checkpoint_name
 from policies.runs import EpisodeLog, StopFlag, format_progress, resolve_resume
-from policies.runtime import select_device, select_precision
+from policies.runtime import precision_name, select_device, select_precision
 
 # Env info keys -> TensorBoard chart names; any other numeric key is logged as charts/<key>.
 CHART_NAMES = {"episode_return": "episodic_return", "win": "win_rate", "rank": "mean_rank"}
@@ -499,7 +499,7 @@ def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, 
         best_score=state["best_score"] if math.isfinite(state["best_score"][0]) else None,
         best_eval=state["best_eval"], final_selection=selection, final_losses=losses, interrupted=stop.requested,
         fighter_id=state["fighter_id"], device=str(device), torch_threads=config.torch_threads,
-        update_precision=str(precision).removeprefix("torch."),
+        update_precision=precision_name(precision),
         league=league.summary() if league is not None else None,
         finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

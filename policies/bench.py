@@ -8,7 +8,7 @@
    float32 and in bfloat16 (train.update_precision) in the same run. One agent-step costs one
    inference plus update_epochs training passes, so the compute bound is
    1 / (1 / inference + update_epochs / training) agent-steps per second, training at the
-   config's precision.
+   config's precision (auto resolved for the CPU, where these figures are timed).
 2. A real training run with the config (evaluations and checkpoints included), in the same
    process: end-to-end agent-steps per second and the time split between env, inference,
    update and the rest.
@@ -31,6 +31,7 @@ import time
 import torch
 
 from policies.network import Policy, sample_actions
+from policies.runtime import precision_name
 
 
 def _median_rate(fn, samples: int, repeats: int, min_time: float = 0.3) -> float:
@@ -87,7 +88,7 @@ def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidde
                 training_samples_per_s=round(training[precision]),
                 training_float32_samples_per_s=round(training[torch.float32]),
                 training_bfloat16_samples_per_s=round(training[torch.bfloat16]),
-                update_precision=str(precision).removeprefix("torch."),
+                update_precision=precision_name(precision),
                 policy_bound_sps=round(bound), num_agents=num_agents, minibatch_size=minibatch_size,
                 update_epochs=update_epochs)
 
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     args, args.overrides = parser.parse_known_args(argv)  # the rest: --section.key value overrides
 
     from configs import load_config
-    from policies.runtime import select_device, select_precision
+    from policies.runtime import select_precision
     from train import make_vecenv, train
 
     config = load_config(args.config, args.overrides)
@@ -115,7 +116,8 @@ def main(argv=None) -> int:
     rows = num_agents * config.train.num_steps
     bound = policy_bound(num_agents, math.ceil(rows / config.train.num_minibatches), config.train.update_epochs,
                          config.policy.hidden_size, config.train, args.repeats,
-                         select_precision(config.train.update_precision, select_device(config.device)))
+                         # the bound is timed on the CPU, so auto resolves for the CPU here
+                         select_precision(config.train.update_precision, torch.device("cpu")))
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(config, run_dir=args.run_dir or tmp, progress=False)
     split = dict(summary["time_split_s"])

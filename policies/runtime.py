@@ -77,3 +77,8 @@ def select_precision(name: str, device):
     if name == "auto":
         return torch.bfloat16 if native_bf16(device) else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+
+
+def precision_name(dtype) -> str:
+    """The config's name of a precision dtype: torch.bfloat16 -> "bfloat16"."""
+    return str(dtype).removeprefix("torch.")

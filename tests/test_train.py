@@ -12,6 +12,7 @@ import torch
 from configs import CONFIG_DIR, load_config
 from policies import AgentCheckpoint, Policy, read_checkpoint
 from policies.runs import EpisodeLog
+from policies.runtime import native_bf16, precision_name, select_precision
 from train import compute_gae, ppo_loss, ppo_update, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,15 @@ def test_bfloat16_loss_matches_float32_within_its_rounding():
     assert stats32["approx_kl"].item() == pytest.approx(0.0, abs=1e-6)  # float32 recomputes the rollout's numbers
     assert stats16["approx_kl"].item() < 1e-3                          # bfloat16 rounding moves them a little
     assert torch.nn.functional.cosine_similarity(grad32, grad16, dim=0).item() > 0.99
+
+
+def test_precision_names_and_auto():
+    """auto picks bfloat16 only where the device multiplies it natively; names round-trip."""
+    cpu = torch.device("cpu")
+    expected = torch.bfloat16 if native_bf16(cpu) else torch.float32
+    assert select_precision("auto", cpu) == expected
+    for name in ("float32", "bfloat16"):
+        assert precision_name(select_precision(name, cpu)) == name
 
 
 def test_episode_log_weights_reports_by_matches():
