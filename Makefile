@@ -26,7 +26,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) -m arena.bench
+	$(PY) -m envs.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

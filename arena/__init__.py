@@ -1,11 +1,33 @@
-"""The wrestling ring: rules, numba kernels and the Arena that owns their state."""
-from arena.core import Arena, arena_seeds, parse_slots
-from arena.kernel import NUM_ACTIONS, OBS_SIZE
-from arena.rules import (
-    BOT_NAMES, REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, FighterStats, RewardWeights,
-    Rules,
-)
+"""The wrestling ring: its interface (spec), rules, numba kernels, the Arena that owns their
+state, and how matches end (results).
 
-__all__ = ["Arena", "ArenaConfigError", "BOT_NAMES", "FighterStats", "NUM_ACTIONS", "OBS_SIZE",
-           "REWARD_PRESETS", "REWARD_TERMS", "RewardWeights", "Rules", "arena_seeds",
-           "parse_slots"]
+    from arena import Arena, Rules, OBS_SIZE, NUM_ACTIONS
+
+Names are imported lazily, so that ``from arena import OBS_SIZE`` (or ``arena.spec``) does
+not load numba: the ingest server and the storage layer read the interface only.
+"""
+import importlib
+
+_EXPORTS = {
+    "OBS_SIZE": "arena.spec", "NUM_ACTIONS": "arena.spec", "ACTION_IDLE": "arena.spec",
+    "ACTION_ATTACK": "arena.spec", "ACTION_NAMES": "arena.spec", "FATE_ALIVE": "arena.spec",
+    "FATE_KNOCKED_OUT": "arena.spec", "FATE_RING_OUT": "arena.spec",
+    "BOT_NAMES": "arena.rules", "REWARD_PRESETS": "arena.rules", "REWARD_TERMS": "arena.rules",
+    "ArenaConfigError": "arena.rules", "FighterStats": "arena.rules", "RewardWeights": "arena.rules",
+    "Rules": "arena.rules",
+    "MatchResults": "arena.results", "wins": "arena.results", "draws": "arena.results",
+    "sole_first": "arena.results",
+    "Arena": "arena.core", "arena_seeds": "arena.core", "parse_slots": "arena.core",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'arena' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

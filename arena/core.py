@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from arena import kernel
+from arena.results import MatchResults
 from arena.rules import (
     BOT_NAMES, LEARNER, MAX_FIGHTERS, MIN_FIGHTERS, ArenaConfigError, RewardWeights, Rules,
     bot_id,
@@ -161,6 +162,30 @@ class Arena:
                                       self.autoreset)
         finally:
             numba.set_num_threads(previous)
+
+    # ------------------------------------------------------------ results and bots
+    def ended(self) -> np.ndarray:
+        """The arenas whose match ended with the last step (their next match has begun when autoreset)."""
+        return np.flatnonzero(self.match_end)
+
+    def results(self, arenas) -> MatchResults:
+        """How the last ended match of each of ``arenas`` (indices) ended."""
+        return MatchResults(rank=self.final_rank[arenas], ret=self.final_return[arenas], hits=self.final_hits[arenas],
+                            knockouts=self.final_kos[arenas], ring_outs=self.final_ringouts[arenas],
+                            fate=self.final_fate[arenas], length=self.final_length[arenas])
+
+    def bot_actions(self, bot, arenas, slots, out=None) -> np.ndarray:
+        """The action built-in bot ``bot`` (a name or kernel id) takes now for fighter ``slots[k]``
+        of arena ``arenas[k]``, computed from the current state by the kernel's own bot code
+        (idle for an eliminated fighter): a bot playing an agent row, as evaluation and the demos
+        seat them. Random bots draw from, and so advance, their arena's generator."""
+        kind = bot_id(bot) if isinstance(bot, str) else int(bot)
+        arenas = np.asarray(arenas, dtype=np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        if out is None:
+            out = np.empty(len(arenas), dtype=np.int32)
+        kernel.bot_actions(kind, arenas, slots, self.fl, self.it, self.rng, self.params, out)
+        return out
 
     # ------------------------------------------------------------ inspection
     def state_hash(self) -> str:

@@ -16,7 +16,8 @@ count.
 
 numba's on-disk cache (cache=True) is keyed on this file alone: every jitted function that
 inlines these kernels lives here, and after renumbering the P_/R_ indices in arena/rules.py
-this file must be touched (or __pycache__ cleared) so the cache is rebuilt.
+or changing a constant of arena/spec.py this file must be touched (or __pycache__ cleared)
+so the cache is rebuilt.
 
 The rules these kernels implement are written out in docs/arena.md; arena/reference.py
 is a slow, obvious implementation of the same document that the tests compare with.
@@ -28,6 +29,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from arena.spec import (
+    ACTION_ATTACK, ACTION_IDLE, ENEMY_FEATURES, FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT,
+    NUM_ACTIONS, OBS_SIZE,
+)
 from arena.rules import (
     LEARNER, P_ACCEL, P_COOLDOWN, P_COS_CONE, P_CREDIT_WINDOW, P_EDGE_WIDTH,
     P_FRICTION_DECAY, P_HIT_DAMAGE, P_KNOCKBACK, P_KNOCKBACK_SCALE, P_RADIUS, P_REACH,
@@ -41,12 +46,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
 
 DT = 1.0 / 60.0          # seconds per frame
-OBS_SIZE = 30            # floats per observation
-NUM_ACTIONS = 10
-OBS_ENEMIES = 5          # nearest enemies in an observation
-ENEMY_FEATURES = 5       # relative x, y, relative vx, vy, health
-ACTION_IDLE = 8
-ACTION_ATTACK = 9
 NO_FIGHTER = -1
 HEALTH_EPSILON = 1e-9     # health below this is 0: ten hits of 0.1 leave 1e-16 in floating point
 
@@ -90,11 +89,6 @@ ELIM_COUNT = 1            # elimination events so far
 MATCH_END = 2             # ONGOING, TERMINATED or TRUNCATED after the last decision
 FINAL_LENGTH = 3          # frames of the last ended match
 NUM_AR = 4
-
-# Fates: how a fighter's match went.
-FATE_ALIVE = 0
-FATE_KNOCKED_OUT = 1
-FATE_RING_OUT = 2
 
 # Match status.
 ONGOING = 0

@@ -222,16 +222,17 @@ class RewardWeights:
 
     @classmethod
     def resolve(cls, rewards) -> "RewardWeights":
-        """Accept None (the seed preset), a preset name, a mapping of weights, or an instance."""
+        """Accept None (the standard preset), a preset name, a mapping of weights, or an instance."""
         if rewards is None:
-            return REWARD_PRESETS["seed"]
+            return REWARD_PRESETS[DEFAULT_REWARD_PRESET]
         if isinstance(rewards, RewardWeights):
             return rewards
         if isinstance(rewards, str):
-            if rewards not in REWARD_PRESETS:
+            name = reward_preset(rewards)
+            if name is None:
                 raise ArenaConfigError(
                     f"unknown reward preset {rewards!r}; presets: {', '.join(REWARD_PRESETS)}")
-            return REWARD_PRESETS[rewards]
+            return REWARD_PRESETS[name]
         if isinstance(rewards, dict):
             unknown = sorted(set(rewards) - set(REWARD_TERMS))
             if unknown:
@@ -248,9 +249,18 @@ class RewardWeights:
 
 
 REWARD_PRESETS = {
-    # The seed README's raw values; the win term is not in the seed, so it is 0.
-    "seed": RewardWeights(),
+    # The product description's reward function as written; it has no win term, so win is 0.
+    "standard": RewardWeights(),
 }
+DEFAULT_REWARD_PRESET = "standard"
+REWARD_PRESET_ALIASES = {"seed": "standard"}
+"""Older names of presets, still read (configs and checkpoints written before the rename)."""
+
+
+def reward_preset(name) -> str | None:
+    """The preset a name means (an alias resolved), or None if it names none."""
+    name = REWARD_PRESET_ALIASES.get(name, name)
+    return name if name in REWARD_PRESETS else None
 
 
 def bot_id(name) -> int:

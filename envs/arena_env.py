@@ -35,12 +35,13 @@ Episode End
 """
 from __future__ import annotations
 
+import gymnasium
 import numpy as np
 import pufferlib
-import gymnasium
 
-from arena import NUM_ACTIONS, OBS_SIZE, Arena, ArenaConfigError, Rules, parse_slots
-from arena.kernel import FATE_KNOCKED_OUT, FATE_RING_OUT
+from arena import (
+    FATE_KNOCKED_OUT, FATE_RING_OUT, NUM_ACTIONS, OBS_SIZE, Arena, ArenaConfigError, Rules, parse_slots,
+)
 
 INFO_KEYS = ("episode_return", "episode_length", "win", "draw", "rank", "knockouts", "ring_outs",
              "hits", "knocked_out", "rung_out")
@@ -83,21 +84,19 @@ class MatchStats:
         self.count = 0
 
     def add(self, arena: Arena) -> None:
-        ended = np.flatnonzero(arena.match_end)
+        ended = arena.ended()
         slots = arena.agent_slots if self.slots is None else self.slots
-        rank = arena.final_rank[ended]
-        sole_winner = (rank == 1).sum(axis=1, keepdims=True) == 1
-        learner_rank = rank[:, slots]
-        fate = arena.final_fate[ended][:, slots]
+        result = arena.results(ended)
+        fate = result.fate[:, slots]
         s = self.sums
-        s["episode_return"] += arena.final_return[ended][:, slots].sum()
-        s["episode_length"] += arena.final_length[ended].sum() * len(slots)
-        s["win"] += ((learner_rank == 1) & sole_winner).sum()
-        s["draw"] += ((learner_rank == 1) & ~sole_winner).sum()
-        s["rank"] += learner_rank.sum()
-        s["knockouts"] += arena.final_kos[ended][:, slots].sum()
-        s["ring_outs"] += arena.final_ringouts[ended][:, slots].sum()
-        s["hits"] += arena.final_hits[ended][:, slots].sum()
+        s["episode_return"] += result.ret[:, slots].sum()
+        s["episode_length"] += result.length.sum() * len(slots)
+        s["win"] += result.win[:, slots].sum()
+        s["draw"] += result.draw[:, slots].sum()
+        s["rank"] += result.rank[:, slots].sum()
+        s["knockouts"] += result.knockouts[:, slots].sum()
+        s["ring_outs"] += result.ring_outs[:, slots].sum()
+        s["hits"] += result.hits[:, slots].sum()
         s["knocked_out"] += (fate == FATE_KNOCKED_OUT).sum()
         s["rung_out"] += (fate == FATE_RING_OUT).sum()
         self.count += len(ended) * len(slots)
@@ -109,14 +108,21 @@ class MatchStats:
         self.clear()
         return info
 
+    def state_dict(self) -> dict:
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": int(self.count)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums = {k: np.float64(state["sums"][k]) for k in INFO_KEYS}
+        self.count = int(state["count"])
+
 
 class ArenaEnv(pufferlib.PufferEnv):
     """`num_arenas` rings of `fighters_per_arena` fighters; the agents are the fighter
     slots not given to scripted `opponents` (by default every slot is an agent).
 
     opponents: bot names (random, idle, chaser, kiter, edge_pusher, counter, striker) for the last slots; an
-    entry may be a list of names, sampled per match. rewards: a preset name ("seed"), a
-    mapping of term weights, or None for the seed preset. report_interval: steps between
+    entry may be a list of names, sampled per match. rewards: a preset name ("standard"), a
+    mapping of term weights, or None for the standard preset. report_interval: steps between
     info reports. threads: 1 to step on the calling thread (use it in forked workers),
     None for numba's thread pool. stats_slots: the slots whose matches the info reports
     count (None: every agent slot; self-play reports only the learner's). rules: any field
@@ -167,6 +173,30 @@ class ArenaEnv(pufferlib.PufferEnv):
         if self.tick % self.report_interval == 0 and self.stats.count:
             infos.append(self.stats.report())
         return self.observations, self.rewards, self.terminals, self.truncations, infos
+
+    # ------------------------------------------------------------ saving and restoring
+    BUFFERS = ("observations", "rewards", "terminals", "truncations", "masks")
+
+    def state_dict(self) -> dict:
+        """Everything that decides what the env does next: the arenas' state arrays (their
+        random generators included), the buffers the last step wrote, the report counter and
+        the unreported match sums. ``load_state_dict`` of it into an env built with the same
+        arguments continues exactly as this one would (train.py saves it for --resume)."""
+        return {"arena": self.arena.copy_state(), "buffers": {k: getattr(self, k).copy() for k in self.BUFFERS},
+                "tick": self.tick, "stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        arena, buffers = state["arena"], state["buffers"]
+        for name, value in {**arena, **buffers}.items():
+            mine = getattr(self.arena, name) if name in arena else getattr(self, name)
+            if mine.shape != np.shape(value):
+                raise ValueError(f"saved env state has {name} of shape {np.shape(value)}, this env "
+                                 f"{mine.shape}: it was saved by an env of another size")
+        self.arena.load_state(arena)
+        for name, value in buffers.items():
+            getattr(self, name)[...] = value
+        self.tick = int(state["tick"])
+        self.stats.load_state_dict(state["stats"])
 
     def close(self):
         pass

@@ -88,10 +88,11 @@ class ArenaGymEnv(gymnasium.Env):
         info = {}
         if terminated or truncated:
             self._ring.over = True
+            info["win"] = False
             if arena.match_end[0]:
-                info = {"rank": int(arena.final_rank[0, 0]), "frames": int(arena.final_length[0])}
-            info["win"] = bool(arena.match_end[0] and arena.final_rank[0, 0] == 1
-                               and (arena.final_rank[0] == 1).sum() == 1)
+                result = arena.results([0])
+                info = {"rank": int(result.rank[0, 0]), "frames": int(result.length[0]),
+                        "win": bool(result.win[0, 0])}
         return self._ring.obs[0].copy(), float(self._ring.rewards[0]), terminated, truncated, info
 
 

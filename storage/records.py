@@ -12,8 +12,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-OBSERVATION_SIZE = 30
-"""Numbers in observation_vector: own position (2), health (1), velocity (2), 5 enemies x 5."""
+from arena.spec import OBS_SIZE
+
+OBSERVATION_SIZE = OBS_SIZE
+"""Numbers in observation_vector: the arena's observation (own position, health, velocity, 5 enemies x 5)."""
 
 MAX_ACTION_SIZE = 16
 """Longest action_vector accepted; the game's Discrete(10) one-hot or logits fit with room."""
