@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from arena import BOT_NAMES, NUM_ACTIONS
+from configs import split_name  # lives in configs, whose league checks name fixed opponents with it
 
 UNIFORM = "uniform"
 """the spec of a uniformly random policy (the baseline)"""
@@ -155,14 +156,6 @@ def resolve_player(spec, greedy: bool = True, name: str | None = None) -> Player
     raise PlayerError(
         f"unknown player {spec!r}: {hint}a player is a bot ({', '.join(BOT_NAMES)}), '{UNIFORM}', "
         f"a checkpoint file, or module:function")
-
-
-def split_name(spec: str) -> tuple[str | None, str]:
-    """``NAME=SPEC`` -> (NAME, SPEC); anything else -> (None, spec)."""
-    head, sep, tail = spec.partition("=")
-    if sep and head and tail and not any(c in head for c in "/:\\") and not os.path.exists(spec):
-        return head, tail
-    return None, spec
 
 
 def load_checkpoint_player(path: str, label: str, greedy: bool) -> Player:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from configs.schema import Config, PromotionConfig
+from configs import Config, PromotionConfig
 
 
 @dataclass
