@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from common.timing import percentile
+
 from .client import HttpClient, WsClient
 from .process import start_server_process, stop_server_process
 
@@ -240,13 +242,6 @@ async def _finish(host, port, results: list[GameResult]) -> tuple[int, list[str]
     return missing, problems + ([] if health else ["no /health"])
 
 
-def _percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
-    return sorted_values[k]
-
-
 def run_load(host, port, transport, args, server_pid) -> dict:
     episode_ids = asyncio.run(_setup(host, port, args.games))
     procs = max(1, min(args.procs, args.games))
@@ -278,9 +273,9 @@ def run_load(host, port, transport, args, server_pid) -> dict:
         "batch": args.batch,
         "frames_per_s": round(frames / args.duration),
         "batches_per_s": round(len(in_window) / args.duration),
-        "ack_p50_ms": round(_percentile(latencies, 50) * 1000, 2),
-        "ack_p95_ms": round(_percentile(latencies, 95) * 1000, 2),
-        "ack_p99_ms": round(_percentile(latencies, 99) * 1000, 2),
+        "ack_p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "ack_p95_ms": round(percentile(latencies, 95) * 1000, 2),
+        "ack_p99_ms": round(percentile(latencies, 99) * 1000, 2),
         "ack_max_ms": round((latencies[-1] if latencies else float("nan")) * 1000, 2),
         "server_cpu_percent": round(100 * server_cpu / wall, 1) if server_cpu is not None else None,
         "client_cpu_percent": round(100 * client_cpu / wall, 1),
@@ -395,7 +390,6 @@ def main_read(args) -> list[dict]:
     import msgspec
 
     from storage import Database
-    from storage.queries import frame_statements
     from storage.records import WireFrame, frame_rows, settle_enemies
 
     per_episode = 1000
@@ -407,11 +401,7 @@ def main_read(args) -> list[dict]:
         db = Database.open(os.path.join(tmp, "read.db"), synchronous="NORMAL")
         fighter = db.register_fighter("bench.glb", {})
         for _ in range(args.read_frames // per_episode):
-            rows = frame_rows(db.create_episode(fighter), frames)
-            db._conn.execute("BEGIN IMMEDIATE")
-            for sql, params in frame_statements(rows):
-                db._conn.executemany(sql, params)
-            db._conn.execute("COMMIT")
+            db.add_frame_rows(frame_rows(db.create_episode(fighter), frames))
         db.close()
         db = Database.open(os.path.join(tmp, "read.db"))
         times = []

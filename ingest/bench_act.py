@@ -29,7 +29,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from .bench import _percentile, _server_cpu_s, _start_server
+from common.timing import percentile
+
+from .bench import _server_cpu_s, _start_server
 from .process import stop_server_process
 
 DISTINCT_BODIES = 16
@@ -91,8 +93,8 @@ def measure(host: str, port: int, fighter: int, payloads: list[bytes], requests:
     return {
         "requests": requests, "batch": len(orjson.loads(payloads[0])["observations"]),
         "greedy": orjson.loads(payloads[0])["greedy"],
-        "p50_ms": ms(_percentile(latencies, 50)), "p90_ms": ms(_percentile(latencies, 90)),
-        "p99_ms": ms(_percentile(latencies, 99)), "max_ms": ms(latencies[-1]),
+        "p50_ms": ms(percentile(latencies, 50)), "p90_ms": ms(percentile(latencies, 90)),
+        "p99_ms": ms(percentile(latencies, 99)), "max_ms": ms(latencies[-1]),
         "mean_ms": ms(statistics.fmean(latencies)), "requests_per_s": round(requests / wall),
         "server_cpu_ms_per_request": round(1000 * server_cpu / requests, 3) if server_cpu is not None else None,
         "body_bytes": len(payloads[0]),

@@ -19,10 +19,10 @@ import orjson
 from wsproto.utilities import RemoteProtocolError
 
 from storage.aio import AsyncStore
-from storage.errors import BusyError, ConflictError, NotFoundError, StorageError
+from storage.errors import StorageError
 
 from .cors import CorsPolicy
-from .errors import ApiError
+from .errors import ApiError, storage_error_status
 from .handlers import Api
 from .http import HttpConnection, HttpError, Request, Response
 from .limits import Limits
@@ -33,9 +33,6 @@ logger = logging.getLogger("ingest")
 
 LISTEN_BACKLOG = 1024
 """Pending connections the kernel queues while the loop is busy (bursts of reconnects)."""
-
-STORAGE_RETRY_AFTER_S = 1
-"""Retry-After sent with 503 when the database is busy."""
 
 
 @dataclass
@@ -220,14 +217,9 @@ class IngestServer:
                 response = Response(status, orjson.dumps(payload))
         except ApiError as e:
             response = _error(e.status, e.message, e.headers)
-        except NotFoundError as e:
-            response = _error(404, str(e))
-        except ConflictError as e:
-            response = _error(409, str(e))
-        except BusyError as e:
-            response = _error(503, str(e), [("retry-after", str(STORAGE_RETRY_AFTER_S))])
         except StorageError as e:
-            response = _error(503, str(e))
+            status, headers = storage_error_status(e)
+            response = _error(status, str(e), headers)
         except Exception:
             log.exception("%s %s failed", req.method, req.path)
             response = _error(500, "internal server error; the server log has the details")

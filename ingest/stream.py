@@ -18,10 +18,10 @@ import orjson
 from wsproto.utilities import LocalProtocolError
 
 from storage.aio import AsyncStore
-from storage.errors import BusyError, ConflictError, NotFoundError, StorageError
+from storage.errors import StorageError
 from storage.records import frame_rows
 
-from .errors import ApiError
+from .errors import ApiError, storage_error_status
 from .limits import Limits
 from .validation import StreamAuth, StreamBatch, check_batch, decode
 from .websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, MessageTooBig, WebSocket
@@ -98,7 +98,7 @@ class FrameStream:
                 future = await self.store.submit_frames(self.episode_id, rows)
             except StorageError as e:
                 self._inflight.release()
-                self._reply_error(seq, 503, str(e))
+                self._reply_error(seq, storage_error_status(e)[0], str(e))
                 continue
             self._outbox.put_nowait((seq, future))
         return CLOSE_GOING_AWAY, "server shutting down"
@@ -129,12 +129,8 @@ class FrameStream:
                     r = await pending
                     answer = {"ack": seq, "stored": r.stored, "duplicates": r.duplicates}
                     self.acked_batches += 1
-                except NotFoundError as e:
-                    answer = {"error": str(e), "seq": seq, "status": 404}
-                except ConflictError as e:
-                    answer = {"error": str(e), "seq": seq, "status": 409}
-                except (BusyError, StorageError) as e:
-                    answer = {"error": str(e), "seq": seq, "status": 503}
+                except StorageError as e:
+                    answer = {"error": str(e), "seq": seq, "status": storage_error_status(e)[0]}
                 finally:
                     self._inflight.release()
             else:

@@ -340,7 +340,7 @@ class AsyncStore:
         """Insert consecutive frame batches.
 
         The episodes' states are read inside the write transaction, so an episode completed
-        by another process, or earlier in this group, refuses its frames (409).
+        by another process, or earlier in this group, refuses its frames (ConflictError).
         Fast path: all rows in a few 512-row statements. If that stores fewer rows than
         given (a client resent frames already stored) it is undone to a savepoint and the
         batches are inserted one by one, which tells each batch its duplicates.

@@ -100,6 +100,18 @@ class Database:
     def schema_version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
+    def settings(self) -> dict:
+        """This connection's SQLite settings, as ``connect`` configured them:
+        ``journal_mode`` ("wal", or "memory" for ":memory:"), ``foreign_keys`` (bool),
+        ``busy_timeout_ms`` (int) and ``synchronous`` ("OFF", "NORMAL", "FULL" or "EXTRA")."""
+        c = self._conn
+        return {
+            "journal_mode": c.execute("PRAGMA journal_mode").fetchone()[0],
+            "foreign_keys": bool(c.execute("PRAGMA foreign_keys").fetchone()[0]),
+            "busy_timeout_ms": c.execute("PRAGMA busy_timeout").fetchone()[0],
+            "synchronous": _SYNCHRONOUS_NAMES[c.execute("PRAGMA synchronous").fetchone()[0]],
+        }
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         try:
@@ -137,7 +149,9 @@ class Database:
         return [q.fighter_dict(r) for r in rows]
 
     def fighter_stats(self, fighter_id: int) -> dict:
-        """The same summary as GET /api/fighters/{id}/stats."""
+        """A fighter's summary: episode, victory, frame and checkpoint counts, reward and
+        rank averages, its best checkpoint and latest training metrics (the dict that
+        ``AsyncStore.fighter_stats`` returns too)."""
         self._require_fighter(fighter_id)
         fighter_id = int(fighter_id)
         c = self._conn
@@ -176,6 +190,11 @@ class Database:
                 *(None if math.isnan(v) else float(v) for v in values.values()),
             ))
             return cur.lastrowid
+
+    def list_training_metrics(self, fighter_id: int) -> list[dict]:
+        """A fighter's training metrics rows, oldest first (NaN values read back as None)."""
+        rows = self._conn.execute(q.LIST_METRICS, (_id("fighter_id", fighter_id),)).fetchall()
+        return [q.metrics_dict(r) for r in rows]
 
     def add_checkpoint(
         self, fighter_id: int, model_version: int, training_iteration: int, win_rate: float,
@@ -265,8 +284,23 @@ class Database:
                 raise NotFoundError(f"episode {episode_id!r} does not exist")
             if state[0] is not None:
                 raise ConflictError(f"episode {episode_id!r} is completed; open a new episode")
-            stored = sum(c.executemany(sql, params).rowcount for sql, params in q.frame_statements(rows))
+            stored = _insert_frame_rows(c, rows)
         return stored, len(rows) - stored
+
+    def add_frame_rows(self, rows: list[tuple]) -> int:
+        """Bulk-load frame rows that ``records.frame_rows`` built from validated, settled
+        frames, in one transaction; returns how many were stored.
+
+        A trusted path for loading many frames fast (benchmarks, imports): unlike
+        ``add_frames`` it neither validates the frames nor checks that their episodes are
+        open, so the caller must have done both. Rows may belong to several episodes (each
+        row carries its episode_id); a frame whose (episode_id, frame_number) is stored
+        already is skipped, as in ``add_frames``. If any row fails (e.g. an episode that
+        does not exist breaks the foreign key: ``sqlite3.IntegrityError``) the whole load is
+        rolled back. Raises BusyError if the write lock stays taken past the busy timeout.
+        """
+        with self._write() as c:
+            return _insert_frame_rows(c, rows)
 
     def read_frames(
         self, fighter_id: int | None = None, episode_ids: list[int] | None = None,
@@ -345,6 +379,15 @@ class Database:
         """Frames of one episode as dicts (the API's JSON shape), by frame number."""
         rows = self._conn.execute(q.LIST_FRAMES, (_id("episode_id", episode_id), -1, 0)).fetchall()
         return [q.frame_dict(r) for r in rows]
+
+
+_SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+"""PRAGMA synchronous values and their names."""
+
+
+def _insert_frame_rows(conn: sqlite3.Connection, rows: list[tuple]) -> int:
+    """Insert frame rows inside the caller's transaction; how many were new."""
+    return sum(conn.executemany(sql, params).rowcount for sql, params in q.frame_statements(rows))
 
 
 def _check_int(name: str, v: object, minimum: int) -> None:

@@ -132,6 +132,7 @@ INSERT_METRICS = (
 LATEST_METRICS = (
     f"SELECT {METRIC_COLUMNS} FROM training_metrics WHERE fighter_id = ? ORDER BY id DESC LIMIT 1"
 )
+LIST_METRICS = f"SELECT {METRIC_COLUMNS} FROM training_metrics WHERE fighter_id = ? ORDER BY id"
 
 FIGHTER_EPISODE_STATS = """
 SELECT COUNT(*), COUNT(ended_at), COALESCE(SUM(is_victory = 1), 0), AVG(total_reward),

@@ -4,6 +4,7 @@ import math
 import multiprocessing
 import sqlite3
 
+import msgspec
 import numpy as np
 import orjson
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from storage import (
     SCHEMA_VERSION, ConflictError, Database, NotFoundError, SchemaError,
 )
-from storage.records import OBSERVATION_SIZE
+from storage.records import OBSERVATION_SIZE, Frame, frame_rows, settle_enemies
 
 
 def frame(n: int, action_size: int = 10) -> dict:
@@ -39,9 +40,11 @@ def test_open_creates_folder_schema_wal_and_foreign_keys(tmp_path):
     with Database.open(path) as db:
         assert path.exists()
         assert db.schema_version == SCHEMA_VERSION
-        assert db._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert db._conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+        settings = db.settings()
+        assert settings["journal_mode"] == "wal"
+        assert settings["foreign_keys"] is True
+        assert settings["busy_timeout_ms"] >= 5000
+        assert settings["synchronous"] == "FULL"
     with Database.open(path) as db:  # reopening migrates nothing and keeps the version
         assert db.schema_version == SCHEMA_VERSION
 
@@ -130,6 +133,38 @@ def test_read_frames_bulk_arrays_and_filters(db):
     assert len(db.read_frames(fighter_id=fa, since="2999-01-01")) == 0
     with pytest.raises(NotFoundError, match="fighter 42"):
         db.read_frames(fighter_id=42)
+
+
+def test_add_frame_rows_bulk_loads_prebuilt_rows_in_one_transaction(db):
+    fid = db.register_fighter("a.glb", {})
+    e1, e2 = db.create_episode(fid), db.create_episode(fid)
+    frames = msgspec.convert([frame(n) for n in range(700)], list[Frame])  # 512 + 128 + ... rows
+    settle_enemies(frames)
+    assert db.add_frame_rows(frame_rows(e1, frames) + frame_rows(e2, frames[:3])) == 703
+    assert db.add_frame_rows(frame_rows(e2, frames[:5])) == 2  # stored frames are skipped
+    assert db.list_frames(e1)[699]["observation_vector"] == pytest.approx(
+        frame(699)["observation_vector"], rel=1e-6)
+    assert [f["frame_number"] for f in db.list_frames(e2)] == [0, 1, 2, 3, 4]
+    with pytest.raises(sqlite3.IntegrityError):  # the last row's episode does not exist
+        db.add_frame_rows(frame_rows(e2, frames[5:600]) + frame_rows(12345, frames[:1]))
+    assert len(db.list_frames(e2)) == 5  # rolled back as a whole
+    assert db.add_frame_rows([]) == 0
+
+
+def test_list_training_metrics_oldest_first(db):
+    fa, fb = db.register_fighter("a.glb", {}), db.register_fighter("b.glb", {})
+    db.add_training_metrics(fa, "run", 1, 1.0, 0.5, float("nan"), 0.9)
+    db.add_training_metrics(fb, "run", 1, 2.0, 0.5, 0.1, 0.9)
+    db.add_training_metrics(fa, "run", 2, 3.0, 0.5, 0.1, 0.9)
+    rows = db.list_training_metrics(fa)
+    assert [(r["iteration_number"], r["avg_reward_last_100"]) for r in rows] == [(1, 1.0), (2, 3.0)]
+    assert rows[0]["loss"] is None and rows[0]["fighter_id"] == fa
+    assert db.list_training_metrics(12345) == []
+
+
+def test_settings_report_the_synchronous_mode_asked_for(tmp_path):
+    with Database.open(tmp_path / "arena.db", synchronous="normal") as db:
+        assert db.settings()["synchronous"] == "NORMAL"
 
 
 def test_newer_schema_is_refused(tmp_path):

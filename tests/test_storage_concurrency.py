@@ -104,7 +104,7 @@ def test_server_trainer_and_evaluator_write_at_once(tmp_path):
     with Database.open(path) as db:
         stats = db.fighter_stats(trained["fighter"])
         assert stats["checkpoints"] == trained["checkpoints"]
-        assert db._conn.execute("SELECT COUNT(*) FROM training_metrics").fetchone()[0] == trained["metrics"]
+        assert len(db.list_training_metrics(trained["fighter"])) == trained["metrics"]
         assert len(db.read_frames(fighter_id=evaluated["fighter"])) == evaluated["frames"]
         for eid, acked in streamed:
             assert db.get_episode(eid)["status"] == "completed"
