@@ -12,13 +12,15 @@ _EXPORTS = {
     "Policy": "policies.network",
     "layer_init": "policies.network",
     "sample_actions": "policies.network",
-    "OBS_SIZE": "policies.network",
-    "NUM_ACTIONS": "policies.network",
+    "OBS_SIZE": "arena.spec",
+    "NUM_ACTIONS": "arena.spec",
     "AgentCheckpoint": "policies.checkpoint",
     "CheckpointError": "policies.checkpoint",
     "atomic_torch_save": "policies.checkpoint",
     "read_checkpoint": "policies.checkpoint",
     "step_checkpoint_name": "policies.checkpoint",
+    "LATEST_NAME": "policies.checkpoint",
+    "BEST_NAME": "policies.checkpoint",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -32,10 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.files import atomic_write_bytes
 from policies.network import Policy
 
 FORMAT = "wrestling-arena-agent"
 FORMAT_VERSION = 1
+LATEST_NAME = "latest.pt"
+"""a run's newest checkpoint, refreshed at every save (what --resume continues from)"""
+BEST_NAME = "best.pt"
+"""a run's best checkpoint by its evaluations (what gets exported and served)"""
 
 
 class CheckpointError(ValueError):
@@ -137,8 +142,9 @@ class AgentCheckpoint:
 
 
 def _example_checkpoint(folder: Path) -> Path | None:
-    """A checkpoint file to suggest for a folder: a run's latest.pt, else the newest .pt inside it."""
-    for candidate in (folder / "checkpoints" / "latest.pt", folder / "latest.pt"):
+    """A checkpoint file to suggest for a folder: a latest.pt in it or one level down (a run
+    folder's checkpoints/latest.pt), else the newest .pt inside it."""
+    for candidate in (folder / LATEST_NAME, *sorted(folder.glob(f"*/{LATEST_NAME}"))):
         if candidate.is_file():
             return candidate
     files = sorted(folder.glob("*.pt"), key=lambda f: f.stat().st_mtime)
@@ -179,15 +185,17 @@ def read_checkpoint(path) -> dict:
 
 
 def step_checkpoint_name(global_step: int) -> str:
-    """The file name train.py gives the checkpoint of one agent-step count (never overwritten)."""
+    """The file name a trainer gives the checkpoint of one agent-step count (never overwritten)."""
     return f"step_{int(global_step):012d}.pt"
 
 
-def atomic_torch_save(obj, path) -> None:
-    """torch.save to memory, then written to a temporary file beside ``path``, fsynced and
-    renamed over ``path`` (policies.numpy_policy.atomic_write_bytes)."""
-    from policies.numpy_policy import atomic_write_bytes
+def epoch_checkpoint_name(epoch: int) -> str:
+    """The file name behavioural cloning gives the checkpoint of one epoch."""
+    return f"epoch_{int(epoch):04d}.pt"
 
+
+def atomic_torch_save(obj, path) -> None:
+    """torch.save to memory, then written atomically over ``path`` (common.files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import atomic_write_bytes
 from policies.numpy_policy import (
-    POLICY_HEAD, TRUNK, VALUE_HEAD, WEIGHTS_FILENAME, WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, atomic_write_bytes,
-    policy_from_weights, write_weights,
+    POLICY_HEAD, TRUNK, VALUE_HEAD, WEIGHTS_FILENAME, WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, policy_from_weights,
+    write_weights,
 )
 
 EXPORT_FORMAT = "wrestling-arena-export"

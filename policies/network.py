@@ -1,6 +1,6 @@
 """The fighter network: obs -> 128 -> 128 (ReLU) -> 10 action logits and a scalar value.
 
-The trunk is shared by both heads (the seed's design); orthogonal init as in CleanRL, with
+The trunk is shared by both heads (the product description's design); orthogonal init as in CleanRL, with
 std 0.01 on the policy head (near-uniform first actions) and 1.0 on the value head.
 """
 from __future__ import annotations
@@ -9,10 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-OBS_SIZE = 30
-"""own position (2), health (1), velocity (2), 5 closest enemies x 5 values (25)"""
-NUM_ACTIONS = 10
-"""0-7 move in 8 directions, 8 idle, 9 attack"""
+from arena.spec import NUM_ACTIONS, OBS_SIZE
 
 
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:

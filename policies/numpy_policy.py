@@ -31,12 +31,13 @@ activation), ``policy_head`` and ``value_head`` (layer names), ``fighter_id``,
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from common.files import atomic_write_bytes
+from policies.torch_zip import WeightsError, read_torch_checkpoint
 
 WEIGHTS_FORMAT = "wrestling-arena-policy"
 WEIGHTS_FORMAT_VERSION = 1
@@ -53,10 +54,6 @@ MAX_HEADER_BYTES = 1 << 20
 
 HEADER_ALIGNMENT = 8
 """The data starts at a multiple of this, so readers can view it as float32 in place."""
-
-
-class WeightsError(ValueError):
-    """A file is not a readable policy: wrong kind, corrupt, or weights that do not fit."""
 
 
 class NumpyPolicy:
@@ -243,8 +240,6 @@ def load_policy(path) -> NumpyPolicy:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"PK\x03\x04":  # torch.save's zip archive
-        from policies.torch_zip import read_torch_checkpoint
-
         data = read_torch_checkpoint(path, keep=("state_dict",))
         if not isinstance(data, dict) or data.get("format") != "wrestling-arena-agent":
             raise WeightsError(f"{str(path)!r} is a torch file but not a wrestling-arena-agent checkpoint")
@@ -254,25 +249,3 @@ def load_policy(path) -> NumpyPolicy:
         meta = {k: data.get(k) for k in ("fighter_id", "model_version", "global_step")}
         return NumpyPolicy.from_state_dict(state_dict, meta)
     return policy_from_weights(path)
-
-
-# ---------------------------------------------------------------------------- files
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``.
-
-    The file is readable by all (0644), like one written with open(): a web server serves it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

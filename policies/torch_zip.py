@@ -22,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.numpy_policy import WeightsError
+
+class WeightsError(ValueError):
+    """A file is not a readable policy: wrong kind, corrupt, or weights that do not fit."""
+
 
 STORAGE_DTYPES = {
     "FloatStorage": "f4", "DoubleStorage": "f8", "HalfStorage": "f2", "BFloat16Storage": "u2",
