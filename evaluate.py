@@ -9,166 +9,32 @@
 
 A player (the evaluated one or an opponent) is a bot name, a checkpoint file, ``module:function``
 (obs float32 (n, 30) -> actions int (n,)), ``path/to/file.py:function`` or ``uniform``
-(evaluation/players.py). Python API (train.py uses it for periodic evaluation and best.pt):
+(evaluation/players.py). This file is the command line; the work is done in evaluation/
+(and, for ``select`` and ``--db``, in training/). The Python API, re-exported here:
 
     from evaluate import evaluate, compare
     results = evaluate(policy, opponents=["random", "chaser"], matches=200, seed=0)
     results["chaser"]["win_rate"], results["chaser"]["ci95"]
     table = compare(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt", "chaser"], matches=100)
 
-Each opponent gets exactly ``matches`` matches: one ArenaEnv with one arena per match and only
-each arena's first match counts. Against a bot, the evaluated fighter is in slot 0 and the
-other slots are that bot; against a policy (checkpoint or callable) every slot is an agent,
-the evaluated fighter taking slot ``match % fighters`` so that no slot is favoured, and each
-side's rows are batched into one call per decision. Everything is seeded, so the same
-players, seed and rules give the same numbers. A win is finishing as the sole rank-1 fighter
-(the last one standing, or the healthiest at the time limit); a shared first place is a draw.
-docs/evaluation.md is the guide.
+Every match is seeded, so the same players, seed and rules give the same numbers. A win is
+finishing as the sole rank-1 fighter (the last one standing, or the healthiest at the time
+limit); a shared first place is a draw. docs/evaluation.md is the guide.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 
-import numpy as np
-
+from common.files import atomic_write_json
 from evaluation.compare import compare
-from evaluation.matches import Z95, play, summarize, wilson_interval
+from evaluation.evaluate import evaluate, play_matches
+from evaluation.matches import Z95, wilson_interval
 from evaluation.players import UNIFORM, Player, PlayerError, as_action_fn, resolve_player, uniform_policy
+from evaluation.tables import format_compare, format_table
 
 __all__ = ["evaluate", "compare", "play_matches", "as_action_fn", "uniform_policy", "wilson_interval",
            "UNIFORM", "Z95", "main"]
-
-
-# =============================================================================================
-# Matches against one opponent
-# =============================================================================================
-def versus(learner: Player, opponent: Player, matches: int, seed: int, fighters: int = 2, rewards="seed",
-           threads=None, **rules) -> dict:
-    """The learner's figures over ``matches`` first matches against ``fighters - 1`` copies of
-    the opponent (see summarize in evaluation/matches.py for the keys)."""
-    if opponent.kind == "bot":
-        players, bots = [learner], [opponent.bot] * (fighters - 1)
-        seats = np.zeros((matches, 1), dtype=np.int64)
-    else:
-        players, bots = [learner, opponent], []
-        seats = np.ones((matches, fighters), dtype=np.int64)
-        seats[np.arange(matches), np.arange(matches) % fighters] = 0
-    out = play(players, seats, bots, seed=seed, rewards=rewards, threads=threads, **rules)
-    return summarize(out, 0)
-
-
-def play_matches(act, opponent, matches: int, seed: int, fighters: int = 2, rewards="seed", **rules) -> dict:
-    """Play ``matches`` first matches of a callable ``obs -> actions`` against ``fighters - 1``
-    copies of one opponent (a spec or a Player)."""
-    learner = resolve_player(act, name="learner")
-    return versus(learner, resolve_player(opponent), matches, seed, fighters, rewards, **rules)
-
-
-def evaluate(policy, opponents=("random", "chaser"), matches: int = 200, seed: int = 0,
-             fighters: int = 2, greedy: bool = True, rewards="seed", threads=None, **rules) -> dict:
-    """Results per opponent: win_rate, ci95 (Wilson, 95%), draw_rate, avg_reward, hits,
-    knockouts and ring_outs (per match, dealt by the evaluated fighter), knocked_out and
-    rung_out (how often it fell that way), survival_rate (still standing at the end),
-    mean_rank, match_length (frames at 60 Hz), matches.
-
-    policy: an AgentCheckpoint, a torch policy, a callable obs (n, 30) -> actions (n,), or a
-    player spec (a bot name, checkpoint path, module:function, uniform).
-    opponents: specs (results are keyed by the spec), or a mapping name -> spec or object.
-    rewards: the weights avg_reward is measured in. rules: arena.Rules overrides.
-    threads: numba threads stepping the arenas (None: numba's setting).
-    """
-    if isinstance(opponents, str):
-        opponents = [opponents]
-    if not isinstance(matches, int) or isinstance(matches, bool) or matches < 1:
-        raise ValueError(f"matches must be an integer >= 1, got {matches!r}")
-    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(o, o) for o in opponents]
-    if not pairs:
-        raise ValueError("give at least one opponent")
-    learner = resolve_player(policy, greedy, name=None if isinstance(policy, str) else "learner")
-    resolved = []
-    for key, spec in pairs:
-        opponent = resolve_player(spec, greedy)
-        resolved.append((key if isinstance(key, str) else opponent.name, opponent))
-    return {key: versus(learner, opponent, matches, seed, fighters, rewards, threads, **rules)
-            for key, opponent in resolved}
-
-
-# =============================================================================================
-# Tables
-# =============================================================================================
-def format_table(results: dict) -> str:
-    from evaluation.compare import unique_names
-
-    names = unique_names(list(results))  # checkpoint paths shortened to what tells them apart
-    width = max([12] + [len(name) for name in names])
-    header = f"{'opponent':<{width}} {'win rate':>8}  {'95% CI':<15} {'draws':>6} {'reward':>8} {'KOs':>5} " \
-             f"{'ring-outs':>9} {'rank':>5} {'length':>7} {'matches':>7}"
-    lines = [header, "-" * len(header)]
-    for name, r in zip(names, results.values()):
-        lo, hi = r["ci95"]
-        lines.append(f"{name:<{width}} {r['win_rate']:>8.1%}  [{lo:5.1%}, {hi:5.1%}] {r['draw_rate']:>6.1%} "
-                     f"{r['avg_reward']:>8.2f} {r['knockouts']:>5.2f} {r['ring_outs']:>9.2f} "
-                     f"{r['mean_rank']:>5.2f} {r['match_length']:>7.0f} {r['matches']:>7}")
-    return "\n".join(lines)
-
-
-def format_compare(result: dict) -> str:
-    rows = result["ratings"]
-    width = max([6] + [len(r["name"]) for r in rows])
-    ffa = result["ffa"]
-    header = f"{'#':>2}  {'player':<{width}} {'1v1 rating':>10}  {'95% CI':<14} {'1v1 win':>8}"
-    if ffa:
-        header += f" {'FFA rating':>10}  {'95% CI':<14} {'FFA win':>8} {'FFA rank':>8}"
-    lines = [f"Ratings (Elo scale, mean 1500; 95% CI from {result['bootstrap']} bootstrap resamples of the matches), "
-             f"sorted by the {result['rank_by']} rating", header, "-" * len(header)]
-    for r in rows:
-        lo, hi = r["rating_1v1_ci95"]
-        line = f"{r['rank']:>2}  {r['name']:<{width}} {r['rating_1v1']:>10.0f}  [{lo:5.0f}, {hi:5.0f}] {r['win_rate_1v1']:>8.1%}"
-        if ffa:
-            lo, hi = r["rating_ffa_ci95"]
-            line += f" {r['rating_ffa']:>10.0f}  [{lo:5.0f}, {hi:5.0f}] {r['ffa_win_rate']:>8.1%} {r['ffa_mean_rank']:>8.2f}"
-        lines.append(line)
-    order = [r["name"] for r in rows]
-    lines += ["", f"1v1 win rate of the row against the column ({result['matches_1v1']} matches a pair; "
-                  "draws are in the JSON)",
-              f"{'':>2}  {'':<{width}}" + "".join(f"{k:>7}" for k in range(1, len(order) + 1))]
-    for k, a in enumerate(order, start=1):
-        cells = "".join(f"{'-':>7}" if a == b else f"{result['matrix'][a][b]['win_rate']:>7.0%}" for b in order)
-        lines.append(f"{k:>2}  {a:<{width}}{cells}")
-    if ffa:
-        lines += ["", f"Free-for-all: {ffa['matches']} matches of {ffa['fighters']} fighters (seats drawn per match)"]
-    return "\n".join(lines)
-
-
-# =============================================================================================
-# The database
-# =============================================================================================
-def record_checkpoint(db_path, model, results: dict, fighter_id: int | None = None) -> tuple[int, int]:
-    """Add a model_checkpoints row for an evaluated checkpoint: win_rate and avg_reward are the
-    means over the opponents. The fighter is ``fighter_id``, else the checkpoint's own if the
-    database has it, else a newly registered one. Returns (fighter id, checkpoint row id)."""
-    from storage import Database
-
-    config = model.config or {}
-    trainer = model.trainer_state or {}
-    with Database.open(db_path) as db:
-        if fighter_id is None and model.fighter_id is not None and db.get_fighter(model.fighter_id):
-            fighter_id = model.fighter_id
-        if fighter_id is None:
-            fighter_id = db.register_fighter(config.get("glb_filename") or f"{config.get('name', 'fighter')}.glb",
-                                             {"name": config.get("name"), "mode": config.get("mode"),
-                                              "registered_by": "evaluate.py"})
-        row = db.add_checkpoint(
-            fighter_id, int(model.model_version), int(trainer.get("iteration", 0)),
-            float(np.mean([r["win_rate"] for r in results.values()])),
-            float(np.mean([r["avg_reward"] for r in results.values()])),
-            int(trainer.get("episodes", model.metrics.get("episodes", 0))),
-            str(Path(model.path).resolve()), str(config.get("mode") or "custom"))
-    return fighter_id, row
 
 
 # =============================================================================================
@@ -181,15 +47,7 @@ def env_settings(player: Player, config_path: str | None) -> dict:
         from configs import config_to_dict, load_config
 
         env = config_to_dict(load_config(config_path))["env"]
-    return {"rewards": env.get("rewards", "seed"), **env.get("rules", {})}
-
-
-def write_json(path, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    return {"rewards": env.get("rewards", "standard"), **env.get("rules", {})}
 
 
 def parse_list(text: str) -> list[str]:
@@ -237,7 +95,7 @@ def evaluate_main(argv) -> int:
           f"{'sampled' if args.sample else 'greedy'} actions")
     print(format_table(results))
     if args.json:
-        write_json(args.json, {"checkpoint": args.checkpoint, "seed": args.seed, "fighters": args.fighters,
+        atomic_write_json(args.json, {"checkpoint": args.checkpoint, "seed": args.seed, "fighters": args.fighters,
                                "greedy": not args.sample, "results": results})
     if args.replay or args.replay_frames:
         from evaluation.replay import record_match, result_line, save_animation, write_frames
@@ -254,7 +112,9 @@ def evaluate_main(argv) -> int:
             count = write_frames(rec, args.replay_frames)
             print(f"replay frames: {args.replay_frames} ({count} frames); {summary}")
     if args.db:
-        fighter_id, row = record_checkpoint(args.db, model, results, args.fighter_id)
+        from training.run import record_evaluated_checkpoint
+
+        fighter_id, row = record_evaluated_checkpoint(args.db, model, results, args.fighter_id)
         print(f"database {args.db}: model_checkpoints row {row} for fighter {fighter_id}")
     return 0
 
@@ -285,7 +145,7 @@ def compare_main(argv) -> int:
                      **env_settings(first, args.config))
     print(format_compare(result))
     if args.json:
-        write_json(args.json, result)
+        atomic_write_json(args.json, result)
     return 0
 
 
@@ -304,8 +164,9 @@ def select_main(argv) -> int:
 
     import dataclasses
 
-    from evaluation.selection import config_play, final_selection, format_selection, run_candidates
     from policies import read_checkpoint
+    from training.layout import RunFolder
+    from training.selection import config_play, final_selection, format_selection, run_candidates
 
     for name in ("candidates", "matches"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -313,16 +174,17 @@ def select_main(argv) -> int:
     config, candidates = run_candidates(args.run)
     eval_config = dataclasses.replace(config.eval, final_candidates=args.candidates or config.eval.final_candidates or 5,
                                       final_matches=args.matches or config.eval.final_matches)
-    ckpt_dir = Path(args.run) / "checkpoints"
-    selection = final_selection(candidates, ckpt_dir, eval_config, config_play(config), write=not args.dry_run)
+    folder = RunFolder(args.run)
+    selection = final_selection(candidates, folder.checkpoints, eval_config, config_play(config),
+                                write=not args.dry_run)
     if selection is None:
         raise ValueError(f"run {args.run!r} has no evaluated checkpoint on disk to choose from")
     print(format_selection(selection).replace("**", ""))
-    version = read_checkpoint(ckpt_dir / selection["chosen"])["model_version"]
-    print(f"{'would copy' if args.dry_run else 'copied'} {ckpt_dir / selection['chosen']} (model version {version}) "
-          f"over {ckpt_dir / 'best.pt'}")
+    chosen = folder.checkpoints / selection["chosen"]
+    version = read_checkpoint(chosen)["model_version"]
+    print(f"{'would copy' if args.dry_run else 'copied'} {chosen} (model version {version}) over {folder.best}")
     if args.json:
-        write_json(args.json, selection)
+        atomic_write_json(args.json, selection)
     return 0
 
 

@@ -12,7 +12,7 @@ Steps (docs/demo.md):
 2. Register a ``chaser`` fighter and a ``random`` opponent (POST /api/fighters), then play
    ``--matches`` 1v1 matches of the chaser bot against the random bot in the arena. The
    chaser sits in the learner slot: before each decision its action is computed from the
-   ring's state with the kernel's own ``arena.kernel.bot_action``, so it plays exactly as the
+   ring's state with the kernel's own bot code (``Arena.bot_actions``), so it plays exactly as the
    built-in bot. Each match is an episode (POST /api/episodes) whose frames stream over its
    WebSocket while the match runs (one frame per decision, in batches of 30, each batch
    acknowledged after the commit), completed with its outcome (PATCH /api/episodes/{id}).
@@ -47,11 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from arena import kernel
+import web
+from arena import NUM_ACTIONS
 from demos.browser import find_chromium, headless_chromium
 from ingest.process import start_server_process, stop_server_process
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH_FRAMES = 30
 """Frames per WebSocket message, the JavaScript client's default batchSize."""
 GAMES_AT_ONCE = 100
@@ -97,7 +97,7 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
     cumulative = np.zeros(matches)
     for _ in range(math.ceil(env.rules.max_frames / env.rules.frame_skip) + 1):
         # The chaser bot's own kernel code (it draws no random numbers), for slot 0 of every ring.
-        kernel.bot_actions(kernel.BOT_CHASER, rings, slots, arena.fl, arena.it, arena.rng, arena.params, chaser)
+        arena.bot_actions("chaser", rings, slots, out=chaser)
         actions = chaser if policy is None else np.asarray(policy(obs), dtype=np.int32).reshape(-1)
         rows = np.flatnonzero(running)
         agree = (len(rows), int((actions[rows] == chaser[rows]).sum()))
@@ -117,16 +117,15 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
                     "fighter_velocity": vel,
                     "enemies_state": [{"slot": them, "bot": opponent, "position": e_pos, "velocity": e_vel,
                                        "health": e_health}],
-                    "action_vector": [1.0 if k == action else 0.0 for k in range(kernel.NUM_ACTIONS)],
+                    "action_vector": [1.0 if k == action else 0.0 for k in range(NUM_ACTIONS)],
                     "reward_delta": rewards[i], "cumulative_reward": totals[i], "observation_vector": o,
                 }
         ended = {}
-        for ring in rows[arena.match_end[rows] != 0].tolist():
-            ranks = arena.final_rank[ring]
-            ended[ring] = Outcome(total_reward=float(arena.final_return[ring, me]),
-                                  duration_frames=int(arena.final_length[ring]),
-                                  is_victory=bool(ranks[me] == 1 and (ranks == 1).sum() == 1),
-                                  rank=int(ranks[me]))
+        finished = rows[arena.match_end[rows] != 0]
+        result = arena.results(finished)
+        for k, ring in enumerate(finished.tolist()):
+            ended[ring] = Outcome(total_reward=float(result.ret[k, me]), duration_frames=int(result.length[k]),
+                                  is_victory=bool(result.win[k, me]), rank=int(result.rank[k, me]))
             running[ring] = False
         yield frames, ended, agree
         if not running.any():
@@ -150,7 +149,7 @@ def play_chaser_matches(matches: int, seed: int, opponent: str = "random") -> li
 def play_results(matches: int, seed: int, opponent: str = "random", policy=None) -> dict:
     """Win rate (sole first place), its Wilson interval and the share of decisions taking the
     chaser's action, for the chaser itself (policy None) or a policy in its place."""
-    from evaluate import wilson_interval
+    from evaluation.matches import wilson_interval
 
     wins = decisions = agreed = 0
     for _, ended, (rows, same) in chaser_decisions(matches, seed, opponent, policy=policy, record=False):
@@ -281,7 +280,7 @@ def browser_actions(chromium: str, export_dir: Path, obs: np.ndarray, work: Path
     site = work / "site"
     site.mkdir(parents=True, exist_ok=True)
     for name in ("policy.js", "policy-test.html"):
-        (site / name).symlink_to(ROOT / "web" / name)
+        (site / name).symlink_to(web.asset(name))
     (site / "export").symlink_to(export_dir.resolve())
     (site / "observations.bin").write_bytes(np.ascontiguousarray(obs, dtype="<f4").tobytes())
     server = ReportSite(site)

@@ -52,7 +52,7 @@ def resolve_entrants(entrants, greedy: bool = True) -> list[Player]:
 
 
 def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: int | None = None,
-            seed: int = 0, greedy: bool = True, bootstrap: int = 200, rank_by: str = "1v1", rewards="seed",
+            seed: int = 0, greedy: bool = True, bootstrap: int = 200, rank_by: str = "1v1", rewards="standard",
             threads=None, **rules) -> dict:
     """Round robin of ``entrants`` (specs or objects, see evaluation.players): a win matrix,
     free-for-all results, and ratings sorted best first by ``rank_by``: the 1v1 rating, the
@@ -81,7 +81,7 @@ def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: 
         i, j, score, match = pairwise(out)
         pi.append(index[i]), pj.append(index[j]), ps.append(score)
         pm.append(match + offset), pg.append(np.full(len(i), group))
-        offset += len(out.length)
+        offset += out.matches
 
     # 1v1: both orders of seats, alternating match by match.
     matrix = {a: {} for a in names}

@@ -7,8 +7,8 @@ scripted bots (`bots`). Only each arena's first match counts; the env resets are
 they end, and the loop stops when all have ended once.
 
 A bot can also sit in an agent slot (evaluating "chaser" as the learner, or a round robin
-between bots): its actions are then computed from the arena state by the kernel's own
-bot_action before each decision, so it plays exactly as the built-in bot does.
+between bots): its actions are then computed from the arena state by the kernel's own bot
+code (``Arena.bot_actions``) before each decision, so it plays exactly as the built-in bot does.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from arena.kernel import ACTION_IDLE, FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT, bot_actions
-from arena.rules import BOT_IDS
+
+from arena import ACTION_IDLE, FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT, MatchResults
 from evaluation.players import Player, PlayerError, check_actions
 
 Z95 = 1.959963984540054
@@ -52,20 +52,17 @@ class ActionRouter:
             if len(rows) == 0:
                 continue
             if player.kind == "bot":
-                bot = (BOT_IDS[player.bot], rows // per_arena, agent_slots[rows % per_arena],
-                       np.zeros(len(rows), dtype=np.int64))
+                bot = (player.bot, rows // per_arena, agent_slots[rows % per_arena], np.zeros(len(rows), dtype=np.int32))
                 self.groups.append((player, rows, None, bot))
             else:
                 self.groups.append((player, rows, player.actor(seed + p), None))
         self.actions = np.full(arena.num_agents, ACTION_IDLE, dtype=np.int32)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        a = self.arena
         for player, rows, act, bot in self.groups:
             if bot is not None:
-                kind, arenas, slots, out = bot
-                bot_actions(kind, arenas, slots, a.fl, a.it, a.rng, a.params, out)
-                self.actions[rows] = out
+                name, arenas, slots, out = bot
+                self.actions[rows] = self.arena.bot_actions(name, arenas, slots, out)
             else:
                 batch = obs[rows]
                 try:
@@ -81,31 +78,19 @@ class ActionRouter:
 
 @dataclass
 class Outcomes:
-    """Per match (first axis) and fighter slot (second axis): how each first match ended."""
+    """How each arena's first match ended, and who sat where."""
 
-    rank: np.ndarray
-    """competition rank, 1 = best"""
-    ret: np.ndarray
-    """return, in the reward weights the matches were played with"""
-    hits: np.ndarray
-    knockouts: np.ndarray
-    """knockouts credited to the fighter"""
-    ring_outs: np.ndarray
-    """ring-outs credited to the fighter"""
-    fate: np.ndarray
-    """FATE_ALIVE, FATE_KNOCKED_OUT or FATE_RING_OUT"""
-    length: np.ndarray
-    """match length in 60 Hz frames, per match"""
+    results: MatchResults
+    """per match (first axis) and fighter slot (second axis)"""
     seat_player: np.ndarray
     """player index per slot, NO_PLAYER for the env's scripted bots"""
 
     @property
-    def sole_first(self) -> np.ndarray:
-        """Whether the match had a single rank-1 fighter (else rank 1 is a draw)."""
-        return (self.rank == 1).sum(axis=1) == 1
+    def matches(self) -> int:
+        return len(self.results.length)
 
 
-def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="seed", threads=None,
+def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard", threads=None,
          **rules) -> Outcomes:
     """Play one first match per row of ``seats`` (int, (matches, agent slots)).
 
@@ -123,23 +108,20 @@ def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="seed", t
     router = ActionRouter(players, seats, arena, seed)
     obs, _ = env.reset(seed=seed)
     shape = (matches, arena.fighters)
-    rank, hits, kos, ring_outs = (np.zeros(shape, dtype=np.int64) for _ in range(4))
-    ret = np.zeros(shape)
-    fate = np.zeros(shape, dtype=np.int8)
-    length = np.zeros(matches, dtype=np.int64)
+    results = MatchResults(rank=np.zeros(shape, dtype=np.int64), ret=np.zeros(shape),
+                           hits=np.zeros(shape, dtype=np.int64), knockouts=np.zeros(shape, dtype=np.int64),
+                           ring_outs=np.zeros(shape, dtype=np.int64), fate=np.zeros(shape, dtype=np.int8),
+                           length=np.zeros(matches, dtype=np.int64))
     finished = np.zeros(matches, dtype=bool)
     max_steps = math.ceil(env.rules.max_frames / env.rules.frame_skip) + 1
     for _ in range(max_steps):
         env.step(router(obs))
-        ended = np.flatnonzero((arena.match_end != 0) & ~finished)
+        ended = arena.ended()
+        ended = ended[~finished[ended]]
         if len(ended):
-            rank[ended] = arena.final_rank[ended]
-            ret[ended] = arena.final_return[ended]
-            hits[ended] = arena.final_hits[ended]
-            kos[ended] = arena.final_kos[ended]
-            ring_outs[ended] = arena.final_ringouts[ended]
-            fate[ended] = arena.final_fate[ended]
-            length[ended] = arena.final_length[ended]
+            first = arena.results(ended)
+            for name in ("rank", "ret", "hits", "knockouts", "ring_outs", "fate", "length"):
+                getattr(results, name)[ended] = getattr(first, name)
             finished[ended] = True
             if finished.all():
                 break
@@ -148,7 +130,7 @@ def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="seed", t
     env.close()
     seat_player = np.full(shape, NO_PLAYER, dtype=np.int64)
     seat_player[:, arena.agent_slots] = seats
-    return Outcomes(rank, ret, hits, kos, ring_outs, fate, length, seat_player)
+    return Outcomes(results, seat_player)
 
 
 def summarize(out: Outcomes, player: int) -> dict:
@@ -158,28 +140,33 @@ def summarize(out: Outcomes, player: int) -> dict:
     avg_reward, hits, knockouts and ring_outs (dealt, per match), knocked_out and rung_out
     (how often it fell that way), survival_rate, mean_rank, match_length (frames), matches.
     """
+    r = out.results
     present = (out.seat_player == player).any(axis=1)
     rows = np.flatnonzero(present)
     seat = (out.seat_player[rows] == player).argmax(axis=1)
     n = len(rows)
-    pick = lambda a: a[rows, seat].astype(float)  # noqa: E731
-    rank, fate = pick(out.rank), out.fate[rows, seat]
-    sole = out.sole_first[rows]
-    wins = int(((rank == 1) & sole).sum())
-    mean = lambda x: float(np.mean(x)) if n else float("nan")  # noqa: E731
+
+    def pick(a):
+        return a[rows, seat].astype(float)
+
+    def mean(x):
+        return float(np.mean(x)) if n else float("nan")
+
+    fate = r.fate[rows, seat]
+    wins = int(r.win[rows, seat].sum())
     return {
         "win_rate": wins / n if n else float("nan"),
         "ci95": [round(x, 6) for x in wilson_interval(wins, n)],
-        "draw_rate": mean((rank == 1) & ~sole),
-        "avg_reward": mean(pick(out.ret)),
-        "hits": mean(pick(out.hits)),
-        "knockouts": mean(pick(out.knockouts)),
-        "ring_outs": mean(pick(out.ring_outs)),
+        "draw_rate": mean(r.draw[rows, seat]),
+        "avg_reward": mean(pick(r.ret)),
+        "hits": mean(pick(r.hits)),
+        "knockouts": mean(pick(r.knockouts)),
+        "ring_outs": mean(pick(r.ring_outs)),
         "knocked_out": mean(fate == FATE_KNOCKED_OUT),
         "rung_out": mean(fate == FATE_RING_OUT),
         "survival_rate": mean(fate == FATE_ALIVE),
-        "mean_rank": mean(rank),
-        "match_length": mean(out.length[rows]),
+        "mean_rank": mean(pick(r.rank)),
+        "match_length": mean(r.length[rows]),
         "matches": n,
     }
 
@@ -187,10 +174,10 @@ def summarize(out: Outcomes, player: int) -> dict:
 def pairwise(out: Outcomes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of players' seats in every match as (i, j, score of i, match): score 1 when
     i finished better, 0.5 on an equal rank, 0 worse. The input of the ratings."""
-    n_matches, fighters = out.rank.shape
+    n_matches, fighters = out.results.rank.shape
     first, second = np.triu_indices(fighters, k=1)
     pi, pj = out.seat_player[:, first], out.seat_player[:, second]
-    ri, rj = out.rank[:, first], out.rank[:, second]
+    ri, rj = out.results.rank[:, first], out.results.rank[:, second]
     score = np.where(ri < rj, 1.0, np.where(ri == rj, 0.5, 0.0))
     match = np.broadcast_to(np.arange(n_matches)[:, None], pi.shape)
     keep = (pi != NO_PLAYER) & (pj != NO_PLAYER) & (pi != pj)

@@ -13,7 +13,8 @@ the final state stays visible.
   eliminated (KO or OUT), the clock and the result.
 - ``write_frames``: newline-delimited JSON in the ingest server's frame format
   (docs/ingest.md), one line per state, for the game to replay the match.
-- ``log_replay``: a short animated replay into TensorBoard's Images tab.
+- ``replay_clip``: a short animated GIF of a policy's match, which a trainer logs to
+  TensorBoard's Images tab.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from arena import NUM_ACTIONS, OBS_SIZE, Arena, Rules
-from arena.kernel import FATE_KNOCKED_OUT, FATE_RING_OUT
+from arena import FATE_KNOCKED_OUT, FATE_RING_OUT, NUM_ACTIONS, OBS_SIZE, Arena, Rules, sole_first
 from arena.rules import BOT_IDS, FRAME_RATE
+from common.files import atomic_write_bytes, atomic_write_text
 from evaluation.matches import ActionRouter
 from evaluation.players import resolve_player
 
@@ -81,7 +82,7 @@ class Recording:
 
 
 def record_match(learner, opponent, seed: int = 0, fighters: int = 2, match: int = 0, greedy: bool = True,
-                 rewards="seed", max_decisions: int | None = None, **rules) -> Recording:
+                 rewards="standard", max_decisions: int | None = None, **rules) -> Recording:
     """Record match ``match`` of ``seed`` between the learner and ``fighters - 1`` copies of
     the opponent, seated as evaluate() seats them (specs or Players; see evaluation.players)."""
     learner, opponent = resolve_player(learner, greedy), resolve_player(opponent, greedy)
@@ -151,7 +152,7 @@ def result_line(rec: Recording, names: list | None = None) -> str:
     if not rec.ended:
         return f"cut at {rec.frame[-1] / FRAME_RATE:.1f} s"
     winners = np.flatnonzero(rec.rank == 1)
-    if len(winners) == 1:
+    if sole_first(rec.rank):
         w = int(winners[0])
         return f"{names[w]} (slot {w}{', evaluated' if w == rec.learner else ''}) wins"
     return f"draw between slots {', '.join(str(int(w)) for w in winners)}"
@@ -286,15 +287,15 @@ def save_animation(rec: Recording, path, size: int = 480, speed: float = 1.0) ->
     frames = render_frames(rec, size)
     durations = frame_durations(rec, speed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     options = dict(save_all=True, append_images=frames[1:], duration=durations, loop=0, format=suffix[1:].upper())
     if suffix == ".gif":
         options.update(optimize=False, disposal=1)
     elif suffix == ".webp":
         frames = [f.convert("RGB") for f in frames]
         options.update(append_images=frames[1:], lossless=True, method=2)
-    frames[0].save(tmp, **options)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, **options)
+    atomic_write_bytes(path, buffer.getvalue())
     return len(frames)
 
 
@@ -353,29 +354,29 @@ def write_frames(rec: Recording, path) -> int:
     """Write the learner's frames as newline-delimited JSON; returns the line count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     records = frame_records(rec)
-    with open(tmp, "w") as fh:
-        for record in records:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
     return len(records)
 
 
-# ------------------------------------------------------------------------------ TensorBoard
-def log_replay(writer, tag: str, policy, opponent: str, step: int, seed: int = 0, fighters: int = 2,
-               greedy: bool = True, rewards="seed", rules=None, max_seconds: float = 20.0, size: int = 192) -> Recording:
-    """Record one match (at most ``max_seconds``) of ``policy`` against ``opponent`` and add
-    it to a torch SummaryWriter as an animated GIF image (TensorBoard's Images tab plays it)."""
-    from tensorboard.compat.proto.summary_pb2 import Summary
+# ------------------------------------------------------------------------------ clips for TensorBoard
+@dataclass
+class Clip:
+    """A short animated replay: GIF bytes and their size in pixels."""
 
+    gif: bytes
+    width: int
+    height: int
+    recording: Recording
+
+
+def replay_clip(policy, opponent: str, seed: int = 0, fighters: int = 2, greedy: bool = True, rewards="standard",
+                rules=None, max_seconds: float = 20.0, size: int = 192) -> Clip:
+    """Record match 0 of ``seed`` (at most ``max_seconds``) of ``policy`` against ``opponent``
+    and draw it as an animated GIF ``size`` pixels wide (TensorBoard's Images tab plays it)."""
     rules = dict(rules or {})
     frame_skip = rules.get("frame_skip", Rules().frame_skip)
     rec = record_match(resolve_player(policy, greedy, name="policy"), opponent, seed=seed,
                        fighters=fighters, greedy=greedy, rewards=rewards,
                        max_decisions=int(max_seconds * FRAME_RATE / frame_skip), **rules)
-    data = animation_bytes(rec, size)
-    image = Summary.Image(height=layout(size)[2], width=size, colorspace=3, encoded_image_string=data)
-    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
-    return rec
-
+    return Clip(gif=animation_bytes(rec, size), width=size, height=layout(size)[2], recording=rec)

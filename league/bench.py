@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import numpy as np
 import torch
 
+from common.timing import median_ms
 from policies.network import Policy, PolicyStack, sample_actions
 
 
@@ -31,17 +30,6 @@ def opponent_draw(rows: int, snapshots: int, latest: float, past: float, seed: i
     kind = rng.random(rows)
     snap = rng.choice(snapshots, size=rows, p=probs / probs.sum())
     return np.where(kind < latest + past, snap, -1)
-
-
-def time_ms(fn, steps: int, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        times.append((time.perf_counter() - start) / steps * 1e3)
-    return statistics.median(times)
 
 
 def main(argv=None) -> dict:
@@ -78,8 +66,8 @@ def main(argv=None) -> dict:
         logits = stack.logits(torch.from_numpy(obs[rows]), index[rows])
         actions[rows] = sample_actions(torch.log_softmax(logits, -1)).numpy()
 
-    loop_ms = time_ms(per_snapshot, args.steps, args.repeats)
-    stack_ms = time_ms(stacked, args.steps, args.repeats)
+    loop_ms = median_ms(per_snapshot, args.steps, args.repeats)
+    stack_ms = median_ms(stacked, args.steps, args.repeats)
     result = {
         "rows": args.rows, "snapshot_rows": len(rows), "snapshots": args.snapshots,
         "snapshots_in_play": int(len(np.unique(index[rows]))), "torch_threads": args.threads,

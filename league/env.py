@@ -107,15 +107,14 @@ class LeagueEnv:
     def record_results(self, ended: np.ndarray) -> None:
         """Scores against each opponent (who finished better) and the learner's win and rank."""
         L = self.stage.learners
-        rank = self.arena.final_rank[ended]  # (E, F)
+        result = self.arena.results(ended)
+        rank = result.rank  # (E, F)
         mine, theirs = rank[:, :L, None], rank[:, None, L:]
         scores = (mine < theirs) + 0.5 * (mine == theirs)  # (E, L, F - L)
         ids = np.broadcast_to(self.assignment[ended][:, None, :], scores.shape)
         self.pool.record(ids, scores)
-        sole = (rank == 1).sum(axis=1, keepdims=True) == 1
-        wins = (rank[:, :L] == 1) & sole
         if self.on_match is not None:
-            self.on_match(wins.reshape(-1), rank[:, :L].reshape(-1))
+            self.on_match(result.win[:, :L].reshape(-1), rank[:, :L].reshape(-1))
 
     # ------------------------------------------------------------ the vecenv interface
     def _gather(self) -> None:
@@ -139,7 +138,7 @@ class LeagueEnv:
         self.actions[self.learner_rows] = actions
         self.opponent_actions()
         _, _, _, _, self.infos = self.env.step(self.actions)
-        ended = np.flatnonzero(self.arena.match_end)
+        ended = self.arena.ended()
         if len(ended):
             self.record_results(ended)
             self.assign(ended)  # the arena already holds its next match; opponents act from its first decision
@@ -147,6 +146,20 @@ class LeagueEnv:
 
     def recv(self):
         return (self.observations, self.rewards, self.terminals, self.truncations, self.infos, None, self.masks)
+
+    # ------------------------------------------------------------ saving and restoring
+    def state_dict(self) -> dict:
+        """The rings (ArenaEnv.state_dict), who plays each opponent slot this match and whether
+        it plays greedy, and the learner's view of the last step. The draw generator and the
+        pool belong to the League, which saves them."""
+        return {"env": self.env.state_dict(), "assignment": self.assignment.copy(), "greedy": self.greedy.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.env.load_state_dict(state["env"])
+        self.assignment[...] = state["assignment"]
+        self.greedy[...] = state["greedy"]
+        self._gather()
+        self.infos = []
 
     def close(self) -> None:
         self.env.close()

@@ -17,14 +17,12 @@ import math
 
 import numpy as np
 
-from configs.schema import Config
-from evaluation.players import split_name
+from arena import NUM_ACTIONS, OBS_SIZE
+from configs import Config, split_name
 from league.curriculum import Curriculum, resolve_stages
 from league.env import LeagueEnv
 from league.pool import OpponentPool
-from policies import CheckpointError
-from policies.checkpoint import read_checkpoint
-from policies.network import NUM_ACTIONS, OBS_SIZE
+from policies import CheckpointError, read_checkpoint
 
 
 def check_fixed_file(path: str, source: str, hidden_size: int) -> None:

@@ -5,9 +5,9 @@ copies of the strong ones (Jaderberg et al. 2017, "Population Based Training of 
                          [--matches 200] [--fitness 1v1|ffa|all] [--seed 0] [--section.key value ...]
 
 The budget is the config's train.total_timesteps per member, cut into ``generations`` equal
-segments. Each segment trains every member in turn with train.py (``train(..., stop_at=)``,
-resuming its run folder), one after the other: on a 2-core machine two trainings at once
-would only share the same cores. After a segment the members' latest checkpoints play a
+segments. Each segment trains every member in turn with train.py (``python -m train ...
+--stop-at N`` in a child process, resuming its run folder: training/launch.py), one after the
+other: on a 2-core machine two trainings at once would only share the same cores. After a segment the members' latest checkpoints play a
 round robin with the config's evaluation bots (evaluation.compare), and the Elo-scale
 rating is each member's fitness. Then
 
@@ -30,7 +30,6 @@ if __name__ == "__main__":  # glibc reads malloc tunables at start only (policie
 
 import argparse
 import datetime
-import json
 import math
 import os
 import shutil
@@ -39,8 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import atomic_write_json
 from configs import Config, ConfigError, load_config, parse_overrides
 from policies.checkpoint import atomic_torch_save, read_checkpoint
+from training.launch import train_in_subprocess
+from training.layout import RunFolder
+from training.state import EvalRecord, TrainerState
 
 SEARCHED = ("learning_rate", "ent_coef")
 """train.* hyperparameters PBT perturbs"""
@@ -65,24 +68,26 @@ def exploit(src: Path, dst: Path) -> None:
 
     The copied state's candidates for the final best.pt replay (trainer_state evals, file
     names in src's checkpoints folder) are re-pointed at src's files, relative to dst's."""
-    (dst / "checkpoints").mkdir(parents=True, exist_ok=True)
-    data = read_checkpoint(src / "checkpoints" / "latest.pt")
-    evals = data["trainer_state"].get("evals") or []
-    data["trainer_state"]["evals"] = [
-        [step, score, os.path.relpath(os.path.normpath(src / "checkpoints" / name), dst / "checkpoints")]
-        for step, score, name in evals]
-    atomic_torch_save(data, dst / "checkpoints" / "latest.pt")
-    if (dst / "league").exists():
-        shutil.rmtree(dst / "league")
-    if (src / "league").exists():
-        shutil.copytree(src / "league", dst / "league")
+    src, dst = RunFolder(src), RunFolder(dst)
+    dst.checkpoints.mkdir(parents=True, exist_ok=True)
+    data = read_checkpoint(src.latest)
+    state = TrainerState.from_dict(data["trainer_state"], data["model_version"])
+    state.evals = [EvalRecord(e.global_step, e.score,
+                              os.path.relpath(os.path.normpath(src.checkpoints / e.checkpoint), dst.checkpoints))
+                   for e in state.evals]
+    data["trainer_state"] = dict(data["trainer_state"], evals=[e.to_dict() for e in state.evals])
+    atomic_torch_save(data, dst.latest)
+    if dst.league.exists():
+        shutil.rmtree(dst.league)
+    if src.league.exists():
+        shutil.copytree(src.league, dst.league)
 
 
 def fitness(member_dirs: list[Path], config: Config, matches: int, mode: str, seed: int) -> dict:
     """Round robin of the members' latest checkpoints and the config's evaluation bots."""
     from evaluation.compare import compare
 
-    entrants = [f"member{k}={d / 'checkpoints' / 'latest.pt'}" for k, d in enumerate(member_dirs)]
+    entrants = [f"member{k}={RunFolder(d).latest}" for k, d in enumerate(member_dirs)]
     entrants += list(config.eval.opponents)
     ffa = mode != "1v1"  # free-for-all matches of all entrants (up to 8) as well
     result = compare(entrants, matches=matches, ffa_matches=matches if ffa else 0,
@@ -95,8 +100,6 @@ def fitness(member_dirs: list[Path], config: Config, matches: int, mode: str, se
 def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4, out=None, matches: int = 200,
             mode: str = "1v1", exploit_fraction: float = 0.25, seed: int = 0, progress: bool = False) -> dict:
     from torch.utils.tensorboard import SummaryWriter
-
-    from train import train
 
     if population < 2:
         raise ValueError(f"population must be at least 2, got {population}")
@@ -118,23 +121,23 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
     if config.league.enabled and config.league.specialists:  # trained once; every member fields the same ones
         from league.specialists import train_specialists
 
-        train_specialists(config, out / "specialists", train, progress)
+        train_specialists(config, out / "specialists", train_in_subprocess, progress)
         for d in dirs:
-            if not (d / "specialists").exists():
-                shutil.copytree(out / "specialists", d / "specialists")
+            if not RunFolder(d).specialists.exists():
+                shutil.copytree(out / "specialists", RunFolder(d).specialists)
     writer = SummaryWriter(str(out))
     history = []
     for gen in range(generations):
         stop_at = min((gen + 1) * segment, config.train.total_timesteps)
         for k in range(population):
-            started = (dirs[k] / "checkpoints" / "latest.pt").is_file()
+            started = RunFolder(dirs[k]).latest.is_file()
             print(f"[pbt] generation {gen + 1}/{generations}: member{k} to step {stop_at:,} "
                   f"({', '.join(f'{n} {v:.3g}' for n, v in hyper[k].items())})", flush=True)
             if started:
-                train(resume=dirs[k], overrides=as_overrides(hyper[k]), stop_at=stop_at, progress=progress)
+                train_in_subprocess(resume=dirs[k], overrides=as_overrides(hyper[k]), stop_at=stop_at)
             else:
-                train(config_path, list(overrides) + as_overrides(hyper[k]) + ["--seed", str(config.seed + k)],
-                      run_dir=dirs[k], stop_at=stop_at, progress=progress)
+                train_in_subprocess(config_path, list(overrides) + as_overrides(hyper[k])
+                                    + ["--seed", str(config.seed + k)], run_dir=dirs[k], stop_at=stop_at)
         ratings = fitness(dirs, config, matches, mode, seed + gen)
         scores = [ratings[f"member{k}"]["rating"] for k in range(population)]
         order = np.argsort(scores)[::-1]
@@ -159,8 +162,8 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
         history.append(record)
         summary = {"out": str(out), "population": population, "generations": generations, "segment": segment,
                    "fitness": mode, "history": history, "best_member": f"member{best}",
-                   "best_checkpoint": str(dirs[best] / "checkpoints" / "latest.pt")}
-        (out / "pbt.json").write_text(json.dumps(summary, indent=2))
+                   "best_checkpoint": str(RunFolder(dirs[best]).latest)}
+        atomic_write_json(out / "pbt.json", summary)
     writer.close()
     return summary
 
@@ -184,6 +187,10 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command with --out to the same "
+              f"folder to carry on (members resume from their latest checkpoints)", file=sys.stderr)
+        return 130
     last = summary["history"][-1]
     print(f"\nPBT finished: best {summary['best_member']} ({last['ratings'][summary['best_member']]:.0f} Elo)\n"
           f"  {summary['best_checkpoint']}\n  history in {summary['out']}/pbt.json")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from arena.rules import LEARNER, bot_id
-from configs.schema import fixed_opponent_name
+from configs import fixed_opponent_name
 from evaluation.ratings import fit_log_strengths, to_elo
 from policies import AgentCheckpoint, CheckpointError, Policy
 
@@ -164,7 +164,12 @@ class OpponentPool:
         if entry.kind == BOT:
             raise ValueError(f"pool entry {entry.name!r} is a bot, not a network")
         if entry.policy is None:
-            entry.policy = AgentCheckpoint.load(self._file(entry), device=self.device).policy.eval().requires_grad_(False)
+            # Building the network draws its (discarded) initial weights from torch's generator, on
+            # which the opponents' sampling goes on: a resumed run loads here the networks a run
+            # that never stopped holds in memory, so the load must leave the generator as it was.
+            with torch.random.fork_rng(devices=[]):
+                checkpoint = AgentCheckpoint.load(self._file(entry), device=self.device)
+            entry.policy = checkpoint.policy.eval().requires_grad_(False)
         return entry.policy
 
     def _file(self, entry: Entry) -> Path:

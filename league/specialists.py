@@ -13,15 +13,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from configs.schema import Config, ConfigError, load_config, specialist_config_path, specialist_name
+from configs import Config, ConfigError, load_config, specialist_config_path, specialist_name
+from training.layout import RunFolder
 
 
 def train_specialists(config: Config, directory, train_fn, progress=None) -> list[dict]:
     """Train every specialist the league lists that ``directory`` lacks; return each one's
     name, checkpoint, run folder and training wall time (s).
 
-    train_fn is train.train (passed in: train.py imports this module). The league's fixed
-    opponents are read first, so that a wrong path fails before minutes of training, not after.
+    train_fn trains one config into a run folder and returns its summary; it takes train.train's
+    arguments (config, overrides, run_dir=, resume=, progress=). train.py passes train.train, in
+    the same process; population-based training passes training.launch.train_in_subprocess.
+    The league's fixed opponents are read first, so that a wrong path fails before minutes of
+    training, not after.
     """
     from league.league import check_fixed_opponents
 
@@ -29,9 +33,9 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
     out = []
     for n, spec in enumerate(config.league.specialists):
         name = specialist_name(spec)
-        run = Path(directory) / name
-        latest, summary_file = run / "checkpoints" / "latest.pt", run / "summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+        folder = RunFolder(Path(directory) / name)
+        run, latest = folder.path, folder.latest
+        summary = json.loads(folder.summary.read_text()) if folder.summary.is_file() else None
         if summary is None or summary["interrupted"]:
             path = specialist_config_path(spec.config)
             mode = load_config(path)
@@ -52,7 +56,6 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
             if summary["interrupted"]:
                 raise KeyboardInterrupt(f"stopped while training specialist {name}")
             print(f"league: specialist {name} trained in {summary['wall_time_s']:.0f} s", flush=True)
-        best = run / "checkpoints" / "best.pt"
-        out.append(dict(name=name, checkpoint=str(best if best.is_file() else latest), run_dir=str(run),
+        out.append(dict(name=name, checkpoint=str(folder.best if folder.best.is_file() else latest), run_dir=str(run),
                         wall_time_s=summary["wall_time_s"], global_step=summary["global_step"]))
     return out

@@ -13,7 +13,7 @@ from PIL import Image
 
 from evaluate import evaluate
 from evaluation.replay import (
-    CROSS, FIGHTER0, FLASH, frame_durations, frame_records, log_replay, record_match, render_frames, save_animation,
+    CROSS, FIGHTER0, FLASH, frame_durations, frame_records, record_match, replay_clip, render_frames, save_animation,
 )
 from storage.records import Frame
 
@@ -81,12 +81,12 @@ def test_frames_are_valid_ingest_frames():
 
 def test_replay_goes_to_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from torch.utils.tensorboard import SummaryWriter
-
     from policies import Policy
+    from training.tensorboard import RunWriter
 
-    writer = SummaryWriter(str(tmp_path))
-    log_replay(writer, "eval/replay", Policy(), "chaser", step=7, seed=0, max_seconds=4, size=96)
+    writer = RunWriter(tmp_path)
+    clip = replay_clip(Policy(), "chaser", seed=0, max_seconds=4, size=96)
+    writer.add_clip("eval/replay", clip, step=7)
     writer.close()
     events = EventAccumulator(str(tmp_path))
     events.Reload()

@@ -1,4 +1,4 @@
-"""Behavioural cloning (policies/imitation.py, train.py's imitation mode) and the demo.
+"""Behavioural cloning (training/imitation.py, train.py's imitation mode) and the demo.
 
 The recorded dataset: the chaser bot's matches against the random bot (demos.clone_chaser
 computes its actions with the kernel's own bot code), written with storage.Database as the
@@ -16,7 +16,7 @@ import pytest
 from configs import CONFIG_DIR, ConfigError, ImitationConfig, load_config
 from demos.clone_chaser import play_chaser_matches
 from policies import AgentCheckpoint, CheckpointError
-from policies.imitation import ImitationDataError, action_labels, load_demonstrations, split_episodes
+from training.demonstrations import ImitationDataError, action_labels, load_demonstrations, split_episodes
 from storage import Database
 from train import train
 
@@ -255,7 +255,7 @@ def test_demo_records_through_the_server_clones_exports_and_checks(tmp_path):
 
 
 def test_load_benchmark_entry_point_prints_figures(capsys):
-    from policies.bench_imitation import main
+    from training.bench_imitation import main
 
     assert main(["--frames", "3000", "--repeats", "1", "--epochs", "1", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)

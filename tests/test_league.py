@@ -14,6 +14,7 @@ from league import Curriculum, League, LeagueEnv, OpponentPool, resolve_stages
 from league.curriculum import Stage
 from policies import AgentCheckpoint, CheckpointError, Policy, read_checkpoint
 from train import train
+from training.state import Score, TrainerState
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--eval.interval", "0", "--torch_threads", "1",
@@ -533,8 +534,9 @@ def test_pbt_exploit_points_the_copied_replay_candidates_at_the_source_files(tmp
     exploit(members[0], members[1])  # member1 carries on from member0's weights and its candidates
     exploit(members[1], members[2])  # and member2 from those: still member0's file
     for d in members[1:]:
-        (entry,) = read_checkpoint(d / "checkpoints" / "latest.pt")["trainer_state"]["evals"]
-        assert entry[:2] == [1000, [0.5, 0.0]] and (d / "checkpoints" / entry[2]).read_bytes() == b"member0"
+        (entry,) = TrainerState.from_dict(read_checkpoint(d / "checkpoints" / "latest.pt")["trainer_state"]).evals
+        assert (entry.global_step, entry.score) == (1000, Score(0.5, 0.0))
+        assert (d / "checkpoints" / entry.checkpoint).read_bytes() == b"member0"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -598,7 +600,7 @@ def test_retired_snapshots_leave_the_ratings():
 
 
 def test_worst_case_best_checkpoint_selection(tmp_path, monkeypatch):
-    import evaluate as evaluate_module
+    import evaluation.evaluate as evaluate_module
 
     calls = iter([{"random": 0.9, "chaser": 0.2}, {"random": 0.5, "chaser": 0.4}, {"random": 1.0, "chaser": 0.1}])
 
@@ -608,7 +610,8 @@ def test_worst_case_best_checkpoint_selection(tmp_path, monkeypatch):
                         mean_rank=1.5, match_length=1.0) for o in opponents}
 
     monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
-    monkeypatch.setattr("evaluation.replay.log_replay", lambda *a, **k: None)
+    monkeypatch.setattr("evaluation.replay.replay_clip", lambda *a, **k: None)
+    monkeypatch.setattr("training.tensorboard.RunWriter.add_clip", lambda *a, **k: None)
     summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1500", "--eval.interval", "1",
                                                            "--eval.final_candidates", "0",  # the periodic choice
                                                            "--eval.opponents", "random,chaser"],

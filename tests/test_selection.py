@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from configs import CONFIG_DIR, ConfigError, load_config
-from evaluation.selection import final_seed, final_selection, format_selection, score
+from training.selection import final_seed, final_selection, format_selection, score
+from training.state import EvalRecord, Score, TrainerState
 from policies import read_checkpoint
 from train import train
 from test_train import TINY
@@ -18,9 +19,10 @@ def results(**win_rates):
 
 def test_score_is_the_mean_or_the_weakest_opponent_and_ranks_count_negated():
     r = results(random=1.0, chaser=0.6)
-    assert score(r, "win_rate", "mean") == pytest.approx([0.8, 8.0])
-    assert score(r, "win_rate", "worst") == pytest.approx([0.6, 8.0])
-    assert score(r, "mean_rank", "worst") == pytest.approx([-1.4, 8.0])  # rank 1.4 is the weaker one
+    assert score(r, "win_rate", "mean").as_list() == pytest.approx([0.8, 8.0])
+    assert score(r, "win_rate", "worst").as_list() == pytest.approx([0.6, 8.0])
+    assert score(r, "mean_rank", "worst").as_list() == pytest.approx([-1.4, 8.0])  # rank 1.4 is the weaker one
+    assert score(results(a=0.7), "win_rate", "mean") > score(results(a=0.6), "win_rate", "mean")
 
 
 def make_candidates(folder, periodic):
@@ -30,7 +32,7 @@ def make_candidates(folder, periodic):
     for i, s in enumerate(periodic):
         name = f"step_{1000 * (i + 1):012d}.pt"
         (folder / name).write_bytes(name.encode())
-        candidates.append([1000 * (i + 1), [s, 0.0], name])
+        candidates.append(EvalRecord(1000 * (i + 1), Score(s, 0.0), name))
     return candidates
 
 
@@ -60,13 +62,13 @@ def test_final_selection_replays_the_top_candidates_and_copies_the_best_over_bes
 def test_final_selection_skips_deleted_candidates_and_says_so(tmp_path):
     ckpts = tmp_path / "checkpoints"
     candidates = make_candidates(ckpts, [0.9, 0.8])
-    (ckpts / candidates[0][2]).unlink()
+    (ckpts / candidates[0].checkpoint).unlink()
     lines = []
     config = SimpleNamespace(final_candidates=2, final_matches=10, seed=0, metric="win_rate", aggregate="mean")
     selection = final_selection(candidates, ckpts, config, lambda p, m, s: results(chaser=0.5), log=lines.append)
-    assert selection["chosen"] == candidates[1][2] and len(selection["candidates"]) == 1
-    assert "no longer on disk" in lines[0] and candidates[0][2] in lines[0]
-    (ckpts / candidates[1][2]).unlink()
+    assert selection["chosen"] == candidates[1].checkpoint and len(selection["candidates"]) == 1
+    assert "no longer on disk" in lines[0] and candidates[0].checkpoint in lines[0]
+    (ckpts / candidates[1].checkpoint).unlink()
     assert final_selection(candidates, ckpts, config, lambda p, m, s: results(chaser=0.5), log=lines.append) is None
 
 
@@ -87,12 +89,12 @@ def test_a_run_with_final_selection_replays_its_evaluations_including_those_befo
     first = train(CONFIG_DIR / "aggression.yaml", TINY + final, run_dir=run_dir, progress=False)
     assert len(first["final_selection"]["candidates"]) == 3
     summary = train(None, ["--train.total_timesteps", "6000", *final], resume=run_dir, progress=False)
-    evals = read_checkpoint(run_dir / "checkpoints" / "latest.pt")["trainer_state"]["evals"]
-    steps = [e[0] for e in evals]
+    evals = TrainerState.from_dict(read_checkpoint(run_dir / "checkpoints" / "latest.pt")["trainer_state"]).evals
+    steps = [e.global_step for e in evals]
     assert steps == sorted(steps) and steps[0] < first["global_step"] < steps[-1]  # kept across the resume
     selection = summary["final_selection"]
-    by_periodic = sorted(evals, key=lambda e: (e[1], e[0]), reverse=True)[:3]
-    assert [c["checkpoint"] for c in selection["candidates"]] == [e[2] for e in by_periodic]
+    by_periodic = sorted(evals, key=lambda e: (e.score, e.global_step), reverse=True)[:3]
+    assert [c["checkpoint"] for c in selection["candidates"]] == [e.checkpoint for e in by_periodic]
     best = run_dir / "checkpoints" / "best.pt"
     assert best.read_bytes() == (run_dir / "checkpoints" / selection["chosen"]).read_bytes()
     assert summary["best_eval"] == selection["results"] and summary["best_eval"]["chaser"]["matches"] == 12

@@ -11,9 +11,10 @@ import torch
 
 from configs import CONFIG_DIR, load_config
 from policies import AgentCheckpoint, Policy, read_checkpoint
-from policies.runs import EpisodeLog
+from training.episodes import EpisodeLog
 from policies.runtime import native_bf16, precision_name, select_precision
-from train import compute_gae, ppo_loss, ppo_update, train
+from train import train
+from training.ppo import compute_gae, ppo_loss, ppo_update
 
 ROOT = Path(__file__).resolve().parents[1]
 # A small arena run: 32 rings x 16 steps = 512 rows per update, a handful of updates.

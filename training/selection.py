@@ -1,4 +1,4 @@
-"""Which checkpoint is best.pt: the periodic score, and a final, larger re-evaluation.
+"""Which checkpoint of a run is best.pt: the periodic score, and a final, larger re-evaluation.
 
 During a run the policy plays `eval.matches` matches against each of `eval.opponents` every
 `eval.interval` updates; `score` turns those results into one number (`eval.metric`, combined
@@ -20,16 +20,19 @@ from typing import Callable
 
 import numpy as np
 
+from common.files import atomic_write_bytes
+from training.layout import RunFolder
+from training.state import EvalRecord, Score
+
 __all__ = ["score", "final_selection", "final_seed", "format_selection", "config_play", "run_candidates"]
 
 
-def score(results: dict, metric: str, aggregate: str) -> list[float]:
-    """[score, tie-break] of one evaluation: `metric` over the opponents, their mean or the
-    weakest ("worst"), higher is better (mean_rank counts negated); ties go to the higher mean
-    reward."""
+def score(results: dict, metric: str, aggregate: str) -> Score:
+    """The score of one evaluation: `metric` over the opponents, their mean or the weakest
+    ("worst"), higher is better (mean_rank counts negated); ties go to the higher mean reward."""
     signed = [(-1.0 if metric == "mean_rank" else 1.0) * r[metric] for r in results.values()]
     value = float(np.min(signed) if aggregate == "worst" else np.mean(signed))
-    return [value, float(np.mean([r["avg_reward"] for r in results.values()]))]
+    return Score(value, float(np.mean([r["avg_reward"] for r in results.values()])))
 
 
 def final_seed(eval_seed: int) -> int:
@@ -40,7 +43,7 @@ def final_seed(eval_seed: int) -> int:
 def config_play(config) -> Callable:
     """play(player, matches, seed) -> results per opponent, with a run config's evaluation
     settings (eval.opponents, fighters, greedy, rules) and its reward weights."""
-    from evaluate import evaluate
+    from evaluation.evaluate import evaluate
 
     def play(player, matches: int, seed: int) -> dict:
         return evaluate(player, opponents=config.eval.opponents, matches=matches, seed=seed,
@@ -50,27 +53,28 @@ def config_play(config) -> Callable:
 
 
 def run_candidates(run_dir) -> tuple:
-    """A finished run's config and its candidates: the evaluations its latest.pt recorded (a run
-    trained with eval.final_candidates), else its TensorBoard eval records, scored as train.py
-    scores them, for those steps whose step_N.pt is on disk."""
+    """A finished run's config and its candidates (EvalRecords): the evaluations its latest.pt
+    recorded (a run trained with eval.final_candidates), else its TensorBoard eval records,
+    scored as train.py scores them, for those steps whose step_N.pt is on disk."""
     from configs import load_config
-    from policies import read_checkpoint, step_checkpoint_name
+    from policies import read_checkpoint
+    from training.state import TrainerState
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} is not a run folder (no config.yaml): give the folder train.py "
-                                f"wrote, e.g. runs/<run>")
-    config = load_config(run_dir / "config.yaml")
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{str(folder.path)!r} is not a run folder (no config.yaml): give the folder "
+                                f"train.py wrote, e.g. runs/<run>")
+    config = load_config(folder.config)
     if config.eval.interval == 0 or config.env.name != "arena":
-        raise ValueError(f"run {str(run_dir)!r} has no periodic evaluations (eval.interval 0 or not an arena run), "
-                         f"so there is nothing to choose from")
-    latest = run_dir / "checkpoints" / "latest.pt"
-    evals = (read_checkpoint(latest).get("trainer_state") or {}).get("evals") if latest.is_file() else None
-    if evals:
-        return config, evals
+        raise ValueError(f"run {str(folder.path)!r} has no periodic evaluations (eval.interval 0 or not an arena "
+                         f"run), so there is nothing to choose from")
+    if folder.latest.is_file():
+        evals = TrainerState.from_dict(read_checkpoint(folder.latest).get("trainer_state") or {}).evals
+        if evals:
+            return config, evals
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(folder.path), size_guidance={"scalars": 0})
     events.Reload()
     tags = set(events.Tags().get("scalars", []))
     records = {}
@@ -81,42 +85,42 @@ def run_candidates(run_dir) -> tuple:
                 records.setdefault(e.step, {}).setdefault(opponent, {})[key] = e.value
     candidates = []
     for step, results in sorted(records.items()):
-        name = step_checkpoint_name(step)
-        if len(results) == len(config.eval.opponents) and (run_dir / "checkpoints" / name).is_file():
-            candidates.append([step, score(results, config.eval.metric, config.eval.aggregate), name])
+        path = folder.step_checkpoint(step)
+        if len(results) == len(config.eval.opponents) and path.is_file():
+            candidates.append(EvalRecord(step, score(results, config.eval.metric, config.eval.aggregate), path.name))
     return config, candidates
 
 
-def final_selection(candidates: list, ckpt_dir, eval_config, play: Callable, log: Callable = print,
+def final_selection(candidates: list[EvalRecord], ckpt_dir, eval_config, play: Callable, log: Callable = print,
                     write: bool = True) -> dict | None:
     """Re-evaluate the strongest candidates and write the winner over ``ckpt_dir``/best.pt.
 
-    candidates: one [global_step, periodic score, checkpoint file name] per periodic
-    evaluation, as train.py records them. play(path, matches, seed) -> results per opponent,
-    as evaluate.evaluate returns them (config_play). write=False leaves best.pt as it is.
-    Returns what was played and chosen (summary.json's final_selection), or None when no
-    candidate file is left.
+    candidates: the run's periodic evaluations (EvalRecord). play(path, matches, seed) ->
+    results per opponent, as evaluation.evaluate returns them (config_play). write=False
+    leaves best.pt as it is. Returns what was played and chosen (summary.json's
+    final_selection), or None when no candidate file is left.
     """
-    from policies.numpy_policy import atomic_write_bytes
+    from policies import BEST_NAME
 
     ckpt_dir = Path(ckpt_dir)
-    present = [c for c in candidates if (ckpt_dir / c[2]).is_file()]
+    present = [c for c in candidates if (ckpt_dir / c.checkpoint).is_file()]
     if len(present) < len(candidates):
-        missing = sorted({c[2] for c in candidates} - {c[2] for c in present})
+        missing = sorted({c.checkpoint for c in candidates} - {c.checkpoint for c in present})
         log(f"final selection: {len(missing)} candidate checkpoint(s) no longer on disk, skipped: "
             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     if not present:
         log("final selection: no evaluated checkpoint on disk to replay; best.pt stays as it is")
         return None
-    top = sorted(present, key=lambda c: (list(c[1]), c[0]), reverse=True)[:eval_config.final_candidates]
+    top = sorted(present, key=lambda c: (c.score.as_list(), c.global_step), reverse=True)[:eval_config.final_candidates]
     seed, rows = final_seed(eval_config.seed), []
-    for step, periodic, name in top:
-        results = play(str(ckpt_dir / name), eval_config.final_matches, seed)
-        rows.append(dict(checkpoint=name, global_step=int(step), periodic_score=list(periodic),
-                         score=score(results, eval_config.metric, eval_config.aggregate), results=results))
+    for record in top:
+        results = play(str(ckpt_dir / record.checkpoint), eval_config.final_matches, seed)
+        rows.append(dict(checkpoint=record.checkpoint, global_step=int(record.global_step),
+                         periodic_score=record.score.as_list(),
+                         score=score(results, eval_config.metric, eval_config.aggregate).as_list(), results=results))
     chosen = max(rows, key=lambda r: (r["score"], r["global_step"]))
     if write:
-        atomic_write_bytes(ckpt_dir / "best.pt", (ckpt_dir / chosen["checkpoint"]).read_bytes())
+        atomic_write_bytes(ckpt_dir / BEST_NAME, (ckpt_dir / chosen["checkpoint"]).read_bytes())
     return dict(matches=eval_config.final_matches, seed=seed, chosen=chosen["checkpoint"],
                 global_step=chosen["global_step"], score=chosen["score"], results=chosen["results"],
                 candidates=[dict({k: v for k, v in r.items() if k != "results"},

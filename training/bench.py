@@ -1,7 +1,7 @@
 """How fast training runs, and how fast it could run: the policy's compute bound vs end to end.
 
-    python -m policies.bench                                   # configs/aggression.yaml, as shipped
-    python -m policies.bench --config configs/tournament.yaml --timesteps 5000000 --json out.json
+    python -m training.bench                                   # configs/aggression.yaml, as shipped
+    python -m training.bench --config configs/tournament.yaml --timesteps 5000000 --json out.json
 
 1. The policy alone, at the config's shapes: inference (forward + sampling on num_agents rows)
    and training (forward/backward/clip/Adam on one minibatch) samples per second, training in
@@ -9,53 +9,35 @@
    inference plus update_epochs training passes, so the compute bound is
    1 / (1 / inference + update_epochs / training) agent-steps per second, training at the
    config's precision (auto resolved for the CPU, where these figures are timed).
-2. A real training run with the config (evaluations and checkpoints included), in the same
-   process: end-to-end agent-steps per second and the time split between env, inference,
-   update and the rest.
+2. A real training run with the config (evaluations and checkpoints included): train.py in a
+   child process (training/launch.py), whose summary.json gives the end-to-end agent-steps per
+   second and the time split between env, inference, update and the rest.
 Figures are medians of --repeats timings after a warm-up.
 """
-if __name__ == "__main__":  # same malloc setup as train.py
+if __name__ == "__main__":  # same malloc setup as train.py (the policy figures run here)
     from policies.runtime import reexec_with_malloc_tunables
 
     reexec_with_malloc_tunables()
 
 import argparse
-import json
 import math
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 import torch
 
+from common.files import atomic_write_json
+from common.timing import median_rate
 from policies.network import Policy, sample_actions
 from policies.runtime import precision_name
-
-
-def _median_rate(fn, samples: int, repeats: int, min_time: float = 0.3) -> float:
-    fn()
-    calls = 1
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time / 3:
-        fn()
-        calls += 1
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rates.append(samples * calls / (time.perf_counter() - start))
-    return statistics.median(rates)
+from training.ppo import ppo_loss
 
 
 def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidden_size: int = 128,
                  train_args=None, repeats: int = 5, precision=torch.float32) -> dict:
     """Inference and training samples/s of the network (training in float32 and bfloat16) and the
     agent-steps/s bound with training at ``precision``."""
-    from train import ppo_loss
-
     torch.manual_seed(0)
     policy = Policy(hidden_size=hidden_size)
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
@@ -80,8 +62,8 @@ def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidde
         torch.nn.utils.clip_grad_norm_(policy.parameters(), train_args.max_grad_norm)
         optimizer.step()
 
-    inference = _median_rate(infer, num_agents, repeats)
-    training = {dtype: _median_rate(lambda: update(dtype), minibatch_size, repeats)
+    inference = median_rate(infer, num_agents, repeats, min_time=0.3)
+    training = {dtype: median_rate(lambda: update(dtype), minibatch_size, repeats, min_time=0.3)
                 for dtype in (torch.float32, torch.bfloat16)}
     bound = 1.0 / (1.0 / inference + update_epochs / training[precision])
     return dict(inference_samples_per_s=round(inference),
@@ -102,9 +84,10 @@ def main(argv=None) -> int:
     parser.add_argument("--run-dir", help="keep the training run here (default: a temporary folder, deleted)")
     args, args.overrides = parser.parse_known_args(argv)  # the rest: --section.key value overrides
 
-    from configs import load_config
+    from configs import load_config, save_config
     from policies.runtime import select_precision
-    from train import make_vecenv, train
+    from training.launch import train_in_subprocess
+    from training.vecenv import make_vecenv
 
     config = load_config(args.config, args.overrides)
     if args.timesteps:
@@ -119,7 +102,8 @@ def main(argv=None) -> int:
                          # the bound is timed on the CPU, so auto resolves for the CPU here
                          select_precision(config.train.update_precision, torch.device("cpu")))
     with tempfile.TemporaryDirectory() as tmp:
-        summary = train(config, run_dir=args.run_dir or tmp, progress=False)
+        save_config(config, f"{tmp}/bench.yaml")
+        summary = train_in_subprocess(f"{tmp}/bench.yaml", run_dir=args.run_dir or f"{tmp}/run")
     split = dict(summary["time_split_s"])
     split["other"] = max(summary["run_time_s"] - sum(split.values()), 0.0)
     total = sum(split.values())
@@ -145,8 +129,7 @@ def main(argv=None) -> int:
     print(f"env alone            {env_sps:>12,.0f} agent-steps/s")
     print("time split           " + "  ".join(f"{k} {v:.1%}" for k, v in figures["time_split_fraction"].items()))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=2)
+        atomic_write_json(args.json, figures)
     return 0
 
 

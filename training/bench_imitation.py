@@ -1,7 +1,7 @@
 """How fast behavioural cloning reads its frames: a million stored frames -> labelled arrays.
 
-    python -m policies.bench_imitation                    # 1,000,000 frames, 3 timed loads, 1 epoch
-    python -m policies.bench_imitation --frames 200000 --epochs 0 --json
+    python -m training.bench_imitation                    # 1,000,000 frames, 3 timed loads, 1 epoch
+    python -m training.bench_imitation --frames 200000 --epochs 0 --json
 
 Fills a temporary arena database with ``--frames`` frames (episodes of 1,000 frames, one-hot
 action vectors, as the ingest server stores them), then times ``load_demonstrations`` (what
@@ -29,7 +29,6 @@ EPISODE_FRAMES = 1000
 def fill_database(path: str, frames: int, seed: int = 0) -> int:
     """A database at ``path`` holding ``frames`` frames of one fighter; returns the fighter id."""
     from storage import Database
-    from storage.queries import frame_statements
     from storage.records import Frame, frame_rows, settle_enemies
 
     rng = np.random.default_rng(seed)
@@ -46,14 +45,9 @@ def fill_database(path: str, frames: int, seed: int = 0) -> int:
         fighter = db.register_fighter("bench.glb", {"bench": "imitation"})
         for _ in range(math.ceil(frames / EPISODE_FRAMES)):
             episode = db.create_episode(fighter)
-            rows = frame_rows(episode, template)
-            # One transaction per episode, straight through the statements add_frames uses
-            # (it validates every frame first, which the load being measured does not need).
-            conn = db._conn
-            conn.execute("BEGIN IMMEDIATE")
-            for sql, params in frame_statements(rows):
-                conn.executemany(sql, params)
-            conn.execute("COMMIT")
+            # One transaction per episode, without the per-frame validation of add_frames
+            # (the template is valid, and the load being measured does not need it).
+            db.add_frame_rows(frame_rows(episode, template))
             db.complete_episode(episode, 0.0, 4 * EPISODE_FRAMES, True, 1)
     finally:
         db.close()
@@ -64,7 +58,7 @@ def run(frames: int, repeats: int, epochs: int) -> dict:
     import torch
 
     from configs import CONFIG_DIR, load_config
-    from policies.imitation import load_demonstrations
+    from training.demonstrations import load_demonstrations
 
     config = load_config(CONFIG_DIR / "imitation.yaml")
     tmp = tempfile.mkdtemp(prefix="bench-imitation-")

@@ -1,10 +1,7 @@
-"""Run bookkeeping for train.py: episode statistics, Ctrl-C handling, the progress line, resume paths."""
+"""Episode statistics from the env's reports: per log window, and over the last 100 episodes."""
 from __future__ import annotations
 
-import datetime
-import math
 from collections import defaultdict, deque
-from pathlib import Path
 
 import numpy as np
 
@@ -43,30 +40,11 @@ class EpisodeLog:
         total = sum(w for w, _ in pairs)
         return sum(w * v for w, v in pairs) / total if total else float("nan")
 
+    def state_dict(self) -> dict:
+        return {"sums": dict(self.sums), "counts": dict(self.counts),
+                "recent": [[w, dict(info)] for w, info in self.recent]}
 
-class StopFlag:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current update."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __call__(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this update and saving (Ctrl-C again stops at once)", flush=True)
-
-
-def resolve_resume(resume) -> tuple[Path, Path]:
-    """(run folder, checkpoint) from a run folder or a checkpoint file."""
-    path = Path(resume)
-    if path.is_dir():
-        return path, path / "checkpoints" / "latest.pt"
-    return (path.parent.parent if path.parent.name == "checkpoints" else path.parent), path
-
-
-def format_progress(step, total, sps, ret, win, eta) -> str:
-    eta_text = str(datetime.timedelta(seconds=int(max(eta, 0)))) if math.isfinite(eta) else "?"
-    win_text = f"  win {win:5.1%}" if math.isfinite(win) else ""
-    return (f"step {step:>12,}/{total:,} ({min(step / total, 1):6.1%})  {sps:>9,.0f} SPS  "
-            f"return {ret:8.2f}{win_text}  ETA {eta_text}")
+    def load_state_dict(self, state: dict) -> None:
+        self.sums = defaultdict(float, state["sums"])
+        self.counts = defaultdict(float, state["counts"])
+        self.recent = deque((w, dict(info)) for w, info in state["recent"])

@@ -1,0 +1,253 @@
+"""Behavioural cloning: pretrain a fighter's policy on the frames the game recorded.
+
+    python train.py configs/imitation.yaml --db data/arena.db --imitation.fighters 3
+    python train.py configs/aggression.yaml --init-from runs/imitation-<ts>/checkpoints/best.pt
+
+train.py hands a config whose ``mode`` is ``imitation`` to ``train_imitation``. It reads the
+demonstrations (training/demonstrations.py: the selected fighters' frames, each labelled with
+the action it took), holds out whole episodes, fits the policy head and trunk by
+cross-entropy (observation_vector -> the action taken), logs action accuracy to TensorBoard
+and writes ordinary checkpoints on the same run lifecycle as PPO (training/run.py):
+``AgentCheckpoint.load`` reads them, PPO fine-tunes them with ``--init-from``,
+``policies.export`` exports them.
+
+The value head is not trained: its returns depend on reward weights the frames do not fix;
+PPO fits it when it fine-tunes the clone.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from arena.spec import ACTION_NAMES, NUM_ACTIONS
+from policies.network import Policy
+from policies.runtime import select_device
+from training.demonstrations import Demonstrations, load_demonstrations, split_episodes
+from training.run import Run, Start, load_initial_weights
+
+EVAL_CHUNK = 65_536
+"""Rows per forward pass when scoring the held-out frames (bounded memory for any dataset)."""
+
+
+# =============================================================================================
+# The loss and its metrics
+# =============================================================================================
+@torch.no_grad()
+def score(policy: Policy, obs: torch.Tensor, actions: torch.Tensor) -> dict:
+    """Cross-entropy, greedy action accuracy and per-action recall of ``policy`` on labelled rows."""
+    loss_sum, predicted = 0.0, []
+    for start in range(0, len(obs), EVAL_CHUNK):
+        logits, _ = policy(obs[start:start + EVAL_CHUNK])
+        loss_sum += float(F.cross_entropy(logits, actions[start:start + EVAL_CHUNK], reduction="sum"))
+        predicted.append(logits.argmax(-1))
+    predicted = torch.cat(predicted)
+    hits = (predicted == actions)
+    recall = {}
+    for a in range(policy.num_actions):
+        rows = actions == a
+        if rows.any():
+            recall[ACTION_NAMES[a] if a < len(ACTION_NAMES) else str(a)] = float(hits[rows].float().mean())
+    return dict(loss=loss_sum / max(len(obs), 1), accuracy=float(hits.float().mean()), recall=recall)
+
+
+# =============================================================================================
+# Training
+# =============================================================================================
+@dataclass
+class _Best:
+    """The epoch best.pt holds: the highest held-out accuracy, ties broken by the lower held-out
+    loss; without a held-out split, the last epoch."""
+
+    key: tuple = (-math.inf, -math.inf)
+    accuracy: float = math.nan
+    epoch: int = 0
+    state_dict: dict = field(default_factory=dict)
+
+
+def train_imitation(start: Start, progress: bool | None = None) -> dict:
+    """Behavioural cloning as configured (``config.mode == "imitation"``); returns the summary
+    also written to <run folder>/summary.json. Called by ``train.train``."""
+    config = start.config
+    cfg = config.imitation
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    torch.set_num_threads(config.torch_threads)
+    device = select_device(config.device)
+    demos = load_demonstrations(config.db, cfg)
+    heldout = split_episodes(demos.episode_id, cfg.holdout, config.seed)
+
+    policy = Policy(demos.obs.shape[1], NUM_ACTIONS, config.policy.hidden_size)
+    if start.init_from is not None:
+        load_initial_weights(policy, start.init_from, start.init_label)
+    policy = policy.to(device)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    with Run(start, progress) as run:
+        run.create_folder()
+        run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py",
+                          "cloned_from": demos.selection})
+        run.writer.add_text("imitation/data", f"{len(demos):,} frames from {demos.episodes} episodes "
+                                              f"({demos.selection}); {int(heldout.sum()):,} held out; "
+                                              f"{demos.dropped:,} without an action")
+        return clone(run, demos, heldout, policy, optimizer, device)
+
+
+def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimizer, device) -> dict:
+    """The epochs over the demonstrations, then the checkpoints, their evaluation and the summary."""
+    config, writer = run.config, run.writer
+    cfg = config.imitation
+    train_rows = ~heldout
+    # Data on the device once; minibatches are index gathers.
+    b_obs = torch.from_numpy(demos.obs[train_rows]).to(device)
+    b_actions = torch.from_numpy(demos.actions[train_rows]).to(device)
+    h_obs = torch.from_numpy(demos.obs[heldout]).to(device)
+    h_actions = torch.from_numpy(demos.actions[heldout]).to(device)
+    n_train = len(b_obs)
+    total_updates = cfg.epochs * math.ceil(n_train / cfg.batch_size)
+    print(f"imitation: {len(demos):,} frames from {demos.episodes} episodes ({demos.selection}; label "
+          f"{demos.encoding}) read in {demos.load_time_s:.2f} s; training on {n_train:,}, holding out "
+          f"{len(h_obs):,} ({len(np.unique(demos.episode_id[heldout]))} episodes)"
+          + (f"; {demos.dropped:,} frames without an action left out" if demos.dropped else ""), flush=True)
+
+    best, update, epoch, last_log = _Best(), 0, 0, -math.inf
+    train_stats, held = {}, {}
+    run.start_clock()
+    try:
+        while epoch < cfg.epochs and not run.stop.requested:
+            epoch += 1
+            b_inds = torch.randperm(n_train, device=device)
+            loss_sum, correct, entropy_sum = 0.0, 0, 0.0
+            for start in range(0, n_train, cfg.batch_size):
+                if cfg.anneal_lr:
+                    optimizer.param_groups[0]["lr"] = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * update / total_updates))
+                mb_inds = b_inds[start:start + cfg.batch_size]
+                logits, _ = policy(b_obs[mb_inds])
+                mb_actions = b_actions[mb_inds]
+                loss = F.cross_entropy(logits, mb_actions, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                update += 1
+                with torch.no_grad():
+                    logprobs = torch.log_softmax(logits, -1)
+                    loss_sum += float(loss) * len(mb_inds)
+                    correct += int((logits.argmax(-1) == mb_actions).sum())
+                    entropy_sum += float(-(logprobs.exp() * logprobs).sum())
+            train_stats = dict(loss=loss_sum / n_train, accuracy=correct / n_train, entropy=entropy_sum / n_train)
+            held = score(policy, h_obs, h_actions) if len(h_obs) else {}
+            for k, v in train_stats.items():
+                writer.add_scalar(f"imitation/{'train_accuracy' if k == 'accuracy' else k}", v, epoch)
+            if held:
+                writer.add_scalar("imitation/heldout_loss", held["loss"], epoch)
+                writer.add_scalar("imitation/heldout_accuracy", held["accuracy"], epoch)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], epoch)
+            writer.add_scalar("charts/samples_per_s", epoch * n_train / max(run.run_time(), 1e-9), epoch)
+            key = (held["accuracy"], -held["loss"]) if held else (epoch, 0.0)
+            if key > best.key:
+                best = _Best(key, held.get("accuracy", math.nan), epoch, copy.deepcopy(policy.state_dict()))
+            final = epoch == cfg.epochs or run.stop.requested
+            if time.time() - last_log >= config.log_interval or final:
+                last_log = time.time()
+                run.progress(_progress_line(epoch, cfg.epochs, train_stats, held, best, run.run_time()))
+                run.record_metrics(epoch, math.nan, math.nan, train_stats["loss"], train_stats["entropy"])
+    except KeyboardInterrupt:  # a second Ctrl-C: stop mid-epoch and save what there is
+        run.stop.requested = True
+    run_time = run.run_time()
+    run.state.iteration, run.state.elapsed = epoch, run_time
+    run.end_progress()
+
+    # ---------------------------------------------------------------- evaluation, checkpoints, database
+    latest_state = copy.deepcopy(policy.state_dict())
+    if not best.epoch:  # stopped inside the first epoch: the weights there are, as both
+        best = _Best(epoch=epoch, state_dict=latest_state)
+    policy.load_state_dict(best.state_dict)
+    best_held = score(policy, h_obs, h_actions) if len(h_obs) else {}
+    best_eval = None
+    if config.eval.interval > 0 and epoch > 0:
+        from evaluation.evaluate import evaluate, mean_over_opponents
+
+        best_eval = evaluate(policy, opponents=config.eval.opponents, matches=config.eval.matches,
+                             seed=config.eval.seed, fighters=config.eval.fighters, greedy=config.eval.greedy,
+                             rewards=config.env.rewards, **{**config.env.rules, **config.eval.rules})
+        writer.add_eval(best_eval, best.epoch, mean_over_opponents(best_eval, "win_rate"))
+    for action, recall in best_held.get("recall", {}).items():
+        writer.add_scalar(f"imitation/heldout_recall/{action}", recall, best.epoch)
+
+    data_facts = dict(imitation_frames=len(demos), imitation_episodes=demos.episodes,
+                      imitation_train_frames=n_train, imitation_heldout_frames=len(h_obs),
+                      imitation_selection=demos.selection)
+    best_metrics = dict(**data_facts, epoch=best.epoch, heldout_accuracy=best_held.get("accuracy", math.nan),
+                        heldout_loss=best_held.get("loss", math.nan))
+    if best_eval:
+        best_metrics["eval_win_rate"] = mean_over_opponents(best_eval, "win_rate")
+        best_metrics["eval"] = best_eval
+    # checkpoints/epoch_N.pt of the last epoch (latest.pt, model version 1) and, when another
+    # epoch was better, of that one (best.pt, version 2): registered newest last, so that
+    # the server's best-model order (win rate, then reward, then newest) prefers best.pt.
+    saved, folder = [], run.folder
+    if epoch > 0:
+        same = best.epoch == epoch
+        latest_metrics = best_metrics if same else dict(
+            **data_facts, epoch=epoch, train_accuracy=train_stats.get("accuracy", math.nan),
+            heldout_accuracy=held.get("accuracy", math.nan), heldout_loss=held.get("loss", math.nan))
+        policy.load_state_dict(latest_state)
+        saved.append((latest_metrics, latest_state, [folder.latest, folder.best] if same else [folder.latest]))
+        if not same:
+            saved.append((best_metrics, best.state_dict, [folder.best]))
+    train_episodes = len(np.unique(demos.episode_id[train_rows]))
+    paths = []
+    for metrics, weights, aliases in saved:
+        policy.load_state_dict(weights)
+        run.state.model_version += 1
+        path = run.write_checkpoint(policy, folder.epoch_checkpoint(metrics["epoch"]), aliases, metrics)
+        run.record_checkpoint(path, metrics["epoch"], metrics.get("eval_win_rate", 0.0),
+                              mean_over_eval(metrics, "avg_reward"), train_episodes)
+        paths.append(path)
+    return run.finish(
+        paths[0] if paths else None, mode="imitation",
+        frames=len(demos), episodes=demos.episodes, train_frames=n_train, heldout_frames=len(h_obs),
+        heldout_episodes=int(len(np.unique(demos.episode_id[heldout]))), dropped_frames=demos.dropped,
+        selection=demos.selection, action_encoding=demos.encoding, load_time_s=round(demos.load_time_s, 3),
+        label_counts=np.bincount(demos.actions, minlength=NUM_ACTIONS).tolist(),
+        epochs=epoch, best_epoch=best.epoch, train_accuracy=train_stats.get("accuracy"),
+        heldout_accuracy=best_held.get("accuracy"), heldout_loss=best_held.get("loss"),
+        heldout_recall=best_held.get("recall"), final_heldout_accuracy=held.get("accuracy"),
+        best_eval=best_eval, global_step=0, updates=update,
+        samples_per_s=round(epoch * n_train / max(run_time, 1e-9), 1), run_time_s=round(run_time, 2),
+        device=str(device))
+
+
+def mean_over_eval(metrics: dict, key: str) -> float:
+    """The mean of one evaluation figure over the opponents in a checkpoint's metrics (0 without one)."""
+    results = (metrics.get("eval") or {}).values()
+    return float(np.mean([r[key] for r in results])) if results else 0.0
+
+
+def _progress_line(epoch, epochs, train_stats, held, best, elapsed) -> str:
+    held_text = (f"  held-out {held['accuracy']:6.1%} (best {best.accuracy:6.1%}, epoch {best.epoch})"
+                 if held else "")
+    return (f"epoch {epoch:>4}/{epochs}  loss {train_stats['loss']:.4f}  train {train_stats['accuracy']:6.1%}"
+            f"{held_text}  {elapsed:6.1f} s")
+
+
+def format_summary(summary: dict) -> str:
+    """The lines train.py prints at the end of an imitation run."""
+    from evaluation.tables import format_best_lines
+
+    verb = "Stopped" if summary["interrupted"] else "Finished"
+    held = summary["heldout_accuracy"]
+    lines = [f"\n{verb}: behavioural cloning on {summary['train_frames']:,} frames, {summary['epochs']} epochs "
+             f"in {summary['run_time_s']:.0f} s ({summary['samples_per_s']:,.0f} frames/s)",
+             f"  run folder  {summary['run_dir']}", f"  latest      {summary['latest']}",
+             f"  best        {summary['best']}"
+             + (f"  (epoch {summary['best_epoch']}, held-out action accuracy {held:.1%} on "
+                f"{summary['heldout_frames']:,} frames)" if held is not None else "")]
+    lines += format_best_lines(summary["best_eval"])
+    if summary["best"]:
+        lines.append(f"  fine-tune   python train.py configs/aggression.yaml --init-from {summary['best']}")
+    return "\n".join(lines)

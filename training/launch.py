@@ -1,0 +1,79 @@
+"""Train in a child process: ``python -m train ...`` run for a caller that is not train.py itself.
+
+Population-based training (league/pbt.py) trains its members, and their specialists, this way:
+each training is an ordinary train.py run in its own process, with its own run folder, so a
+package module never imports the command-line script, and a member's crash cannot take the
+population down with it. The child's output is passed through line by line.
+
+Ctrl-C reaches the child too (it is in the same process group): it saves and exits, and then
+``train_in_subprocess`` raises KeyboardInterrupt in the caller.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from configs import ConfigError
+from training.layout import RunFolder
+
+INTERRUPTED = 130
+"""train.py's exit status after Ctrl-C (it saved first)"""
+USAGE_ERROR = 2
+"""train.py's exit status for a bad config, checkpoint or flag"""
+
+
+def override_tokens(overrides) -> list[str]:
+    """``--section.key value`` tokens from tokens or a {dotted key: value} dict (values as JSON, which YAML reads)."""
+    if isinstance(overrides, dict):
+        return [token for key, value in overrides.items() for token in (f"--{key}", json.dumps(value))]
+    return list(overrides)
+
+
+def train_in_subprocess(config=None, overrides=(), run_dir=None, resume=None, stop_at: int | None = None,
+                        progress=None) -> dict:
+    """Run train.py with these arguments (train.train's, by name) in a child process and return
+    the summary it wrote. Raises ConfigError with train.py's message when it refuses its input,
+    RuntimeError when it fails otherwise, KeyboardInterrupt when it was stopped with Ctrl-C."""
+    args = [] if config is None else [str(config)]
+    args += override_tokens(overrides)
+    if run_dir is not None:
+        args += ["--run-dir", str(run_dir)]
+    if resume is not None:
+        args += ["--resume", str(resume)]
+    if stop_at is not None:
+        args += ["--stop-at", str(int(stop_at))]
+    folder = RunFolder(resume if resume is not None else run_dir)
+    command = [sys.executable, "-m", "train", *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    interrupted = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # the child handles Ctrl-C; wait for it
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as child:
+            errors = []
+            drain = threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True)
+            drain.start()
+            for line in child.stdout:
+                print(line, end="", flush=True)
+            code = child.wait()
+            drain.join()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    message = "".join(errors).strip()
+    if code == USAGE_ERROR:
+        raise ConfigError(message.removeprefix("error: ").splitlines()[-1] if message else
+                          f"train.py refused {' '.join(args)}")
+    if code not in (0, INTERRUPTED):
+        raise RuntimeError(f"train.py {' '.join(args)} failed with exit status {code}:\n{message[-4000:]}")
+    if message:
+        print(message, file=sys.stderr, flush=True)
+    summary = json.loads(folder.summary.read_text())
+    if code == INTERRUPTED or interrupted:
+        raise KeyboardInterrupt(f"stopped while training {folder.path}")
+    return summary
