@@ -1,17 +1,18 @@
 # Two commands for a fresh machine:
 #   make train   installs everything into .venv/ and trains the default (aggression) fighter
-#   make test    installs everything into .venv/ and runs the test suite
+#   make test    installs everything (chromium too, for the browser tests), lints, runs the test
+#                suite, and builds, installs and smoke-tests the wheel
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CONFIG ?= configs/aggression.yaml
 
-.PHONY: install train test bench clean
+.PHONY: install chromium lint train test wheel-smoke bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip setuptools
 	# The CPU build of torch first, from the pinned version (see pyproject.toml).
 	$(PIP) install -q "torch==2.13.0"
 	$(PIP) install -q -e ".[test]"
@@ -19,14 +20,31 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The browser tests run web/arena-client.js and web/policy.js in Debian's chromium (needs root or sudo).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing chromium for the browser tests (apt-get)"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium > /dev/null; \
+	fi
+
+# ruff's lint rules and formatter (pyproject.toml); the import layers are checked by tests/test_layers.py.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 train: install
 	$(PY) train.py $(CONFIG)
 
-test: install
+test: install chromium lint
 	$(PY) -m pytest -q
+	bash tests/wheel_smoke.sh $(PYTHON)
+
+wheel-smoke: install
+	bash tests/wheel_smoke.sh $(PYTHON)
 
 bench: install
 	$(PY) -m envs.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build *.egg-info
