@@ -21,6 +21,7 @@ Every match is seeded, so the same players, seed and rules give the same numbers
 finishing as the sole rank-1 fighter (the last one standing, or the healthiest at the time
 limit); a shared first place is a draw. docs/evaluation.md is the guide.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,17 @@ from evaluation.matches import Z95, wilson_interval
 from evaluation.players import UNIFORM, Player, PlayerError, as_action_fn, resolve_player, uniform_policy
 from evaluation.tables import format_compare, format_table
 
-__all__ = ["evaluate", "compare", "play_matches", "as_action_fn", "uniform_policy", "wilson_interval",
-           "UNIFORM", "Z95", "main"]
+__all__ = [
+    "evaluate",
+    "compare",
+    "play_matches",
+    "as_action_fn",
+    "uniform_policy",
+    "wilson_interval",
+    "UNIFORM",
+    "Z95",
+    "main",
+]
 
 
 # =============================================================================================
@@ -56,18 +66,29 @@ def parse_list(text: str) -> list[str]:
 
 def evaluate_main(argv) -> int:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py", description="Evaluate a fighter against opponents over seeded matches. "
-        "Also: evaluate.py compare A B ... (round robin and ratings).")
-    parser.add_argument("checkpoint", help=f"the fighter: a .pt file from train.py, a bot name, module:function, "
-                        f"or '{UNIFORM}' for a uniformly random policy (the baseline)")
-    parser.add_argument("--opponents", default="random,chaser",
-                        help="comma-separated: bot names, checkpoint files, module:function (default random,chaser)")
+        prog="evaluate.py",
+        description="Evaluate a fighter against opponents over seeded matches. "
+        "Also: evaluate.py compare A B ... (round robin and ratings).",
+    )
+    parser.add_argument(
+        "checkpoint",
+        help=f"the fighter: a .pt file from train.py, a bot name, module:function, "
+        f"or '{UNIFORM}' for a uniformly random policy (the baseline)",
+    )
+    parser.add_argument(
+        "--opponents",
+        default="random,chaser",
+        help="comma-separated: bot names, checkpoint files, module:function (default random,chaser)",
+    )
     parser.add_argument("--matches", type=int, default=200, help="seeded matches per opponent")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fighters", type=int, default=2, help="fighters per match (the fighter + opponent copies)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
-    parser.add_argument("--config", metavar="YAML", help="take reward weights (for avg_reward) and rules from this "
-                        "training config instead of the checkpoint's own")
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        help="take reward weights (for avg_reward) and rules from this training config instead of the checkpoint's own",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--replay", metavar="PATH", help="render one match to an animated .gif (or .webp, .png)")
     parser.add_argument("--replay-frames", metavar="PATH", help="write one match as ingest-server frames (NDJSON)")
@@ -86,25 +107,54 @@ def evaluate_main(argv) -> int:
         raise ValueError(f"--replay-size must be at least 64 pixels, got {args.replay_size!r}")
     opponents = parse_list(args.opponents)
     settings = env_settings(learner, args.config)
-    results = evaluate(learner, opponents, matches=args.matches, seed=args.seed, fighters=args.fighters,
-                       greedy=not args.sample, **settings)
+    results = evaluate(
+        learner,
+        opponents,
+        matches=args.matches,
+        seed=args.seed,
+        fighters=args.fighters,
+        greedy=not args.sample,
+        **settings,
+    )
     model = learner.checkpoint
-    what = f"step {model.global_step:,}" if model else \
-        {"bot": "built-in bot", UNIFORM: "baseline", "callable": "callable"}[learner.kind]
-    print(f"{args.checkpoint}: {what}, {args.fighters} fighters, seed {args.seed}, "
-          f"{'sampled' if args.sample else 'greedy'} actions")
+    what = (
+        f"step {model.global_step:,}"
+        if model
+        else {"bot": "built-in bot", UNIFORM: "baseline", "callable": "callable"}[learner.kind]
+    )
+    print(
+        f"{args.checkpoint}: {what}, {args.fighters} fighters, seed {args.seed}, "
+        f"{'sampled' if args.sample else 'greedy'} actions"
+    )
     print(format_table(results))
     if args.json:
-        atomic_write_json(args.json, {"checkpoint": args.checkpoint, "seed": args.seed, "fighters": args.fighters,
-                               "greedy": not args.sample, "results": results})
+        atomic_write_json(
+            args.json,
+            {
+                "checkpoint": args.checkpoint,
+                "seed": args.seed,
+                "fighters": args.fighters,
+                "greedy": not args.sample,
+                "results": results,
+            },
+        )
     if args.replay or args.replay_frames:
         from evaluation.replay import record_match, result_line, save_animation, write_frames
 
         opponent = args.replay_opponent or opponents[0]
-        rec = record_match(learner, opponent, seed=args.seed, fighters=args.fighters, match=args.replay_match,
-                           greedy=not args.sample, **settings)
-        summary = (f"match {args.replay_match} of seed {args.seed} vs {opponent}: {rec.decisions} decisions "
-                   f"({rec.frame[-1] / 60:.1f} s), {result_line(rec)}")
+        rec = record_match(
+            learner,
+            opponent,
+            seed=args.seed,
+            fighters=args.fighters,
+            match=args.replay_match,
+            greedy=not args.sample,
+            **settings,
+        )
+        summary = (
+            f"match {args.replay_match} of seed {args.seed} vs {opponent}: {rec.decisions} decisions "
+            f"({rec.frame[-1] / 60:.1f} s), {result_line(rec)}"
+        )
         if args.replay:
             count = save_animation(rec, args.replay, size=args.replay_size, speed=args.replay_speed)
             print(f"replay: {args.replay} ({count} pictures, one per decision); {summary}")
@@ -121,8 +171,10 @@ def evaluate_main(argv) -> int:
 
 def compare_main(argv) -> int:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py compare", description="Round robin (1v1 and free-for-all) between fighters, with a win "
-        "matrix and ratings. A fighter is a checkpoint file, bot name or module:function; NAME=SPEC names it.")
+        prog="evaluate.py compare",
+        description="Round robin (1v1 and free-for-all) between fighters, with a win "
+        "matrix and ratings. A fighter is a checkpoint file, bot name or module:function; NAME=SPEC names it.",
+    )
     parser.add_argument("players", nargs="+", help="two or more fighters")
     parser.add_argument("--matches", type=int, default=100, help="1v1 matches per pair")
     parser.add_argument("--ffa-matches", type=int, default=100, help="free-for-all matches (0: none; needs 3+ players)")
@@ -130,8 +182,12 @@ def compare_main(argv) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for the rating intervals")
-    parser.add_argument("--rank-by", choices=("1v1", "ffa", "all"), default="1v1",
-                        help="the rating that orders the table: 1v1, free-for-all, or one fitted to both")
+    parser.add_argument(
+        "--rank-by",
+        choices=("1v1", "ffa", "all"),
+        default="1v1",
+        help="the rating that orders the table: 1v1, free-for-all, or one fitted to both",
+    )
     parser.add_argument("--config", metavar="YAML", help="rules and reward weights (default: the first checkpoint's)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -140,9 +196,17 @@ def compare_main(argv) -> int:
 
     players = resolve_entrants(args.players, greedy=not args.sample)
     first = next((p for p in players if p.checkpoint is not None), players[0])
-    result = compare(players, matches=args.matches, ffa_matches=args.ffa_matches, ffa_fighters=args.ffa_fighters,
-                     seed=args.seed, greedy=not args.sample, bootstrap=args.bootstrap, rank_by=args.rank_by,
-                     **env_settings(first, args.config))
+    result = compare(
+        players,
+        matches=args.matches,
+        ffa_matches=args.ffa_matches,
+        ffa_fighters=args.ffa_fighters,
+        seed=args.seed,
+        greedy=not args.sample,
+        bootstrap=args.bootstrap,
+        rank_by=args.rank_by,
+        **env_settings(first, args.config),
+    )
     print(format_compare(result))
     if args.json:
         atomic_write_json(args.json, result)
@@ -151,12 +215,17 @@ def compare_main(argv) -> int:
 
 def select_main(argv) -> int:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py select", description="Re-pick a run's best.pt: replay the checkpoints with the best "
+        prog="evaluate.py select",
+        description="Re-pick a run's best.pt: replay the checkpoints with the best "
         "periodic evaluation scores over more, other matches (seed eval.seed + 1) and copy the best over best.pt. "
-        "A config's eval.final_candidates does this at the end of training.")
+        "A config's eval.final_candidates does this at the end of training.",
+    )
     parser.add_argument("run", help="a run folder written by train.py")
-    parser.add_argument("--candidates", type=int, help="how many checkpoints replay (default: the run's "
-                        "eval.final_candidates, or 5 if it has none)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        help="how many checkpoints replay (default: the run's eval.final_candidates, or 5 if it has none)",
+    )
     parser.add_argument("--matches", type=int, help="matches per opponent (default: the run's eval.final_matches)")
     parser.add_argument("--dry-run", action="store_true", help="print the choice; leave best.pt as it is")
     parser.add_argument("--json", metavar="PATH", help="also write the candidates and the choice as JSON")
@@ -172,11 +241,15 @@ def select_main(argv) -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)!r}")
     config, candidates = run_candidates(args.run)
-    eval_config = dataclasses.replace(config.eval, final_candidates=args.candidates or config.eval.final_candidates or 5,
-                                      final_matches=args.matches or config.eval.final_matches)
+    eval_config = dataclasses.replace(
+        config.eval,
+        final_candidates=args.candidates or config.eval.final_candidates or 5,
+        final_matches=args.matches or config.eval.final_matches,
+    )
     folder = RunFolder(args.run)
-    selection = final_selection(candidates, folder.checkpoints, eval_config, config_play(config),
-                                write=not args.dry_run)
+    selection = final_selection(
+        candidates, folder.checkpoints, eval_config, config_play(config), write=not args.dry_run
+    )
     if selection is None:
         raise ValueError(f"run {args.run!r} has no evaluated checkpoint on disk to choose from")
     print(format_selection(selection).replace("**", ""))

@@ -25,7 +25,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, BLAS_THREADS)
 
 from ingest.server import IngestServer, ServerConfig  # noqa: E402  (after the BLAS setting)
-from storage import StorageError
+from storage import StorageError  # noqa: E402
 
 GIL_SWITCH_INTERVAL_S = 0.0005
 """How soon the event loop hands the GIL to the database thread that asks for it (Python's
@@ -43,15 +43,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--db", default="data/arena.db", help="SQLite database file (created if missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8001, help="TCP port (0 picks a free one)")
-    p.add_argument("--token", default=os.environ.get("ARENA_INGEST_TOKEN"),
-                   help="require 'Authorization: Bearer TOKEN' for writes "
-                        "(default: $ARENA_INGEST_TOKEN, else no token)")
-    p.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
-                   help="allowed browser origin, e.g. http://localhost:8000 (repeatable; '*' for any). "
-                        "Default: any loopback origin")
-    p.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL"],
-                   help="SQLite synchronous mode: FULL makes an ack survive power loss, NORMAL "
-                        "only a crash of the server (default FULL)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("ARENA_INGEST_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' for writes (default: $ARENA_INGEST_TOKEN, else no token)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="allowed browser origin, e.g. http://localhost:8000 (repeatable; '*' for any). "
+        "Default: any loopback origin",
+    )
+    p.add_argument(
+        "--synchronous",
+        default="FULL",
+        choices=["NORMAL", "FULL"],
+        help="SQLite synchronous mode: FULL makes an ack survive power loss, NORMAL "
+        "only a crash of the server (default FULL)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p.parse_args(argv)
 
@@ -73,19 +84,29 @@ async def run(config: ServerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # one line per query otherwise
-    config = ServerConfig(db_path=args.db, host=args.host, port=args.port, token=args.token,
-                          cors_origins=args.cors_origins, synchronous=args.synchronous)
+    config = ServerConfig(
+        db_path=args.db,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        cors_origins=args.cors_origins,
+        synchronous=args.synchronous,
+    )
     try:
         asyncio.run(run(config))
     except (StorageError, sqlite3.Error) as e:
         print(f"ingest_server: cannot use the database {args.db!r}: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"ingest_server: cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
-              "pick another --port or --host", file=sys.stderr)
+        print(
+            f"ingest_server: cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
+            "pick another --port or --host",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

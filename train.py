@@ -15,6 +15,7 @@ This file is the algorithm: config, env, policy, then per update the rollout, GA
 and logging. The run's lifecycle (folder, checkpoints, TensorBoard, database, Ctrl-C, summary)
 and PPO's pieces live in training/.
 """
+
 if __name__ == "__main__":  # glibc reads malloc tunables at start only (policies/runtime.py)
     from policies.runtime import reexec_with_malloc_tunables
 
@@ -32,9 +33,9 @@ import numpy as np
 import torch
 
 from configs import ConfigError, parse_overrides
+from evaluation.tables import format_best_lines
 from policies import CheckpointError, Policy, read_checkpoint, sample_actions
 from policies.runtime import precision_name, select_device, select_precision
-from evaluation.tables import format_best_lines
 from training.episodes import EpisodeLog
 from training.evaluator import Checkpoints, make_evaluator
 from training.imitation import format_summary, train_imitation
@@ -47,8 +48,16 @@ from training.vecenv import make_vecenv, start_env
 CHART_NAMES = {"episode_return": "episodic_return", "win": "win_rate", "rank": "mean_rank"}
 
 
-def train(config=None, overrides=(), run_dir=None, resume=None, init_from=None, db=None,
-          progress: bool | None = None, stop_at: int | None = None) -> dict:
+def train(
+    config=None,
+    overrides=(),
+    run_dir=None,
+    resume=None,
+    init_from=None,
+    db=None,
+    progress: bool | None = None,
+    stop_at: int | None = None,
+) -> dict:
     """Train a policy with PPO; return the summary also written to <run folder>/summary.json.
 
     config: a Config or a YAML path; overrides: ``--section.key value`` tokens or a dict.
@@ -72,145 +81,132 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
     # ---------------------------------------------------------------- config
     config, args, state = run.config, run.config.train, run.state
     random.seed(config.seed)
-    np.random.seed(config.seed)
+    np.random.seed(config.seed)  # noqa: NPY002 (seeds numpy's global generator for any library that uses it)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.torch_threads)
     device = select_device(config.device)
     precision = select_precision(args.update_precision, device)
+    end_step = args.total_timesteps if stop_at is None else min(stop_at, args.total_timesteps)
 
     # ---------------------------------------------------------------- env: arenas against bots, a league, or Gymnasium
     env_seed = config.seed + RESEED * state.iteration
     league = make_league(run, start, device) if config.league.enabled else None
     vecenv = league.make_env(seed=env_seed) if league is not None else make_vecenv(config.env, seed=env_seed)
+    run.on_exit(lambda: (league.env if league is not None else vecenv).close())  # the current stage's env
+
+    # ---------------------------------------------------------------- policy, optimizer, how checkpoints are scored
+    policy, optimizer = make_policy(run, start, vecenv, device)
+    run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py", "env": config.env.name})
+    evaluate = make_evaluator(config, run)  # periodic evaluation against bots, or the training return
+    checkpoints = Checkpoints(config, state, evaluate.evaluates)
+    if league is not None:
+        league.maybe_snapshot(policy, state.global_step)  # the pool's first snapshot: the starting policy
+
+    # ---------------------------------------------------------------- rollout storage, first observations
+    obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
+    rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)  # again when a stage changes
+    episode_log, timing, losses, metrics, last_log = EpisodeLog(), defaultdict(float), {}, {}, 0.0
+    next_obs, next_mask = resume_envs(run, vecenv, env_seed, device, episode_log)
+    run.start_clock()
     try:
-        # ------------------------------------------------------------ policy and optimizer
-        obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
-        policy = Policy(int(np.prod(obs_shape)), int(vecenv.single_action_space.n), config.policy.hidden_size)
-        policy = policy.to(device)
-        optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=1e-5)
-        if run.resumed:
-            policy.load_state_dict(start.resumed["state_dict"])
-            optimizer.load_state_dict(state.optimizer)
-            torch.set_rng_state(state.torch_rng)
-        elif start.init_from is not None:
-            load_initial_weights(policy, start.init_from, start.init_label)
-        run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py", "env": config.env.name})
-        evaluate = make_evaluator(config, run)  # periodic evaluation against bots, or the training return
-        checkpoints = Checkpoints(config, state, evaluate.evaluates)
-        if league is not None:
-            league.maybe_snapshot(policy, state.global_step)  # the pool's first snapshot: the starting policy
+        while state.global_step < end_step and not run.stop.requested:
+            state.iteration += 1
+            if args.anneal_lr:
+                frac = max(1.0 - state.global_step / args.total_timesteps, 0.0)
+                optimizer.param_groups[0]["lr"] = frac * args.learning_rate
 
-        # ------------------------------------------------------------ rollout storage, first observations
-        rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)  # again when a stage changes
-        episode_log, timing = EpisodeLog(), defaultdict(float)
-        if run.resumed and state.episode_log is not None:
-            episode_log.load_state_dict(state.episode_log)
-        next_obs, next_mask, exact = start_env(vecenv, env_seed, device, state.env if run.resumed else None)
-        if run.resumed and not exact:
-            print("resume: these envs cannot save their state (Gymnasium, or Multiprocessing workers), so they "
-                  "start fresh matches; the weights, optimizer and counters continue exactly", flush=True)
-        end_step = args.total_timesteps if stop_at is None else min(stop_at, args.total_timesteps)
-        losses, metrics, last_log = {}, {}, 0.0
-        run.start_clock()
-        try:
-            while state.global_step < end_step and not run.stop.requested:
-                state.iteration += 1
-                if args.anneal_lr:
-                    frac = max(1.0 - state.global_step / args.total_timesteps, 0.0)
-                    optimizer.param_groups[0]["lr"] = frac * args.learning_rate
-
-                # ---------------------------------------------------- rollout
-                for step in range(num_steps):
-                    t0 = time.perf_counter()
-                    rollout.obs[step] = next_obs
-                    rollout.masks[step] = next_mask
-                    with torch.no_grad():
-                        logits, rollout.values[step] = policy(rollout.obs[step])
-                        step_logprobs = torch.log_softmax(logits, dim=-1)
-                        rollout.actions[step] = action = sample_actions(step_logprobs)
-                        rollout.logprobs[step] = step_logprobs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
-                    action_np = action.to(torch.int32).cpu().numpy()
-                    t1 = time.perf_counter()
-                    vecenv.send(action_np)
-                    next_obs_np, reward, terminal, truncation, infos, _, next_mask_np = vecenv.recv()
-                    t2 = time.perf_counter()
-                    rollout.rewards[step] = torch.from_numpy(reward).to(device) * args.reward_scale
-                    rollout.dones[step] = torch.from_numpy(terminal | truncation).to(device)
-                    next_obs, next_mask = torch.from_numpy(next_obs_np).to(device), torch.from_numpy(next_mask_np).to(device)
-                    if infos:
-                        state.episodes += episode_log.add(infos)
-                    timing["inference"] += t1 - t0
-                    timing["env"] += t2 - t1
-                state.global_step += int(rollout.masks.sum())
-
-                # ---------------------------------------------------- advantages and update
+            # -------------------------------------------------------- rollout
+            for step in range(num_steps):
                 t0 = time.perf_counter()
+                rollout.obs[step] = next_obs
+                rollout.masks[step] = next_mask
                 with torch.no_grad():
-                    next_value = policy.get_value(next_obs)
-                    advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones, rollout.masks,
-                                                      next_value, next_mask, args.gamma, args.gae_lambda)
-                losses = ppo_update(policy, optimizer, rollout.live_batch(advantages, returns), args, precision)
-                timing["update"] += time.perf_counter() - t0
+                    logits, rollout.values[step] = policy(rollout.obs[step])
+                    step_logprobs = torch.log_softmax(logits, dim=-1)
+                    rollout.actions[step] = action = sample_actions(step_logprobs)
+                    rollout.logprobs[step] = step_logprobs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+                action_np = action.to(torch.int32).cpu().numpy()
+                t1 = time.perf_counter()
+                vecenv.send(action_np)
+                next_obs_np, reward, terminal, truncation, infos, _, next_mask_np = vecenv.recv()
+                t2 = time.perf_counter()
+                rollout.rewards[step] = torch.from_numpy(reward).to(device) * args.reward_scale
+                rollout.dones[step] = torch.from_numpy(terminal | truncation).to(device)
+                next_obs = torch.from_numpy(next_obs_np).to(device)
+                next_mask = torch.from_numpy(next_mask_np).to(device)
+                if infos:
+                    state.episodes += episode_log.add(infos)
+                timing["inference"] += t1 - t0
+                timing["env"] += t2 - t1
+            state.global_step += int(rollout.masks.sum())
 
-                # ---------------------------------------------------- logging
-                t0 = time.perf_counter()
-                writer, step_now, run_time = run.writer, state.global_step, run.run_time()
-                sps = (step_now - run.start_step) / max(run_time, 1e-9)
-                for k, v in losses.items():
-                    writer.add_scalar(f"losses/{k}", v, step_now)
-                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step_now)
-                writer.add_scalar("charts/SPS", sps, step_now)
-                for k, v in episode_log.pop_means().items():
-                    writer.add_scalar(f"charts/{CHART_NAMES.get(k, k)}", v, step_now)
-                ret, win = episode_log.recent_mean("episode_return"), episode_log.recent_mean("win")
-                final = step_now >= end_step or run.stop.requested
-                if run_time - last_log >= config.log_interval or final:
-                    last_log = run_time
-                    run.progress(format_progress(step_now, args.total_timesteps, sps, ret, win,
-                                                 (args.total_timesteps - step_now) / max(sps, 1e-9)))
-                    run.record_metrics(state.iteration, ret, win, losses["loss"], losses["entropy"])
-                metrics = dict(avg_reward_last_100=ret if math.isfinite(ret) else 0.0,
-                               win_rate_last_100=win if math.isfinite(win) else 0.0, episodes=state.episodes,
-                               **losses)
+            # -------------------------------------------------------- advantages and update
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                next_value = policy.get_value(next_obs)
+                r = rollout
+                advantages, returns = compute_gae(r.rewards, r.values, r.dones, r.masks, next_value, next_mask,
+                                                  args.gamma, args.gae_lambda)  # fmt: skip
+            losses = ppo_update(policy, optimizer, rollout.live_batch(advantages, returns), args, precision)
+            timing["update"] += time.perf_counter() - t0
 
-                # ---------------------------------------------------- league: snapshots and curriculum
-                if league is not None:
-                    league.maybe_snapshot(policy, step_now)
-                    league.log(writer, step_now, state.iteration)
-                    # The next stage's ring and opponents; also when the run stops short (Ctrl-C,
-                    # --stop-at), so that the saved state is the one an unstopped run continues from.
-                    if league.promotion_due(step_now) and step_now < args.total_timesteps:
-                        env_seed = config.seed + RESEED * state.iteration
-                        vecenv = league.promote(step_now, seed=env_seed)
-                        rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)
-                        next_obs, next_mask, _ = start_env(vecenv, env_seed, device)
-                        episode_log = EpisodeLog()  # the win rate chart restarts with the new stage
+            # -------------------------------------------------------- logging
+            t0 = time.perf_counter()
+            writer, step_now, run_time = run.writer, state.global_step, run.run_time()
+            sps = (step_now - run.start_step) / max(run_time, 1e-9)
+            for k, v in losses.items():
+                writer.add_scalar(f"losses/{k}", v, step_now)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step_now)
+            writer.add_scalar("charts/SPS", sps, step_now)
+            for k, v in episode_log.pop_means().items():
+                writer.add_scalar(f"charts/{CHART_NAMES.get(k, k)}", v, step_now)
+            ret, win = episode_log.recent_mean("episode_return"), episode_log.recent_mean("win")
+            final = step_now >= end_step or run.stop.requested
+            if run_time - last_log >= config.log_interval or final:
+                last_log = run_time
+                eta = (args.total_timesteps - step_now) / max(sps, 1e-9)
+                run.progress(format_progress(step_now, args.total_timesteps, sps, ret, win, eta))
+                run.record_metrics(state.iteration, ret, win, losses["loss"], losses["entropy"])
+            metrics = dict(avg_reward_last_100=ret if math.isfinite(ret) else 0.0,
+                           win_rate_last_100=win if math.isfinite(win) else 0.0,
+                           episodes=state.episodes, **losses)  # fmt: skip
 
-                # ---------------------------------------------------- evaluation and checkpoints
-                scored = evaluate(policy, step_now, ret) if evaluate.due(state.iteration, final) else None
-                if scored is not None and scored.win_rate is not None:
-                    metrics["eval_win_rate"] = scored.win_rate
-                save = checkpoints.record(scored, run.folder.step_checkpoint(step_now).name)
-                if save is not None:
-                    run.save_step_checkpoint(policy, metrics, resume_state(state, optimizer, league, vecenv,
-                                                                           episode_log), best=save.best, record=save.row)
-                timing["eval_and_checkpoints"] += time.perf_counter() - t0
-                for k in ("env", "inference", "update"):
-                    writer.add_scalar(f"perf/{k}_fraction", timing[k] / max(sum(timing.values()), 1e-9), step_now)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop mid-update and save what there is
-            run.stop.requested = True
+            # -------------------------------------------------------- league: snapshots and curriculum
+            if league is not None:
+                league.maybe_snapshot(policy, step_now)
+                league.log(writer, step_now, state.iteration)
+                # The next stage's ring and opponents; also when the run stops short (Ctrl-C,
+                # --stop-at), so that the saved state is the one an unstopped run continues from.
+                if league.promotion_due(step_now) and step_now < args.total_timesteps:
+                    env_seed = config.seed + RESEED * state.iteration
+                    vecenv = league.promote(step_now, seed=env_seed)
+                    rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)
+                    next_obs, next_mask, _ = start_env(vecenv, env_seed, device)
+                    episode_log = EpisodeLog()  # the win rate chart restarts with the new stage
 
-        # ------------------------------------------------------------ the end: last checkpoint, best.pt, summary
-        state.elapsed += run.run_time()
-        run.end_progress()
-        final_path = None
-        if state.iteration > run.start_iteration:  # a new step_N.pt unless the last update saved one
-            final_path = run.save_step_checkpoint(policy, metrics, resume_state(state, optimizer, league, vecenv,
-                                                                                episode_log),
-                                                  record="eval_win_rate" in metrics or not evaluate.evaluates)
-    finally:
-        (league.env if league is not None else vecenv).close()
-    return finish(run, config, final_path, losses, timing, device, precision, league, evaluate.evaluates)
+            # -------------------------------------------------------- evaluation and checkpoints
+            scored = evaluate(policy, step_now, ret) if evaluate.due(state.iteration, final) else None
+            if scored is not None and scored.win_rate is not None:
+                metrics["eval_win_rate"] = scored.win_rate
+            save = checkpoints.record(scored, run.folder.step_checkpoint(step_now).name)
+            if save is not None:
+                resumable = resume_state(state, optimizer, league, vecenv, episode_log)
+                run.save_step_checkpoint(policy, metrics, resumable, best=save.best, record=save.row)
+            timing["eval_and_checkpoints"] += time.perf_counter() - t0
+            for k in ("env", "inference", "update"):
+                writer.add_scalar(f"perf/{k}_fraction", timing[k] / max(sum(timing.values()), 1e-9), step_now)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop mid-update and save what there is
+        run.stop.requested = True
+
+    # ---------------------------------------------------------------- the end: last checkpoint, best.pt, summary
+    state.elapsed += run.run_time()
+    run.end_progress()
+    final_path = None
+    if state.iteration > run.start_iteration:  # a new step_N.pt unless the last update saved one
+        resumable = resume_state(state, optimizer, league, vecenv, episode_log)
+        record = "eval_win_rate" in metrics or not evaluate.evaluates
+        final_path = run.save_step_checkpoint(policy, metrics, resumable, record=record)
+    return finish(run, final_path, losses, timing, device, precision, league, evaluate.evaluates)
 
 
 # =============================================================================================
@@ -226,8 +222,9 @@ def train_league_specialists(run: Run, start, progress):
     start = dataclasses.replace(start, specialists=specialists)
     if config.league.init_from is not None and start.init_from is None and not run.resumed:  # a specialist's weights
         path = next(s["checkpoint"] for s in specialists if s["name"] == config.league.init_from)
-        start = dataclasses.replace(start, init_from=path,
-                                    init_label=f"league.init_from {config.league.init_from!r} ({path})")
+        start = dataclasses.replace(
+            start, init_from=path, init_label=f"league.init_from {config.league.init_from!r} ({path})"
+        )
     return start
 
 
@@ -241,9 +238,41 @@ def make_league(run: Run, start, device):
     return league
 
 
-def finish(run: Run, config, final_path, losses, timing, device, precision, league, evaluating: bool) -> dict:
+def make_policy(run: Run, start, vecenv, device):
+    """The policy network for the env's spaces and its Adam optimizer: resumed, started from
+    --init-from (or league.init_from) weights, or freshly initialised."""
+    config, state = run.config, run.state
+    obs_size, num_actions = int(np.prod(vecenv.single_observation_space.shape)), int(vecenv.single_action_space.n)
+    policy = Policy(obs_size, num_actions, config.policy.hidden_size).to(device)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.train.learning_rate, eps=1e-5)
+    if run.resumed:
+        policy.load_state_dict(start.resumed["state_dict"])
+        optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.torch_rng)
+    elif start.init_from is not None:
+        load_initial_weights(policy, start.init_from, start.init_label)
+    return policy, optimizer
+
+
+def resume_envs(run: Run, vecenv, env_seed: int, device, episode_log: EpisodeLog):
+    """The first observations and masks: the saved envs' state on resume (and the episode
+    statistics not yet logged), else fresh matches seeded with ``env_seed``."""
+    state = run.state
+    if run.resumed and state.episode_log is not None:
+        episode_log.load_state_dict(state.episode_log)
+    next_obs, next_mask, exact = start_env(vecenv, env_seed, device, state.env if run.resumed else None)
+    if run.resumed and not exact:
+        print(
+            "resume: these envs cannot save their state (Gymnasium, or Multiprocessing workers), so they "
+            "start fresh matches; the weights, optimizer and counters continue exactly",
+            flush=True,
+        )
+    return next_obs, next_mask
+
+
+def finish(run: Run, final_path, losses, timing, device, precision, league, evaluating: bool) -> dict:
     """best.pt by the final replay (a finished run), then summary.json."""
-    state, selection = run.state, None
+    config, state, selection = run.config, run.state, None
     if evaluating and config.eval.final_candidates > 0 and state.global_step >= config.train.total_timesteps:
         # The run is done (not stopped, not a stop_at segment): best.pt by a larger replay.
         t0 = time.perf_counter()
@@ -256,35 +285,47 @@ def finish(run: Run, config, final_path, losses, timing, device, precision, leag
             run.writer.add_text("eval_final/candidates", format_selection(selection), state.global_step)
     best = run.folder.best
     return run.finish(
-        final_path, best_model_version=read_checkpoint(best)["model_version"] if best.is_file() else None,
+        final_path,
+        best_model_version=read_checkpoint(best)["model_version"] if best.is_file() else None,
         sps=round((state.global_step - run.start_step) / max(run.run_time(), 1e-9), 1),
         time_split_s={k: round(v, 3) for k, v in timing.items()},
         best_score=state.best_score.as_list() if state.best_score is not None else None,
-        best_eval=state.best_eval, final_selection=selection, final_losses=losses, device=str(device),
-        update_precision=precision_name(precision), league=league.summary() if league is not None else None)
+        best_eval=state.best_eval,
+        final_selection=selection,
+        final_losses=losses,
+        device=str(device),
+        update_precision=precision_name(precision),
+        league=league.summary() if league is not None else None,
+    )
 
 
 def format_progress(step, total, sps, ret, win, eta) -> str:
     eta_text = str(datetime.timedelta(seconds=int(max(eta, 0)))) if math.isfinite(eta) else "?"
     win_text = f"  win {win:5.1%}" if math.isfinite(win) else ""
-    return (f"step {step:>12,}/{total:,} ({min(step / total, 1):6.1%})  {sps:>9,.0f} SPS  "
-            f"return {ret:8.2f}{win_text}  ETA {eta_text}")
+    return (
+        f"step {step:>12,}/{total:,} ({min(step / total, 1):6.1%})  {sps:>9,.0f} SPS  "
+        f"return {ret:8.2f}{win_text}  ETA {eta_text}"
+    )
 
 
 # =============================================================================================
 # Command line
 # =============================================================================================
-FLAGS = {"run_dir": "run folder (default runs/<name>-<timestamp>)",
-         "resume": "run folder or checkpoint to continue exactly",
-         "init_from": "checkpoint whose weights start this new run",
-         "db": "SQLite database to record the fighter, metrics and checkpoints in",
-         "stop_at": "stop (and save) after this many agent-steps, short of train.total_timesteps"}
+FLAGS = {
+    "run_dir": "run folder (default runs/<name>-<timestamp>)",
+    "resume": "run folder or checkpoint to continue exactly",
+    "init_from": "checkpoint whose weights start this new run",
+    "db": "SQLite database to record the fighter, metrics and checkpoints in",
+    "stop_at": "stop (and save) after this many agent-steps, short of train.total_timesteps",
+}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip() + "\n\nflags:\n" + "\n".join(f"  --{k.replace('_', '-'):<12} {v}" for k, v in FLAGS.items()))
+        print(
+            __doc__.strip() + "\n\nflags:\n" + "\n".join(f"  --{k.replace('_', '-'):<12} {v}" for k, v in FLAGS.items())
+        )
         return 0 if argv else 2
     config_path = None if argv[0].startswith("--") else argv.pop(0)
     try:
@@ -302,8 +343,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # only before the loop, which saves and returns on Ctrl-C
-        print(f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command again (with --run-dir "
-              f"to the same folder) to carry on", file=sys.stderr)
+        print(
+            f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command again (with --run-dir "
+            f"to the same folder) to carry on",
+            file=sys.stderr,
+        )
         return 130
     print(format_summary(summary) if summary.get("mode") == "imitation" else format_ppo_summary(summary))
     return 130 if summary["interrupted"] else 0
@@ -322,19 +366,27 @@ def parse_step(text: str) -> int:
 def format_ppo_summary(summary: dict) -> str:
     """The lines main prints when a PPO run ends."""
     threads = f"{summary['torch_threads']} torch thread{'s' if summary['torch_threads'] != 1 else ''}"
-    lines = [f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
-             f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS, {threads}, {summary['device']}, "
-             f"{summary['update_precision']} update)"]
+    lines = [
+        f"\n{'Stopped' if summary['interrupted'] else 'Finished'}: {summary['global_step']:,} agent-steps "
+        f"in {summary['run_time_s']:.0f} s ({summary['sps']:,.0f} SPS, {threads}, {summary['device']}, "
+        f"{summary['update_precision']} update)"
+    ]
     version = f" (model version {summary['best_model_version']})" if summary["best"] else ""
-    lines.append(f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        "
-                 f"{summary['best']}{version}")
+    lines.append(
+        f"  run folder  {summary['run_dir']}\n  latest      {summary['latest']}\n  best        "
+        f"{summary['best']}{version}"
+    )
     for sp in (summary["league"] or {}).get("specialists", []):
-        lines.append(f"  specialist  {sp['name']}: {sp['global_step']:,} agent-steps in {sp['wall_time_s']:.0f} s, "
-                     f"{sp['checkpoint']}")
+        lines.append(
+            f"  specialist  {sp['name']}: {sp['global_step']:,} agent-steps in {sp['wall_time_s']:.0f} s, "
+            f"{sp['checkpoint']}"
+        )
     if summary["final_selection"]:
         sel = summary["final_selection"]
-        lines.append(f"  best.pt is {sel['chosen']}: the best of {len(sel['candidates'])} candidates replayed over "
-                     f"{sel['matches']} matches per opponent (eval.final_candidates)")
+        lines.append(
+            f"  best.pt is {sel['chosen']}: the best of {len(sel['candidates'])} candidates replayed over "
+            f"{sel['matches']} matches per opponent (eval.final_candidates)"
+        )
     lines += format_best_lines(summary["best_eval"])
     if summary["interrupted"]:
         lines.append(f"  resume with: python train.py --resume {summary['run_dir']}")

@@ -6,28 +6,33 @@ state, and how matches end (results).
 Names are imported lazily, so that ``from arena import OBS_SIZE`` (or ``arena.spec``) does
 not load numba: the ingest server and the storage layer read the interface only.
 """
-import importlib
+
+from common.lazy import lazy_exports
 
 _EXPORTS = {
-    "OBS_SIZE": "arena.spec", "NUM_ACTIONS": "arena.spec", "ACTION_IDLE": "arena.spec",
-    "ACTION_ATTACK": "arena.spec", "ACTION_NAMES": "arena.spec", "FATE_ALIVE": "arena.spec",
-    "FATE_KNOCKED_OUT": "arena.spec", "FATE_RING_OUT": "arena.spec",
-    "BOT_NAMES": "arena.rules", "REWARD_PRESETS": "arena.rules", "REWARD_TERMS": "arena.rules",
-    "ArenaConfigError": "arena.rules", "FighterStats": "arena.rules", "RewardWeights": "arena.rules",
+    "OBS_SIZE": "arena.spec",
+    "NUM_ACTIONS": "arena.spec",
+    "ACTION_IDLE": "arena.spec",
+    "ACTION_ATTACK": "arena.spec",
+    "ACTION_NAMES": "arena.spec",
+    "FATE_ALIVE": "arena.spec",
+    "FATE_KNOCKED_OUT": "arena.spec",
+    "FATE_RING_OUT": "arena.spec",
+    "BOT_NAMES": "arena.rules",
+    "REWARD_PRESETS": "arena.rules",
+    "REWARD_TERMS": "arena.rules",
+    "ArenaConfigError": "arena.rules",
+    "FighterStats": "arena.rules",
+    "RewardWeights": "arena.rules",
     "Rules": "arena.rules",
-    "MatchResults": "arena.results", "wins": "arena.results", "draws": "arena.results",
+    "MatchResults": "arena.results",
+    "wins": "arena.results",
+    "draws": "arena.results",
     "sole_first": "arena.results",
-    "Arena": "arena.core", "arena_seeds": "arena.core", "parse_slots": "arena.core",
+    "Arena": "arena.core",
+    "arena_seeds": "arena.core",
+    "parse_slots": "arena.core",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'arena' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

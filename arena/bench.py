@@ -10,6 +10,7 @@ The headline figures use frame_skip=1 (a decision is one 60 Hz frame); `*_skip4`
 the shipped frame_skip=4, where each decision simulates four frames. Every figure is
 the median of --repeats timed runs after a warm-up. Actions are random, drawn up front.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,13 @@ FIGHTER_COUNTS = (2, 4, 8)
 
 
 def _buffers(n):
-    return (np.zeros((n, OBS_SIZE), np.float32), np.zeros(n, np.float32), np.zeros(n, bool),
-            np.zeros(n, bool), np.ones(n, bool))
+    return (
+        np.zeros((n, OBS_SIZE), np.float32),
+        np.zeros(n, np.float32),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        np.ones(n, bool),
+    )
 
 
 def action_table(num_agents, steps, seed=0):
@@ -36,8 +42,9 @@ def action_table(num_agents, steps, seed=0):
 
 
 def bench_kernel(fighters, num_arenas, steps, repeats, threads, frame_skip=1):
-    arena = Arena(num_arenas, fighters, parse_slots(fighters, None), Rules(frame_skip=frame_skip),
-                  seed=1, threads=threads)
+    arena = Arena(
+        num_arenas, fighters, parse_slots(fighters, None), Rules(frame_skip=frame_skip), seed=1, threads=threads
+    )
     bufs = _buffers(arena.num_agents)
     arena.reset(*bufs)
     table = action_table(arena.num_agents, steps)
@@ -45,6 +52,7 @@ def bench_kernel(fighters, num_arenas, steps, repeats, threads, frame_skip=1):
     def run():
         for t in range(steps):
             arena.step(table[t], *bufs)
+
     return median_rate(run, arena.num_agents * steps, repeats)
 
 
@@ -60,8 +68,11 @@ def bench_reference(fighters, num_arenas, steps):
     return arena.num_agents * steps / (time.perf_counter() - start)
 
 
-KERNEL_ROWS = [("kernel, 1 thread", "kernel_1t"), ("kernel, 1 thread, skip 4", "kernel_1t_skip4"),
-               ("kernel, 2 threads", "kernel_2t")]
+KERNEL_ROWS = [
+    ("kernel, 1 thread", "kernel_1t"),
+    ("kernel, 1 thread, skip 4", "kernel_1t_skip4"),
+    ("kernel, 2 threads", "kernel_2t"),
+]
 """Table rows: label and figure key."""
 
 
@@ -81,8 +92,9 @@ def measure(args) -> dict:
     out = {"arenas": args.arenas, "steps": args.steps, "repeats": args.repeats, "cores": cores}
     numba.set_num_threads(1)
     out["kernel_1t"] = {str(f): bench_kernel(f, args.arenas, args.steps, args.repeats, 1) for f in FIGHTER_COUNTS}
-    out["kernel_1t_skip4"] = {str(f): bench_kernel(f, args.arenas, args.steps // 4, args.repeats, 1, 4)
-                              for f in FIGHTER_COUNTS}
+    out["kernel_1t_skip4"] = {
+        str(f): bench_kernel(f, args.arenas, args.steps // 4, args.repeats, 1, 4) for f in FIGHTER_COUNTS
+    }
     numba.set_num_threads(min(2, cores))
     out["kernel_2t"] = {str(f): bench_kernel(f, args.arenas, args.steps, args.repeats, None) for f in FIGHTER_COUNTS}
     out["reference_8"] = bench_reference(8, 8, 10)
@@ -96,8 +108,10 @@ def print_table(out: dict, rows) -> None:
     for label, key in rows:
         if key in out:
             print(f"{label:28s}" + "".join(f"{out[key][str(f)] / 1e6:14.2f} M" for f in FIGHTER_COUNTS))
-    print(f"reference step (8 fighters): {out['reference_8']:,.0f} agent-steps/s; "
-          f"kernel_1t / reference = {out['kernel_over_reference']:,.0f}x")
+    print(
+        f"reference step (8 fighters): {out['reference_8']:,.0f} agent-steps/s; "
+        f"kernel_1t / reference = {out['kernel_over_reference']:,.0f}x"
+    )
 
 
 def main(argv=None):

@@ -3,6 +3,7 @@
 It validates its configuration once, allocates every array once, and calls the
 numba kernels in arena/kernel.py with them. The envs in envs/ wrap it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,27 +14,57 @@ import numpy as np
 from arena import kernel
 from arena.results import MatchResults
 from arena.rules import (
-    BOT_NAMES, LEARNER, MAX_FIGHTERS, MIN_FIGHTERS, ArenaConfigError, RewardWeights, Rules,
+    BOT_NAMES,
+    LEARNER,
+    MAX_FIGHTERS,
+    MIN_FIGHTERS,
+    ArenaConfigError,
+    RewardWeights,
+    Rules,
     bot_id,
 )
 
 MASK64 = (1 << 64) - 1
 
 # Named views of the packed state columns (see arena/kernel.py), for Python code and tests.
-FLOAT_VIEWS = {"pos": slice(kernel.X, kernel.Y + 1), "vel": slice(kernel.VX, kernel.VY + 1),
-               "facing": kernel.FACING, "health": kernel.HEALTH, "size": kernel.SIZE,
-               "speed": kernel.SPEED, "mass": kernel.MASS, "ep_return": kernel.EP_RETURN,
-               "final_return": kernel.FINAL_RETURN,
-               "step_reward": kernel.STEP_REWARD}
-INT_VIEWS = {"cooldown": kernel.COOLDOWN, "alive": kernel.ALIVE, "last_hitter": kernel.LAST_HITTER,
-             "last_hit_frame": kernel.LAST_HIT_FRAME, "elim_order": kernel.ELIM_ORDER,
-             "fate": kernel.FATE, "bot": kernel.BOT, "action": kernel.ACTION,
-             "ep_hits": kernel.EP_HITS, "ep_kos": kernel.EP_KOS, "ep_ringouts": kernel.EP_RINGOUTS,
-             "hit_target": kernel.HIT_TARGET, "agent_row": kernel.AGENT_ROW, "final_rank": kernel.FINAL_RANK,
-             "final_hits": kernel.FINAL_HITS, "final_kos": kernel.FINAL_KOS,
-             "final_ringouts": kernel.FINAL_RINGOUTS, "final_fate": kernel.FINAL_FATE}
-ARENA_VIEWS = {"frame": kernel.FRAME, "elim_count": kernel.ELIM_COUNT, "match_end": kernel.MATCH_END,
-               "final_length": kernel.FINAL_LENGTH}
+FLOAT_VIEWS = {
+    "pos": slice(kernel.X, kernel.Y + 1),
+    "vel": slice(kernel.VX, kernel.VY + 1),
+    "facing": kernel.FACING,
+    "health": kernel.HEALTH,
+    "size": kernel.SIZE,
+    "speed": kernel.SPEED,
+    "mass": kernel.MASS,
+    "ep_return": kernel.EP_RETURN,
+    "final_return": kernel.FINAL_RETURN,
+    "step_reward": kernel.STEP_REWARD,
+}
+INT_VIEWS = {
+    "cooldown": kernel.COOLDOWN,
+    "alive": kernel.ALIVE,
+    "last_hitter": kernel.LAST_HITTER,
+    "last_hit_frame": kernel.LAST_HIT_FRAME,
+    "elim_order": kernel.ELIM_ORDER,
+    "fate": kernel.FATE,
+    "bot": kernel.BOT,
+    "action": kernel.ACTION,
+    "ep_hits": kernel.EP_HITS,
+    "ep_kos": kernel.EP_KOS,
+    "ep_ringouts": kernel.EP_RINGOUTS,
+    "hit_target": kernel.HIT_TARGET,
+    "agent_row": kernel.AGENT_ROW,
+    "final_rank": kernel.FINAL_RANK,
+    "final_hits": kernel.FINAL_HITS,
+    "final_kos": kernel.FINAL_KOS,
+    "final_ringouts": kernel.FINAL_RINGOUTS,
+    "final_fate": kernel.FINAL_FATE,
+}
+ARENA_VIEWS = {
+    "frame": kernel.FRAME,
+    "elim_count": kernel.ELIM_COUNT,
+    "match_end": kernel.MATCH_END,
+    "final_length": kernel.FINAL_LENGTH,
+}
 # The arrays that are the simulation state (what a checkpoint of the arena would hold).
 STATE_ARRAYS = ("fl", "it", "ar", "rng")
 
@@ -52,8 +83,7 @@ def arena_seeds(seed: int, num_arenas: int) -> np.ndarray:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ArenaConfigError(f"seed must be an integer, got {seed!r}")
     base = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & MASK64
-    return np.array([(base + a * 0xD1B54A32D192ED03) & MASK64 for a in range(num_arenas)],
-                    dtype=np.uint64)
+    return np.array([(base + a * 0xD1B54A32D192ED03) & MASK64 for a in range(num_arenas)], dtype=np.uint64)
 
 
 def parse_slots(fighters: int, opponents) -> list:
@@ -66,18 +96,19 @@ def parse_slots(fighters: int, opponents) -> list:
         raise ArenaConfigError(f"fighters_per_arena must be an integer, got {fighters!r}")
     if not MIN_FIGHTERS <= fighters <= MAX_FIGHTERS:
         raise ArenaConfigError(
-            f"fighters_per_arena must be between {MIN_FIGHTERS} and {MAX_FIGHTERS}, got {fighters!r}")
+            f"fighters_per_arena must be between {MIN_FIGHTERS} and {MAX_FIGHTERS}, got {fighters!r}"
+        )
     opponents = [] if opponents is None else list(opponents)
     if len(opponents) > fighters:
-        raise ArenaConfigError(
-            f"{len(opponents)} opponents do not fit in {fighters} fighter slots")
+        raise ArenaConfigError(f"{len(opponents)} opponents do not fit in {fighters} fighter slots")
     slots = [None] * (fighters - len(opponents))
     for entry in opponents:
         names = [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, (list, tuple)) else None
         if not names:
             raise ArenaConfigError(
                 f"an opponent must be a bot name or a non-empty list of bot names "
-                f"({', '.join(BOT_NAMES)}), got {entry!r}")
+                f"({', '.join(BOT_NAMES)}), got {entry!r}"
+            )
         slots.append([bot_id(name) for name in names])
     return slots
 
@@ -91,8 +122,17 @@ class Arena:
     numba's current setting (numba.set_num_threads). Results are identical either way.
     """
 
-    def __init__(self, num_arenas: int, fighters: int, slots=None, rules: Rules | None = None,
-                 rewards=None, seed: int = 0, autoreset: bool = True, threads: int | None = None):
+    def __init__(
+        self,
+        num_arenas: int,
+        fighters: int,
+        slots=None,
+        rules: Rules | None = None,
+        rewards=None,
+        seed: int = 0,
+        autoreset: bool = True,
+        threads: int | None = None,
+    ):
         if isinstance(num_arenas, bool) or not isinstance(num_arenas, (int, np.integer)) or num_arenas < 1:
             raise ArenaConfigError(f"num_arenas must be an integer >= 1, got {num_arenas!r}")
         if slots is None:
@@ -104,10 +144,14 @@ class Arena:
         self.num_arenas = int(num_arenas)
         self.fighters = int(fighters)
         self.autoreset = bool(autoreset)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                    or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+        if threads is not None and (
+            isinstance(threads, bool)
+            or not isinstance(threads, int)
+            or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS
+        ):
             raise ArenaConfigError(
-                f"threads must be None or an integer from 1 to {numba.config.NUMBA_NUM_THREADS}, got {threads!r}")
+                f"threads must be None or an integer from 1 to {numba.config.NUMBA_NUM_THREADS}, got {threads!r}"
+            )
         self.threads = threads
         self.params = self.rules.pack()
         self.reward_weights = self.weights.pack()
@@ -131,7 +175,7 @@ class Arena:
         self.bot[:] = LEARNER
         for f, s in enumerate(slots):
             if s is not None:
-                self.bot_pool[f, :len(s)] = s
+                self.bot_pool[f, : len(s)] = s
                 self.pool_len[f] = len(s)
                 self.bot[:, f] = s[0]
         self.last_hitter[:] = kernel.NO_FIGHTER
@@ -147,8 +191,20 @@ class Arena:
         """Start a new match everywhere (reseeding first if `seed` is given)."""
         if seed is not None:
             self.seed(seed)
-        kernel.reset_arenas(self.fl, self.it, self.ar, self.rng, self.bot_pool, self.pool_len,
-                            obs, rewards, terminals, truncations, masks, self.params)
+        kernel.reset_arenas(
+            self.fl,
+            self.it,
+            self.ar,
+            self.rng,
+            self.bot_pool,
+            self.pool_len,
+            obs,
+            rewards,
+            terminals,
+            truncations,
+            masks,
+            self.params,
+        )
 
     def step(self, actions, obs, rewards, terminals, truncations, masks) -> int:
         """One decision for all arenas; returns how many matches ended (see match_end)."""
@@ -156,10 +212,25 @@ class Arena:
         if self.threads is not None:
             numba.set_num_threads(self.threads)
         try:
-            return kernel.step_arenas(self.fl, self.it, self.ar, self.rng, self.bot_pool, self.pool_len,
-                                      actions, obs, rewards, terminals, truncations, masks, self.params,
-                                      self.reward_weights, self.rules.frame_skip, self.rules.max_frames,
-                                      self.autoreset)
+            return kernel.step_arenas(
+                self.fl,
+                self.it,
+                self.ar,
+                self.rng,
+                self.bot_pool,
+                self.pool_len,
+                actions,
+                obs,
+                rewards,
+                terminals,
+                truncations,
+                masks,
+                self.params,
+                self.reward_weights,
+                self.rules.frame_skip,
+                self.rules.max_frames,
+                self.autoreset,
+            )
         finally:
             numba.set_num_threads(previous)
 
@@ -170,9 +241,15 @@ class Arena:
 
     def results(self, arenas) -> MatchResults:
         """How the last ended match of each of ``arenas`` (indices) ended."""
-        return MatchResults(rank=self.final_rank[arenas], ret=self.final_return[arenas], hits=self.final_hits[arenas],
-                            knockouts=self.final_kos[arenas], ring_outs=self.final_ringouts[arenas],
-                            fate=self.final_fate[arenas], length=self.final_length[arenas])
+        return MatchResults(
+            rank=self.final_rank[arenas],
+            ret=self.final_return[arenas],
+            hits=self.final_hits[arenas],
+            knockouts=self.final_kos[arenas],
+            ring_outs=self.final_ringouts[arenas],
+            fate=self.final_fate[arenas],
+            length=self.final_length[arenas],
+        )
 
     def bot_actions(self, bot, arenas, slots, out=None) -> np.ndarray:
         """The action built-in bot ``bot`` (a name or kernel id) takes now for fighter ``slots[k]``

@@ -22,6 +22,7 @@ so the cache is rebuilt.
 The rules these kernels implement are written out in docs/arena.md; arena/reference.py
 is a slow, obvious implementation of the same document that the tests compare with.
 """
+
 import math
 import os
 
@@ -29,15 +30,39 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from arena.spec import (
-    ACTION_ATTACK, ACTION_IDLE, ENEMY_FEATURES, FATE_ALIVE, FATE_KNOCKED_OUT, FATE_RING_OUT,
-    NUM_ACTIONS, OBS_SIZE,
-)
 from arena.rules import (
-    LEARNER, P_ACCEL, P_COOLDOWN, P_COS_CONE, P_CREDIT_WINDOW, P_EDGE_WIDTH,
-    P_FRICTION_DECAY, P_HIT_DAMAGE, P_KNOCKBACK, P_KNOCKBACK_SCALE, P_RADIUS, P_REACH,
-    P_RESTITUTION, P_SPAWN_JITTER, P_SPEED_NORM, R_DAMAGE_TAKEN, R_DEATH, R_EDGE, R_HIT,
-    R_KNOCKOUT, R_SURVIVE, R_WIN,
+    LEARNER,
+    P_ACCEL,
+    P_COOLDOWN,
+    P_COS_CONE,
+    P_CREDIT_WINDOW,
+    P_EDGE_WIDTH,
+    P_FRICTION_DECAY,
+    P_HIT_DAMAGE,
+    P_KNOCKBACK,
+    P_KNOCKBACK_SCALE,
+    P_RADIUS,
+    P_REACH,
+    P_RESTITUTION,
+    P_SPAWN_JITTER,
+    P_SPEED_NORM,
+    R_DAMAGE_TAKEN,
+    R_DEATH,
+    R_EDGE,
+    R_HIT,
+    R_KNOCKOUT,
+    R_SURVIVE,
+    R_WIN,
+)
+from arena.spec import (
+    ACTION_ATTACK,
+    ACTION_IDLE,
+    ENEMY_FEATURES,
+    FATE_ALIVE,
+    FATE_KNOCKED_OUT,
+    FATE_RING_OUT,
+    NUM_ACTIONS,
+    OBS_SIZE,
 )
 
 # GNU OpenMP aborts a process that forks after using it (pufferlib's Multiprocessing
@@ -45,49 +70,49 @@ from arena.rules import (
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
 
-DT = 1.0 / 60.0          # seconds per frame
+DT = 1.0 / 60.0  # seconds per frame
 NO_FIGHTER = -1
-HEALTH_EPSILON = 1e-9     # health below this is 0: ten hits of 0.1 leave 1e-16 in floating point
+HEALTH_EPSILON = 1e-9  # health below this is 0: ten hits of 0.1 leave 1e-16 in floating point
 
 # Columns of `fl`, the per-fighter float64 state.
-X, Y = 0, 1               # position, m
-VX, VY = 2, 3             # velocity, m/s
-FACING = 4                # facing angle, radians (0 = +x, counter-clockwise)
-HEALTH = 5                # health, 0..1
-SIZE = 6                  # body radius, m
-SPEED = 7                 # maximum self-propelled speed, m/s
-MASS = 8                  # mass, kg
-EP_RETURN = 9             # reward collected this match
-STEP_REWARD = 10          # reward collected this decision (scratch)
-FINAL_RETURN = 11         # EP_RETURN of the last ended match
+X, Y = 0, 1  # position, m
+VX, VY = 2, 3  # velocity, m/s
+FACING = 4  # facing angle, radians (0 = +x, counter-clockwise)
+HEALTH = 5  # health, 0..1
+SIZE = 6  # body radius, m
+SPEED = 7  # maximum self-propelled speed, m/s
+MASS = 8  # mass, kg
+EP_RETURN = 9  # reward collected this match
+STEP_REWARD = 10  # reward collected this decision (scratch)
+FINAL_RETURN = 11  # EP_RETURN of the last ended match
 NUM_FL = 12
 
 # Columns of `it`, the per-fighter int32 state.
-COOLDOWN = 0              # frames until the next attack is possible
-ALIVE = 1                 # 1 while in the match
-LAST_HITTER = 2           # slot of the last fighter who hit this one, or NO_FIGHTER
-LAST_HIT_FRAME = 3        # frame of that hit
-ELIM_ORDER = 4            # 0 while standing, else the arena's elimination count when eliminated
-FATE = 5                  # FATE_* below
-BOT = 6                   # scripted bot id, or LEARNER for a policy-driven agent
-ACTION = 7                # action held this decision
-EP_HITS = 8               # hits landed this match
-EP_KOS = 9                # credited knockouts this match
-EP_RINGOUTS = 10          # credited ring-outs this match
-HIT_TARGET = 11           # this frame's attack target (scratch)
-AGENT_ROW = 12            # row in the flat agent buffers, or -1 for scripted slots
-FINAL_RANK = 13           # rank in the last ended match
-FINAL_HITS = 14           # EP_HITS, EP_KOS, EP_RINGOUTS and FATE of the last ended match
+COOLDOWN = 0  # frames until the next attack is possible
+ALIVE = 1  # 1 while in the match
+LAST_HITTER = 2  # slot of the last fighter who hit this one, or NO_FIGHTER
+LAST_HIT_FRAME = 3  # frame of that hit
+ELIM_ORDER = 4  # 0 while standing, else the arena's elimination count when eliminated
+FATE = 5  # FATE_* below
+BOT = 6  # scripted bot id, or LEARNER for a policy-driven agent
+ACTION = 7  # action held this decision
+EP_HITS = 8  # hits landed this match
+EP_KOS = 9  # credited knockouts this match
+EP_RINGOUTS = 10  # credited ring-outs this match
+HIT_TARGET = 11  # this frame's attack target (scratch)
+AGENT_ROW = 12  # row in the flat agent buffers, or -1 for scripted slots
+FINAL_RANK = 13  # rank in the last ended match
+FINAL_HITS = 14  # EP_HITS, EP_KOS, EP_RINGOUTS and FATE of the last ended match
 FINAL_KOS = 15
 FINAL_RINGOUTS = 16
 FINAL_FATE = 17
 NUM_IT = 18
 
 # Columns of `ar`, the per-arena int32 counters.
-FRAME = 0                 # frames simulated in this match
-ELIM_COUNT = 1            # elimination events so far
-MATCH_END = 2             # ONGOING, TERMINATED or TRUNCATED after the last decision
-FINAL_LENGTH = 3          # frames of the last ended match
+FRAME = 0  # frames simulated in this match
+ELIM_COUNT = 1  # elimination events so far
+MATCH_END = 2  # ONGOING, TERMINATED or TRUNCATED after the last decision
+FINAL_LENGTH = 3  # frames of the last ended match
 NUM_AR = 4
 
 # Match status.
@@ -97,13 +122,13 @@ TRUNCATED = 2
 
 # Scripted bot ids (arena.rules.BOT_NAMES order).
 BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER, BOT_COUNTER, BOT_STRIKER = 0, 1, 2, 3, 4, 5, 6
-KITE_DISTANCE = 1.2       # kiter's retreat distance while cooling down, in units of reach
+KITE_DISTANCE = 1.2  # kiter's retreat distance while cooling down, in units of reach
 EDGE_SAFE_FRACTION = 0.6  # kiter bends its retreat towards the centre past this fraction of R
-EDGE_PULL = 3.0           # strength of that bend per unit of radius fraction
-PUSH_STANDOFF = 0.8       # edge_pusher's standoff from the enemy on the centre side, in units of reach
-PUSH_ARRIVED = 0.3        # edge_pusher considers itself in position within this distance, m
-COUNTER_GUARD = 2.0       # counter turns to face enemies closer than this, in units of reach
-COUNTER_HOME = 1.0        # counter walks back to the centre when further out than this, m
+EDGE_PULL = 3.0  # strength of that bend per unit of radius fraction
+PUSH_STANDOFF = 0.8  # edge_pusher's standoff from the enemy on the centre side, in units of reach
+PUSH_ARRIVED = 0.3  # edge_pusher considers itself in position within this distance, m
+COUNTER_GUARD = 2.0  # counter turns to face enemies closer than this, in units of reach
+COUNTER_HOME = 1.0  # counter walks back to the centre when further out than this, m
 
 # Compass: action k moves towards angle pi/2 - k*pi/4 (0 = north = +y, 2 = east = +x, clockwise).
 SQRT_HALF = math.sqrt(0.5)
@@ -571,9 +596,26 @@ def write_observation(a, f, fl, it, params, out, row):
 
 
 @njit(cache=True, inline="always")
-def decide_and_step(a, fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out, rew_out,
-                    term_out, trunc_out, mask_out, params, weights, frame_skip, max_frames,
-                    autoreset):
+def decide_and_step(
+    a,
+    fl,
+    it,
+    ar,
+    rng,
+    bot_pool,
+    pool_len,
+    actions_in,
+    obs_out,
+    rew_out,
+    term_out,
+    trunc_out,
+    mask_out,
+    params,
+    weights,
+    frame_skip,
+    max_frames,
+    autoreset,
+):
     """One decision for arena a: choose bot actions, run frame_skip frames (stopping early
     when the match ends), rank and reset an ended match, and write each agent row's
     observation, summed reward, terminal, truncation and mask. Returns 1 if the match ended.
@@ -642,23 +684,55 @@ def decide_and_step(a, fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out,
 
 # ---------------------------------------------------------------- all arenas
 @njit(cache=True, parallel=True)
-def step_arenas(fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out, rew_out,
-                         term_out, trunc_out, mask_out, params, weights, frame_skip,
-                         max_frames, autoreset):
+def step_arenas(
+    fl,
+    it,
+    ar,
+    rng,
+    bot_pool,
+    pool_len,
+    actions_in,
+    obs_out,
+    rew_out,
+    term_out,
+    trunc_out,
+    mask_out,
+    params,
+    weights,
+    frame_skip,
+    max_frames,
+    autoreset,
+):
     """decide_and_step for every arena, arenas spread over numba's threads with prange
     (numba.set_num_threads(1) runs them on the calling thread). Returns how many matches
     ended."""
     ended = 0
     for a in prange(fl.shape[0]):
-        ended += decide_and_step(a, fl, it, ar, rng, bot_pool, pool_len, actions_in, obs_out,
-                                 rew_out, term_out, trunc_out, mask_out, params, weights,
-                                 frame_skip, max_frames, autoreset)
+        ended += decide_and_step(
+            a,
+            fl,
+            it,
+            ar,
+            rng,
+            bot_pool,
+            pool_len,
+            actions_in,
+            obs_out,
+            rew_out,
+            term_out,
+            trunc_out,
+            mask_out,
+            params,
+            weights,
+            frame_skip,
+            max_frames,
+            autoreset,
+        )
     return ended
 
 
 @njit(cache=True)
-def reset_arenas(fl, it, ar, rng, bot_pool, pool_len, obs_out, rew_out, term_out, trunc_out,
-                 mask_out, params):
+def reset_arenas(fl, it, ar, rng, bot_pool, pool_len, obs_out, rew_out, term_out, trunc_out, mask_out, params):
     """Start a new match in every arena and write the first observations."""
     for a in range(fl.shape[0]):
         reset_arena(a, fl, it, ar, rng, bot_pool, pool_len, params)

@@ -6,6 +6,7 @@ step as the document states them. `reference_step` takes an Arena's state (as
 the new state with the per-agent outputs, so that tests can compare it with
 `Arena.step` on the same input.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,16 @@ from arena.rules import BOT_IDS, LEARNER, RewardWeights, Rules
 MASK64 = (1 << 64) - 1
 DT = 1.0 / 60.0
 ACTION_IDLE, ACTION_ATTACK = 8, 9
-COMPASS = [(0.0, 1.0), (math.sqrt(0.5), math.sqrt(0.5)), (1.0, 0.0), (math.sqrt(0.5), -math.sqrt(0.5)),
-           (0.0, -1.0), (-math.sqrt(0.5), -math.sqrt(0.5)), (-1.0, 0.0), (-math.sqrt(0.5), math.sqrt(0.5))]
+COMPASS = [
+    (0.0, 1.0),
+    (math.sqrt(0.5), math.sqrt(0.5)),
+    (1.0, 0.0),
+    (math.sqrt(0.5), -math.sqrt(0.5)),
+    (0.0, -1.0),
+    (-math.sqrt(0.5), -math.sqrt(0.5)),
+    (-1.0, 0.0),
+    (-math.sqrt(0.5), math.sqrt(0.5)),
+]
 
 
 class SplitMix64:
@@ -35,7 +44,7 @@ class SplitMix64:
         return z ^ (z >> 31)
 
     def uniform(self) -> float:
-        return (self.next() >> 11) / 2.0 ** 53
+        return (self.next() >> 11) / 2.0**53
 
     def below(self, n: int) -> int:
         return min(int(self.uniform() * n), n - 1)
@@ -166,7 +175,7 @@ def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: Rewar
                 if j == i or not other.alive:
                     continue
                 ex, ey = other.x - f.x, other.y - f.y
-                if ex * ex + ey * ey <= rules.reach ** 2 and in_cone(f.facing, ex, ey, rules.attack_cone_deg):
+                if ex * ex + ey * ey <= rules.reach**2 and in_cone(f.facing, ex, ey, rules.attack_cone_deg):
                     candidates.append((ex * ex + ey * ey, j))
             if candidates:
                 targets[i] = min(candidates)[1]
@@ -229,7 +238,7 @@ def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: Rewar
             continue
         if f.health <= 0:
             falling.append((f, 1))
-        elif f.x ** 2 + f.y ** 2 > rules.radius ** 2:
+        elif f.x**2 + f.y**2 > rules.radius**2:
             falling.append((f, 2))
     if falling:
         elim_count += 1
@@ -249,7 +258,7 @@ def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: Rewar
     for f in fighters:
         if f.alive:
             f.reward += w.survive
-            if f.x ** 2 + f.y ** 2 > (rules.radius - rules.edge_width) ** 2:
+            if f.x**2 + f.y**2 > (rules.radius - rules.edge_width) ** 2:
                 f.reward += w.edge
     return elim_count, targets
 
@@ -277,39 +286,63 @@ def observation(fighters, me, rules: Rules):
     if not f.alive:
         return obs
     obs[:5] = [f.x / rules.radius, f.y / rules.radius, f.health, f.vx / rules.speed, f.vy / rules.speed]
-    enemies = sorted(((e.x - f.x) ** 2 + (e.y - f.y) ** 2, j) for j, e in enumerate(fighters)
-                     if j != me and e.alive)
+    enemies = sorted(((e.x - f.x) ** 2 + (e.y - f.y) ** 2, j) for j, e in enumerate(fighters) if j != me and e.alive)
     for k, (_, j) in enumerate(enemies[:5]):
         e = fighters[j]
-        obs[5 + 5 * k: 10 + 5 * k] = [(e.x - f.x) / rules.radius, (e.y - f.y) / rules.radius,
-                                      (e.vx - f.vx) / rules.speed, (e.vy - f.vy) / rules.speed, e.health]
+        obs[5 + 5 * k : 10 + 5 * k] = [
+            (e.x - f.x) / rules.radius,
+            (e.y - f.y) / rules.radius,
+            (e.vx - f.vx) / rules.speed,
+            (e.vy - f.vy) / rules.speed,
+            e.health,
+        ]
     return obs
 
 
-def reference_step(state: dict, actions: np.ndarray, rules: Rules, weights: RewardWeights,
-                   num_agents: int):
+def reference_step(state: dict, actions: np.ndarray, rules: Rules, weights: RewardWeights, num_agents: int):
     """One decision for every arena, without auto-reset. Returns (new_state, outputs)
     where outputs holds obs, rewards, terminals, truncations, masks, match_end, final_rank."""
     new_state = {k: v.copy() for k, v in state.items()}
     s = state_views(new_state)
     agent_row = s["agent_row"]
     num_arenas, n = s["alive"].shape
-    out = dict(obs=np.zeros((num_agents, 30), np.float32), rewards=np.zeros(num_agents, np.float32),
-               terminals=np.zeros(num_agents, bool), truncations=np.zeros(num_agents, bool),
-               masks=np.zeros(num_agents, bool), match_end=np.zeros(num_arenas, np.int8),
-               final_rank=np.zeros((num_arenas, n), np.int32))
+    out = dict(
+        obs=np.zeros((num_agents, 30), np.float32),
+        rewards=np.zeros(num_agents, np.float32),
+        terminals=np.zeros(num_agents, bool),
+        truncations=np.zeros(num_agents, bool),
+        masks=np.zeros(num_agents, bool),
+        match_end=np.zeros(num_arenas, np.int8),
+        final_rank=np.zeros((num_arenas, n), np.int32),
+    )
     for a in range(num_arenas):
         rng = SplitMix64(int(s["rng"][a]))
-        fighters = [Fighter(
-            x=float(s["pos"][a, f, 0]), y=float(s["pos"][a, f, 1]), vx=float(s["vel"][a, f, 0]),
-            vy=float(s["vel"][a, f, 1]), facing=float(s["facing"][a, f]), health=float(s["health"][a, f]),
-            cooldown=int(s["cooldown"][a, f]), alive=bool(s["alive"][a, f]),
-            last_hitter=int(s["last_hitter"][a, f]), last_hit_frame=int(s["last_hit_frame"][a, f]),
-            elim_order=int(s["elim_order"][a, f]), fate=int(s["fate"][a, f]), size=float(s["size"][a, f]),
-            speed=float(s["speed"][a, f]), mass=float(s["mass"][a, f]), bot=int(s["bot"][a, f]),
-            action=int(s["action"][a, f]), ret=float(s["ep_return"][a, f]), hits=int(s["ep_hits"][a, f]),
-            kos=int(s["ep_kos"][a, f]), ringouts=int(s["ep_ringouts"][a, f]))
-            for f in range(n)]
+        fighters = [
+            Fighter(
+                x=float(s["pos"][a, f, 0]),
+                y=float(s["pos"][a, f, 1]),
+                vx=float(s["vel"][a, f, 0]),
+                vy=float(s["vel"][a, f, 1]),
+                facing=float(s["facing"][a, f]),
+                health=float(s["health"][a, f]),
+                cooldown=int(s["cooldown"][a, f]),
+                alive=bool(s["alive"][a, f]),
+                last_hitter=int(s["last_hitter"][a, f]),
+                last_hit_frame=int(s["last_hit_frame"][a, f]),
+                elim_order=int(s["elim_order"][a, f]),
+                fate=int(s["fate"][a, f]),
+                size=float(s["size"][a, f]),
+                speed=float(s["speed"][a, f]),
+                mass=float(s["mass"][a, f]),
+                bot=int(s["bot"][a, f]),
+                action=int(s["action"][a, f]),
+                ret=float(s["ep_return"][a, f]),
+                hits=int(s["ep_hits"][a, f]),
+                kos=int(s["ep_kos"][a, f]),
+                ringouts=int(s["ep_ringouts"][a, f]),
+            )
+            for f in range(n)
+        ]
         standing_before = [f.alive for f in fighters]
         for i, f in enumerate(fighters):
             if f.alive:

@@ -5,6 +5,7 @@ healthiest at the time limit. Two or more fighters sharing rank 1 is a draw for 
 them. Every part of the project that counts wins (the envs' reports, evaluation, the
 league, the demo) asks this module, so the rule is written once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

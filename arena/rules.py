@@ -4,6 +4,7 @@ Units: meters, seconds, and frames at 60 Hz. The kernels take frames; the rules
 take seconds where a person thinks in seconds (cooldown, ring-out credit) and
 convert once here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,20 +23,20 @@ BOT_NAMES = ("random", "idle", "chaser", "kiter", "edge_pusher", "counter", "str
 BOT_IDS = {name: i for i, name in enumerate(BOT_NAMES)}
 
 # Indices into the packed rules array the kernels read (see Rules.pack).
-P_RADIUS = 0          # ring radius, m
-P_EDGE_WIDTH = 1      # width of the edge zone inside the rim, m
-P_ACCEL = 2           # self-propelled acceleration, m/s^2
+P_RADIUS = 0  # ring radius, m
+P_EDGE_WIDTH = 1  # width of the edge zone inside the rim, m
+P_ACCEL = 2  # self-propelled acceleration, m/s^2
 P_FRICTION_DECAY = 3  # velocity multiplier per frame from floor friction, unitless
-P_REACH = 4           # attack reach, centre to centre, m
-P_COS_CONE = 5        # cosine of the attack cone's half angle
-P_HIT_DAMAGE = 6      # health removed by one hit, health units
-P_KNOCKBACK = 7       # knockback impulse on a full-health victim, kg m/s
-P_KNOCKBACK_SCALE = 8 # extra knockback per unit of health already lost
-P_COOLDOWN = 9        # frames between two attacks
+P_REACH = 4  # attack reach, centre to centre, m
+P_COS_CONE = 5  # cosine of the attack cone's half angle
+P_HIT_DAMAGE = 6  # health removed by one hit, health units
+P_KNOCKBACK = 7  # knockback impulse on a full-health victim, kg m/s
+P_KNOCKBACK_SCALE = 8  # extra knockback per unit of health already lost
+P_COOLDOWN = 9  # frames between two attacks
 P_CREDIT_WINDOW = 10  # frames after a hit during which a ring-out is credited to the hitter
-P_RESTITUTION = 11    # bounciness of body collisions, 0..1
-P_SPEED_NORM = 12     # velocity normaliser of the observation, m/s
-P_SPAWN_JITTER = 13   # spawn radius jitter, m (the angle jitter is derived from it)
+P_RESTITUTION = 11  # bounciness of body collisions, 0..1
+P_SPEED_NORM = 12  # velocity normaliser of the observation, m/s
+P_SPAWN_JITTER = 13  # spawn radius jitter, m (the angle jitter is derived from it)
 NUM_PARAMS = 14
 
 # Indices into the packed reward-weight array.
@@ -44,8 +45,11 @@ REWARD_TERMS = ("survive", "hit", "knockout", "damage_taken", "edge", "death", "
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
         and math.isfinite(float(value))
+    )
 
 
 class ArenaConfigError(ValueError):
@@ -113,8 +117,15 @@ class Rules:
             value = getattr(self, name)
             if not _is_number(value) or not value > 0:
                 raise ArenaConfigError(f"rules.{name} must be a positive number, got {value!r}")
-        non_negative = ("edge_width", "friction", "knockback", "knockback_scale",
-                        "cooldown", "ringout_credit", "spawn_jitter")
+        non_negative = (
+            "edge_width",
+            "friction",
+            "knockback",
+            "knockback_scale",
+            "cooldown",
+            "ringout_credit",
+            "spawn_jitter",
+        )
         for name in non_negative:
             value = getattr(self, name)
             if not _is_number(value) or not value >= 0:
@@ -124,44 +135,43 @@ class Rules:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ArenaConfigError(f"rules.{name} must be an integer >= 1, got {value!r}")
         if not _is_number(self.attack_cone_deg) or not 0 < self.attack_cone_deg <= 180:
-            raise ArenaConfigError(
-                f"rules.attack_cone_deg must be in (0, 180], got {self.attack_cone_deg!r}")
+            raise ArenaConfigError(f"rules.attack_cone_deg must be in (0, 180], got {self.attack_cone_deg!r}")
         if not _is_number(self.restitution) or not 0 <= self.restitution <= 1:
             raise ArenaConfigError(f"rules.restitution must be in [0, 1], got {self.restitution!r}")
         if self.edge_width >= self.radius:
             raise ArenaConfigError(
-                f"rules.edge_width ({self.edge_width!r}) must be smaller than rules.radius ({self.radius!r})")
+                f"rules.edge_width ({self.edge_width!r}) must be smaller than rules.radius ({self.radius!r})"
+            )
         if self.spawn_jitter >= self.radius / 4:
             raise ArenaConfigError(
-                f"rules.spawn_jitter ({self.spawn_jitter!r}) must be below radius / 4 so fighters spawn inside the ring")
+                f"rules.spawn_jitter ({self.spawn_jitter!r}) must be below radius / 4 so fighters spawn inside the ring"
+            )
         stats = []
         for i, entry in enumerate(self.fighter_stats):
             if isinstance(entry, FighterStats):
                 stats.append(entry)
                 continue
             if not isinstance(entry, dict):
-                raise ArenaConfigError(
-                    f"rules.fighter_stats[{i}] must be a mapping of size/speed/mass, got {entry!r}")
+                raise ArenaConfigError(f"rules.fighter_stats[{i}] must be a mapping of size/speed/mass, got {entry!r}")
             unknown = set(entry) - {"size", "speed", "mass"}
             if unknown:
                 raise ArenaConfigError(
-                    f"rules.fighter_stats[{i}] has unknown key(s) {sorted(unknown)}; allowed: size, speed, mass")
+                    f"rules.fighter_stats[{i}] has unknown key(s) {sorted(unknown)}; allowed: size, speed, mass"
+                )
             merged = {"size": self.size, "speed": self.speed, "mass": self.mass, **entry}
             for key, value in merged.items():
                 if not _is_number(value) or not value > 0:
-                    raise ArenaConfigError(
-                        f"rules.fighter_stats[{i}].{key} must be a positive number, got {value!r}")
+                    raise ArenaConfigError(f"rules.fighter_stats[{i}].{key} must be a positive number, got {value!r}")
             stats.append(FighterStats(**{k: float(v) for k, v in merged.items()}))
         object.__setattr__(self, "fighter_stats", tuple(stats))
 
     @classmethod
-    def from_kwargs(cls, **kwargs) -> "Rules":
+    def from_kwargs(cls, **kwargs) -> Rules:
         """Build rules from keyword overrides, naming any unknown key."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
         if unknown:
-            raise ArenaConfigError(
-                f"unknown rule(s) {unknown}; valid rules are: {', '.join(sorted(names))}")
+            raise ArenaConfigError(f"unknown rule(s) {unknown}; valid rules are: {', '.join(sorted(names))}")
         return cls(**kwargs)
 
     @property
@@ -221,7 +231,7 @@ class RewardWeights:
                 raise ArenaConfigError(f"rewards.{name} must be a finite number, got {value!r}")
 
     @classmethod
-    def resolve(cls, rewards) -> "RewardWeights":
+    def resolve(cls, rewards) -> RewardWeights:
         """Accept None (the standard preset), a preset name, a mapping of weights, or an instance."""
         if rewards is None:
             return REWARD_PRESETS[DEFAULT_REWARD_PRESET]
@@ -230,19 +240,16 @@ class RewardWeights:
         if isinstance(rewards, str):
             name = reward_preset(rewards)
             if name is None:
-                raise ArenaConfigError(
-                    f"unknown reward preset {rewards!r}; presets: {', '.join(REWARD_PRESETS)}")
+                raise ArenaConfigError(f"unknown reward preset {rewards!r}; presets: {', '.join(REWARD_PRESETS)}")
             return REWARD_PRESETS[name]
         if isinstance(rewards, dict):
             unknown = sorted(set(rewards) - set(REWARD_TERMS))
             if unknown:
-                raise ArenaConfigError(
-                    f"unknown reward term(s) {unknown}; terms are: {', '.join(REWARD_TERMS)}")
+                raise ArenaConfigError(f"unknown reward term(s) {unknown}; terms are: {', '.join(REWARD_TERMS)}")
             base = {name: 0.0 for name in REWARD_TERMS}
             base.update(rewards)
             return cls(**base)
-        raise ArenaConfigError(
-            f"rewards must be a preset name, a mapping of term weights or None, got {rewards!r}")
+        raise ArenaConfigError(f"rewards must be a preset name, a mapping of term weights or None, got {rewards!r}")
 
     def pack(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in REWARD_TERMS], dtype=np.float64)

@@ -20,8 +20,18 @@ NUM_ACTIONS = 10
 """0-7 move north, north-east, ..., north-west (clockwise); 8 idle; 9 attack"""
 ACTION_IDLE = 8
 ACTION_ATTACK = 9
-ACTION_NAMES = ("north", "north_east", "east", "south_east", "south", "south_west", "west", "north_west",
-                "idle", "attack")
+ACTION_NAMES = (
+    "north",
+    "north_east",
+    "east",
+    "south_east",
+    "south",
+    "south_west",
+    "west",
+    "north_west",
+    "idle",
+    "attack",
+)
 """a name per action, in action order (for logs and charts)"""
 
 FATE_ALIVE = 0

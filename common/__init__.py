@@ -2,4 +2,5 @@
 
 - common/files.py: atomic file writes (a reader never sees half a file).
 - common/timing.py: the benchmarks' timing and percentile helpers.
+- common/lazy.py: lazily exported package names.
 """

@@ -4,6 +4,7 @@ A reader (a web server, a resumed run, another process) sees the old file or the
 never half of one, even if the writer is killed mid-write. Every durable file the project
 writes (checkpoints, configs, summaries, replays, exported weights) goes through here.
 """
+
 from __future__ import annotations
 
 import json

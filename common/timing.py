@@ -4,11 +4,12 @@ Benchmarks print figures; they never assert speeds (docs/benchmarks.md records t
 the machine and the date). Every figure is a median over repeats after a warm-up call,
 which absorbs the first call's compilation and cache misses.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def median_rate(fn: Callable[[], object], work: float, repeats: int = 5, min_time: float = 0.0) -> float:

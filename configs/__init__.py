@@ -7,6 +7,7 @@ schema.py holds the dataclasses (the YAML keys and defaults), loader.py reads an
 checks.py says which values are valid, names.py names config files, specialists and players,
 and errors.py holds ConfigError.
 """
+
 from configs.checks import iso_utc
 from configs.errors import ConfigError
 from configs.loader import config_from_dict, config_to_dict, load_config, parse_overrides, save_config
@@ -25,8 +26,27 @@ from configs.schema import (
 )
 
 __all__ = [
-    "CONFIG_DIR", "MODES", "Config", "ConfigError", "EnvConfig", "EvalConfig", "ImitationConfig", "LeagueConfig", "PolicyConfig", "PromotionConfig", "SpecialistConfig",
+    "CONFIG_DIR",
+    "MODES",
+    "Config",
+    "ConfigError",
+    "EnvConfig",
+    "EvalConfig",
+    "ImitationConfig",
+    "LeagueConfig",
+    "PolicyConfig",
+    "PromotionConfig",
+    "SpecialistConfig",
     "StageConfig",
-    "TrainConfig", "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "save_config",
-    "fixed_opponent_name", "iso_utc", "specialist_config_path", "specialist_name", "split_name",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "parse_overrides",
+    "save_config",
+    "fixed_opponent_name",
+    "iso_utc",
+    "specialist_config_path",
+    "specialist_name",
+    "split_name",
 ]

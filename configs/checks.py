@@ -5,13 +5,15 @@ Each range or set of choices is a named Constraint (or a tuple of choices), so t
 the message that says what was expected come from one place. Every error names the key and the
 file (or command-line flag) that set it.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 from configs.errors import ConfigError, key_source
 from configs.names import CONFIG_DIR, fixed_opponent_name, specialist_config_path, specialist_name, split_name
@@ -71,10 +73,12 @@ POSITIVE = Constraint(lambda v: v > 0, "a number > 0")
 NON_NEGATIVE = Constraint(lambda v: v >= 0, "a number >= 0")
 PROBABILITY = Constraint(lambda v: 0 <= v <= 1, "a probability in [0, 1]")
 PROPER_FRACTION = Constraint(lambda v: 0 <= v < 1, "a number in [0, 1)")
-SEED = Constraint(lambda v: 0 <= v < 2 ** 32, "an integer from 0 to 2**32 - 1 (numpy's seed range)")
+SEED = Constraint(lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1 (numpy's seed range)")
 FIGHTERS = Constraint(lambda v: 2 <= v <= 8, "an integer from 2 to 8")
 UPDATE_PRECISION = one_of(PRECISIONS)
-DEVICE = Constraint(lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "auto, cpu, cuda, cuda:N or mps")
+DEVICE = Constraint(
+    lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "auto, cpu, cuda, cuda:N or mps"
+)
 # null (no bound) passes, but the message has always named only the date: the wording is kept.
 ISO_TIME = Constraint(lambda v: v is None or iso_utc(v) is not None, "an ISO 8601 date or time, e.g. '2026-11-24'")
 FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -116,7 +120,8 @@ KEY_CONSTRAINTS = {
     "eval.final_matches": POSITIVE_INT,
     "imitation.fighters": Constraint(
         lambda v: v is None or (min(v) >= 0 if isinstance(v, list) and v else isinstance(v, int) and v >= 0),
-        "null (every fighter), a fighter id or a non-empty list of fighter ids"),
+        "null (every fighter), a fighter id or a non-empty list of fighter ids",
+    ),
     "imitation.max_rank": Constraint(lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "imitation.since": ISO_TIME,
     "imitation.until": ISO_TIME,
@@ -191,15 +196,18 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
     if isinstance(env.rewards, dict):
         for term in env.rewards:
             if term not in REWARD_TERMS:
-                raise ConfigError(f"unknown key 'env.rewards.{term}' in {at.of(f'env.rewards.{term}')} "
-                                  f"(reward terms: {', '.join(REWARD_TERMS)})")
+                raise ConfigError(
+                    f"unknown key 'env.rewards.{term}' in {at.of(f'env.rewards.{term}')} "
+                    f"(reward terms: {', '.join(REWARD_TERMS)})"
+                )
     elif reward_preset(env.rewards) is None:
         at.fail("env.rewards", f"names no reward preset: {env.rewards!r} (presets: {', '.join(REWARD_PRESETS)})")
     for section, rules in (("env.rules", env.rules), ("eval.rules", config.eval.rules)):
         for name in rules:
             if name not in rule_names:
-                raise ConfigError(f"unknown key '{section}.{name}' in {at.of(f'{section}.{name}')} "
-                                  f"(rules: {', '.join(rule_names)})")
+                raise ConfigError(
+                    f"unknown key '{section}.{name}' in {at.of(f'{section}.{name}')} (rules: {', '.join(rule_names)})"
+                )
     bots = []
     for entry in env.opponents or []:
         bots.extend(entry if isinstance(entry, list) else [entry])
@@ -208,8 +216,11 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
             if name not in BOT_NAMES:
                 at.fail(key, f"names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
     if env.opponents is not None and len(env.opponents) >= env.fighters_per_arena:
-        at.fail("env.opponents", f"fills all {env.fighters_per_arena} slots ({len(env.opponents)} bots); "
-                                 f"leave at least one slot for the learner")
+        at.fail(
+            "env.opponents",
+            f"fills all {env.fighters_per_arena} slots ({len(env.opponents)} bots); "
+            f"leave at least one slot for the learner",
+        )
 
 
 def _check_league(config: Config, at: _Origins) -> None:
@@ -228,8 +239,11 @@ def _check_league(config: Config, at: _Origins) -> None:
             origins[at.of(f"{key if own is not None else 'league'}.{term}")] = None
         total = sum(values.values())
         if abs(total - 1) > 1e-6:
-            raise ConfigError(f"the opponent mix of {key} (set in {' and '.join(origins)}) must sum to 1: "
-                              + " + ".join(f"{term} {value:g}" for term, value in values.items()) + f" = {total:g}")
+            raise ConfigError(
+                f"the opponent mix of {key} (set in {' and '.join(origins)}) must sum to 1: "
+                + " + ".join(f"{term} {value:g}" for term, value in values.items())
+                + f" = {total:g}"
+            )
         return values
 
     if config.env.name != "arena":
@@ -239,8 +253,11 @@ def _check_league(config: Config, at: _Origins) -> None:
         key = f"league.stages[{n}]"
         at.require(f"{key}.fighters", stage.fighters, FIGHTERS)
         if not 1 <= stage.learners < stage.fighters:
-            at.fail(f"{key}.learners", f"must be from 1 to fighters - 1 = {stage.fighters - 1} (the rest are opponents), "
-                                       f"got {stage.learners!r}")
+            at.fail(
+                f"{key}.learners",
+                f"must be from 1 to fighters - 1 = {stage.fighters - 1} (the rest are opponents), "
+                f"got {stage.learners!r}",
+            )
         at.require(f"{key}.num_arenas", stage.num_arenas, POSITIVE_INT.or_null())
         for term in MIX_TERMS:
             if getattr(stage, term) is not None:  # unset: the league's share, checked above
@@ -251,17 +268,24 @@ def _check_league(config: Config, at: _Origins) -> None:
                 if term not in REWARD_TERMS:
                     at.fail(f"{key}.rewards", f"has an unknown reward term {term!r} (terms: {', '.join(REWARD_TERMS)})")
         elif stage.rewards is not None and reward_preset(stage.rewards) is None:
-            at.fail(f"{key}.rewards", f"names no reward preset: {stage.rewards!r} (presets: {', '.join(REWARD_PRESETS)})")
+            at.fail(
+                f"{key}.rewards", f"names no reward preset: {stage.rewards!r} (presets: {', '.join(REWARD_PRESETS)})"
+            )
         rule = stage.promote
         if rule is not None:
             at.require(f"{key}.promote.metric", rule.metric, one_of(PROMOTION_METRICS))
             if n == len(league.stages) - 1:
-                at.fail(f"{key}.promote", "is set on the last stage, which never ends: remove it, or add the stage to promote to")
+                at.fail(
+                    f"{key}.promote",
+                    "is set on the last stage, which never ends: remove it, or add the stage to promote to",
+                )
             if rule.metric == "win_rate" and not PROBABILITY.ok(rule.threshold):
                 at.fail(f"{key}.promote.threshold", f"must be a win rate in [0, 1], got {rule.threshold!r}")
             if rule.metric == "mean_rank" and not 1 <= rule.threshold <= stage.fighters:
-                at.fail(f"{key}.promote.threshold", f"must be a mean rank from 1 to fighters = {stage.fighters}, "
-                                                    f"got {rule.threshold!r}")
+                at.fail(
+                    f"{key}.promote.threshold",
+                    f"must be a mean rank from 1 to fighters = {stage.fighters}, got {rule.threshold!r}",
+                )
             at.require(f"{key}.promote.window", rule.window, POSITIVE_INT.noting("matches"))
             at.require(f"{key}.promote.min_steps", rule.min_steps, NON_NEGATIVE_INT)
             if rule.max_steps is not None and rule.max_steps < max(rule.min_steps, 1):
@@ -271,8 +295,10 @@ def _check_league(config: Config, at: _Origins) -> None:
         if latest + past + bots <= 0:
             at.fail(f"{key}.latest", "together with past and bots must give a positive total probability")
         if fixed > 0 and not league.fixed_opponents and not league.specialists:
-            at.fail(f"{key}.fixed", f"is {fixed!r} but neither league.fixed_opponents nor league.specialists "
-                                    f"names a fighter to field")
+            at.fail(
+                f"{key}.fixed",
+                f"is {fixed!r} but neither league.fixed_opponents nor league.specialists names a fighter to field",
+            )
         if bots > 0 and not names:
             at.fail(f"{key}.bot_names", "must name at least one bot when the bots probability is above 0")
         for name in names:
@@ -288,19 +314,27 @@ def _check_league(config: Config, at: _Origins) -> None:
         at.require(f"{key}.update_precision", spec.update_precision, UPDATE_PRECISION.or_null())
         name = specialist_name(spec)
         if not FOLDER_NAME.fullmatch(name):
-            at.fail(f"{key}.name", f"{name!r} must be a folder name: letters, digits, '_', '-' and '.' (not a leading '.')")
+            at.fail(
+                f"{key}.name", f"{name!r} must be a folder name: letters, digits, '_', '-' and '.' (not a leading '.')"
+            )
         if name in names:
             at.fail(f"{key}.name", f"{name!r} is taken by an earlier specialist; give each its own name or seed")
         names.add(name)
     if league.init_from is not None and league.init_from not in names:
-        at.fail("league.init_from", f"names no specialist: {league.init_from!r} "
-                                    f"(specialists: {', '.join(sorted(names)) or 'none'})")
+        at.fail(
+            "league.init_from",
+            f"names no specialist: {league.init_from!r} (specialists: {', '.join(sorted(names)) or 'none'})",
+        )
     fixed_names = {name or fixed_opponent_name(path) for name, path in map(split_name, league.fixed_opponents)}
-    known = set(league.bot_names) | {n for stage in league.stages for n in (stage.bot_names or ())} | names | fixed_names
+    known = (
+        set(league.bot_names) | {n for stage in league.stages for n in (stage.bot_names or ())} | names | fixed_names
+    )
     for name, cap in league.share_caps.items():
         if name not in known:
-            at.fail(f"league.share_caps.{name}", f"names no bot or fixed opponent of this league "
-                                                f"(known: {', '.join(sorted(known)) or 'none'})")
+            at.fail(
+                f"league.share_caps.{name}",
+                f"names no bot or fixed opponent of this league (known: {', '.join(sorted(known)) or 'none'})",
+            )
         if not 0.0 < cap <= 1.0:
             at.fail(f"league.share_caps.{name}", f"must be a fraction of its group's share in (0, 1], got {cap!r}")
     greedy = league.opponent_greedy

@@ -1,5 +1,6 @@
 """The error a bad config raises, and where a key was set, so that every message names the key
 and the file (or command-line flag) it came from. Shared by the loader and the checks."""
+
 from __future__ import annotations
 
 import re

@@ -10,6 +10,7 @@ command-line flag) it came from. This module only knows the types; what a valid 
 (ranges, bot names, the league's rules) is configs/checks.py's business, called once a config
 is built.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,6 +25,7 @@ from typing import Any, Union
 
 import yaml
 
+from common.files import atomic_write_text
 from configs import checks
 from configs.errors import ConfigError, key_source
 from configs.schema import Config
@@ -94,11 +96,8 @@ def config_from_dict(data: dict, source: str = "a checkpoint") -> Config:
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+    """Write the resolved config as YAML, atomically (common.files)."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def _read_with_extends(path: Path, chain: tuple) -> tuple[dict, dict]:

@@ -1,6 +1,7 @@
 """Names and paths the configs agree on with the rest of the tree: where the shipped YAML files
 live, the training modes, and how specialists, fixed opponents and ``NAME=SPEC`` player specs
 are named."""
+
 from __future__ import annotations
 
 import os

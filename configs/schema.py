@@ -5,10 +5,11 @@ docstring under each field is its documentation (docs/training.md lists the main
 loader (configs/loader.py) builds these from YAML and checks the types; configs/checks.py checks
 the values.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass
@@ -29,9 +30,10 @@ class EnvConfig:
     """arenas simulated side by side in one ArenaEnv"""
     fighters_per_arena: int = 2
     """fighters in each ring (2 = 1v1, 8 = tournament free-for-all)"""
-    opponents: list[Union[str, list[str]]] | None = field(default_factory=lambda: ["chaser"])
-    """scripted bots in the non-learner slots (a list entry may be a list: sampled per match); None = all learners (self-play)"""
-    rewards: Union[dict[str, float], str] = "standard"
+    opponents: list[str | list[str]] | None = field(default_factory=lambda: ["chaser"])
+    """scripted bots in the non-learner slots (a list entry may be a list: sampled per match);
+    None = all learners (self-play)"""
+    rewards: dict[str, float] | str = "standard"
     """reward weights by term (survive, hit, knockout, damage_taken, edge, death, win), or a preset name"""
     report_interval: int = 32
     """env steps between episode-statistics reports"""
@@ -113,7 +115,8 @@ class EvalConfig:
     rules: dict[str, Any] = field(default_factory=dict)
     """rule overrides for evaluation (default: the env's rules)"""
     final_candidates: int = 0
-    """at the end, replay the this-many checkpoints with the best periodic scores over final_matches; the best becomes best.pt (0: off)"""
+    """at the end, replay the this-many checkpoints with the best periodic scores over final_matches;
+    the best becomes best.pt (0: off)"""
     final_matches: int = 1000
     """matches per opponent in that final re-evaluation (seed eval.seed + 1)"""
 
@@ -147,7 +150,8 @@ class ImitationConfig:
     anneal_lr: bool = True
     """anneal the learning rate to 0 over the epochs (cosine)"""
     label_smoothing: float = 0.1
-    """cross-entropy label smoothing: keeps the logits moderate (about 20 instead of 300), so PPO can still explore when it fine-tunes the clone"""
+    """cross-entropy label smoothing: keeps the logits moderate (about 20 instead of 300), so PPO can
+    still explore when it fine-tunes the clone"""
 
 
 @dataclass
@@ -205,7 +209,7 @@ class StageConfig:
     """scripted bots to draw from (None: league.bot_names)"""
     fixed: float | None = None
     """probability it gets one of league.fixed_opponents (None: league.fixed)"""
-    rewards: Union[dict[str, float], str, None] = None
+    rewards: dict[str, float] | str | None = None
     """reward weights or preset in this stage (None: env.rewards)"""
     promote: PromotionConfig | None = None
     """the rule that ends this stage (None: the stage lasts to the end of training)"""
@@ -241,7 +245,8 @@ class LeagueConfig:
     """the learner starts from this specialist's weights (a name from specialists, e.g.
     aggression_s101) instead of random ones (null). --init-from on the command line wins"""
     prioritized: bool = False
-    """within older snapshots, fixed opponents and bots, draw in proportion to (1 - learner's recent score against them) ** priority_exponent"""
+    """within older snapshots, fixed opponents and bots, draw in proportion to
+    (1 - learner's recent score against them) ** priority_exponent"""
     priority_exponent: float = 2.0
     """sharpness of the prioritisation (0 = uniform)"""
     share_caps: dict[str, float] = field(default_factory=dict)
@@ -267,7 +272,8 @@ class Config:
     name: str = "run"
     """run name; the run folder is <runs_dir>/<name>-<timestamp>"""
     mode: str = "custom"
-    """training mode recorded with checkpoints (survival, aggression, tactical, adaptation, tournament); imitation runs behavioural cloning instead of PPO"""
+    """training mode recorded with checkpoints (survival, aggression, tactical, adaptation, tournament);
+    imitation runs behavioural cloning instead of PPO"""
     seed: int = 1
     """seed of torch, numpy and the envs"""
     device: str = "auto"

@@ -29,6 +29,7 @@ Steps (docs/demo.md):
 Exit status: 0 when every step ran and the browser (or numpy) actions equal Python's on
 every observation; 1 otherwise. The cloning targets are reported, not enforced.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,7 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
     """
     from envs import ArenaEnv
 
-    env = ArenaEnv(num_arenas=matches, fighters_per_arena=2, seed=seed, opponents=[opponent],
-                   report_interval=1 << 30)
+    env = ArenaEnv(num_arenas=matches, fighters_per_arena=2, seed=seed, opponents=[opponent], report_interval=1 << 30)
     arena = env.arena
     arena.autoreset = False  # each ring plays one match; an ended ring stays as it ended
     me, them = 0, 1
@@ -102,9 +102,20 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
         rows = np.flatnonzero(running)
         agree = (len(rows), int((actions[rows] == chaser[rows]).sum()))
         if record:
-            before = [x[rows].tolist() for x in (
-                obs, arena.frame, arena.pos[:, me], arena.vel[:, me], arena.health[:, me],
-                arena.pos[:, them], arena.vel[:, them], arena.health[:, them], actions)]
+            before = [
+                x[rows].tolist()
+                for x in (
+                    obs,
+                    arena.frame,
+                    arena.pos[:, me],
+                    arena.vel[:, me],
+                    arena.health[:, me],
+                    arena.pos[:, them],
+                    arena.vel[:, them],
+                    arena.health[:, them],
+                    actions,
+                )
+            ]
         env.step(actions)
         cumulative[rows] += env.rewards[rows]
         frames = {}
@@ -113,19 +124,28 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
             for i, ring in enumerate(rows.tolist()):
                 o, frame, pos, vel, health, e_pos, e_vel, e_health, action = (b[i] for b in before)
                 frames[ring] = {
-                    "frame_number": frame, "fighter_position": pos, "fighter_health": health,
+                    "frame_number": frame,
+                    "fighter_position": pos,
+                    "fighter_health": health,
                     "fighter_velocity": vel,
-                    "enemies_state": [{"slot": them, "bot": opponent, "position": e_pos, "velocity": e_vel,
-                                       "health": e_health}],
+                    "enemies_state": [
+                        {"slot": them, "bot": opponent, "position": e_pos, "velocity": e_vel, "health": e_health}
+                    ],
                     "action_vector": [1.0 if k == action else 0.0 for k in range(NUM_ACTIONS)],
-                    "reward_delta": rewards[i], "cumulative_reward": totals[i], "observation_vector": o,
+                    "reward_delta": rewards[i],
+                    "cumulative_reward": totals[i],
+                    "observation_vector": o,
                 }
         ended = {}
         finished = rows[arena.match_end[rows] != 0]
         result = arena.results(finished)
         for k, ring in enumerate(finished.tolist()):
-            ended[ring] = Outcome(total_reward=float(result.ret[k, me]), duration_frames=int(result.length[k]),
-                                  is_victory=bool(result.win[k, me]), rank=int(result.rank[k, me]))
+            ended[ring] = Outcome(
+                total_reward=float(result.ret[k, me]),
+                duration_frames=int(result.length[k]),
+                is_victory=bool(result.win[k, me]),
+                rank=int(result.rank[k, me]),
+            )
             running[ring] = False
         yield frames, ended, agree
         if not running.any():
@@ -143,7 +163,7 @@ def play_chaser_matches(matches: int, seed: int, opponent: str = "random") -> li
             frames[ring].append(frame)
         for ring, outcome in ended.items():
             outcomes[ring] = outcome
-    return list(zip(frames, outcomes))
+    return list(zip(frames, outcomes, strict=True))
 
 
 def play_results(matches: int, seed: int, opponent: str = "random", policy=None) -> dict:
@@ -155,8 +175,13 @@ def play_results(matches: int, seed: int, opponent: str = "random", policy=None)
     for _, ended, (rows, same) in chaser_decisions(matches, seed, opponent, policy=policy, record=False):
         wins += sum(o.is_victory for o in ended.values())
         decisions, agreed = decisions + rows, agreed + same
-    return {"win_rate": wins / matches, "ci95": [round(x, 6) for x in wilson_interval(wins, matches)],
-            "matches": matches, "chaser_agreement": agreed / max(decisions, 1), "decisions": decisions}
+    return {
+        "win_rate": wins / matches,
+        "ci95": [round(x, 6) for x in wilson_interval(wins, matches)],
+        "matches": matches,
+        "chaser_agreement": agreed / max(decisions, 1),
+        "decisions": decisions,
+    }
 
 
 # =============================================================================================
@@ -183,7 +208,7 @@ class EpisodeStream:
         self.seq = self.sent = self.stored = 0
 
     @classmethod
-    async def open(cls, host: str, port: int, episode_id: int) -> "EpisodeStream":
+    async def open(cls, host: str, port: int, episode_id: int) -> EpisodeStream:
         from ingest.client import WsClient
 
         return cls(await WsClient.connect(host, port, f"/api/episodes/{episode_id}/stream"), episode_id)
@@ -216,32 +241,67 @@ async def record_matches(host: str, port: int, matches: int, seed: int, games_at
 
     http = await HttpClient.connect(host, port)
     try:
-        chaser = await _call(http, "POST", "/api/fighters", {
-            "glb_filename": "chaser.glb", "metadata": {"bot": "chaser", "recorded_by": "demos.clone_chaser"}}, 201)
-        opponent = await _call(http, "POST", "/api/fighters", {
-            "glb_filename": "random.glb", "metadata": {"bot": "random", "recorded_by": "demos.clone_chaser"}}, 201)
+        chaser = await _call(
+            http,
+            "POST",
+            "/api/fighters",
+            {"glb_filename": "chaser.glb", "metadata": {"bot": "chaser", "recorded_by": "demos.clone_chaser"}},
+            201,
+        )
+        opponent = await _call(
+            http,
+            "POST",
+            "/api/fighters",
+            {"glb_filename": "random.glb", "metadata": {"bot": "random", "recorded_by": "demos.clone_chaser"}},
+            201,
+        )
         sent = stored = victories = 0
         for first in range(0, matches, games_at_once):
             n = min(games_at_once, matches - first)
-            episodes = [(await _call(http, "POST", "/api/episodes", {
-                "fighter_id": chaser["id"], "opponent_ids": [opponent["id"]]}, 201))["id"] for _ in range(n)]
+            episodes = [
+                (
+                    await _call(
+                        http,
+                        "POST",
+                        "/api/episodes",
+                        {"fighter_id": chaser["id"], "opponent_ids": [opponent["id"]]},
+                        201,
+                    )
+                )["id"]
+                for _ in range(n)
+            ]
             streams = [await EpisodeStream.open(host, port, e) for e in episodes]
             for frames, ended, _ in chaser_decisions(n, seed + first):
                 await asyncio.gather(*(streams[ring].add(frame) for ring, frame in frames.items()))
                 for ring, outcome in ended.items():
                     stream = streams[ring]
                     await stream.close()
-                    await _call(http, "PATCH", f"/api/episodes/{stream.episode_id}", {
-                        "total_reward": outcome.total_reward, "duration_frames": outcome.duration_frames,
-                        "is_victory": outcome.is_victory, "rank": outcome.rank}, 200)
+                    await _call(
+                        http,
+                        "PATCH",
+                        f"/api/episodes/{stream.episode_id}",
+                        {
+                            "total_reward": outcome.total_reward,
+                            "duration_frames": outcome.duration_frames,
+                            "is_victory": outcome.is_victory,
+                            "rank": outcome.rank,
+                        },
+                        200,
+                    )
                     sent, stored, victories = sent + stream.sent, stored + stream.stored, victories + outcome.is_victory
         stats = await _call(http, "GET", f"/api/fighters/{chaser['id']}/stats", None, 200)
     finally:
         await http.close()
     if stored != sent or stats["frames"] != sent:
         raise RecordingError(f"sent {sent} frames, {stored} acknowledged as stored, {stats['frames']} in the database")
-    return {"chaser_fighter_id": chaser["id"], "opponent_fighter_id": opponent["id"], "episodes": matches,
-            "frames": sent, "victories": victories, "completed_episodes": stats["completed_episodes"]}
+    return {
+        "chaser_fighter_id": chaser["id"],
+        "opponent_fighter_id": opponent["id"],
+        "episodes": matches,
+        "frames": sent,
+        "victories": victories,
+        "completed_episodes": stats["completed_episodes"],
+    }
 
 
 # =============================================================================================
@@ -318,25 +378,56 @@ def run_demo(args) -> dict:
         stop_server_process(proc)
     timings["record"] = round(time.perf_counter() - t0, 2)
     result["recorded"] = recorded
-    print(f"   {recorded['frames']:,} frames in {recorded['episodes']} episodes (chaser won {recorded['victories']}), "
-          f"every frame acknowledged and stored; database {db_path}  [{timings['record']:.1f} s]")
+    print(
+        f"   {recorded['frames']:,} frames in {recorded['episodes']} episodes (chaser won {recorded['victories']}), "
+        f"every frame acknowledged and stored; database {db_path}  [{timings['record']:.1f} s]"
+    )
 
-    print("2. behavioural cloning: python train.py configs/imitation.yaml --db "
-          f"{db_path} --imitation.fighters {recorded['chaser_fighter_id']}")
+    print(
+        "2. behavioural cloning: python train.py configs/imitation.yaml --db "
+        f"{db_path} --imitation.fighters {recorded['chaser_fighter_id']}"
+    )
     t0 = time.perf_counter()
-    summary = train(CONFIG_DIR / "imitation.yaml", {
-        "imitation.fighters": [recorded["chaser_fighter_id"]], "imitation.epochs": args.epochs,
-        "seed": args.seed, "eval.opponents": ["random"], "eval.matches": args.eval_matches,
-        "eval.seed": args.eval_seed, "log_interval": 10.0, "name": "clone-chaser"},
-        run_dir=work / "run", db=db_path, progress=False)
+    summary = train(
+        CONFIG_DIR / "imitation.yaml",
+        {
+            "imitation.fighters": [recorded["chaser_fighter_id"]],
+            "imitation.epochs": args.epochs,
+            "seed": args.seed,
+            "eval.opponents": ["random"],
+            "eval.matches": args.eval_matches,
+            "eval.seed": args.eval_seed,
+            "log_interval": 10.0,
+            "name": "clone-chaser",
+        },
+        run_dir=work / "run",
+        db=db_path,
+        progress=False,
+    )
     timings["clone"] = round(time.perf_counter() - t0, 2)
     clone_eval = summary["best_eval"]["random"]
-    result["clone"] = {k: summary[k] for k in ("best", "frames", "train_frames", "heldout_frames", "heldout_episodes",
-                                                "epochs", "best_epoch", "train_accuracy", "heldout_accuracy",
-                                                "heldout_recall", "load_time_s", "samples_per_s")}
+    result["clone"] = {
+        k: summary[k]
+        for k in (
+            "best",
+            "frames",
+            "train_frames",
+            "heldout_frames",
+            "heldout_episodes",
+            "epochs",
+            "best_epoch",
+            "train_accuracy",
+            "heldout_accuracy",
+            "heldout_recall",
+            "load_time_s",
+            "samples_per_s",
+        )
+    }
     result["clone"]["vs_random"] = clone_eval
-    print(f"   held-out action agreement {summary['heldout_accuracy']:.1%} on {summary['heldout_frames']:,} frames "
-          f"of {summary['heldout_episodes']} unseen matches (epoch {summary['best_epoch']})  [{timings['clone']:.1f} s]")
+    print(
+        f"   held-out action agreement {summary['heldout_accuracy']:.1%} on {summary['heldout_frames']:,} frames "
+        f"of {summary['heldout_episodes']} unseen matches (epoch {summary['best_epoch']})  [{timings['clone']:.1f} s]"
+    )
 
     print(f"3. evaluation against the random bot, {args.eval_matches} seeded matches (evaluate.evaluate)")
     t0 = time.perf_counter()
@@ -348,9 +439,11 @@ def run_demo(args) -> dict:
     result["chaser_vs_random"] = chaser
     result["clone_in_play"] = in_play
     result["win_share"] = share
-    print(f"   chaser {chaser['win_rate']:.1%}, clone {clone_eval['win_rate']:.1%} "
-          f"[{clone_eval['ci95'][0]:.1%}, {clone_eval['ci95'][1]:.1%}]: {share:.1%} of the chaser's win rate; "
-          f"the clone takes the chaser's action in {in_play['chaser_agreement']:.1%} of the states it reaches")
+    print(
+        f"   chaser {chaser['win_rate']:.1%}, clone {clone_eval['win_rate']:.1%} "
+        f"[{clone_eval['ci95'][0]:.1%}, {clone_eval['ci95'][1]:.1%}]: {share:.1%} of the chaser's win rate; "
+        f"the clone takes the chaser's action in {in_play['chaser_agreement']:.1%} of the states it reaches"
+    )
 
     print("4. export: python -m policies.export " + summary["best"])
     t0 = time.perf_counter()
@@ -358,7 +451,10 @@ def run_demo(args) -> dict:
     manifest = export_checkpoint(summary["best"], export_dir, onnx=not args.no_onnx)
     timings["export"] = round(time.perf_counter() - t0, 2)
     result["export"] = {"dir": str(export_dir), "files": sorted(manifest["files"]), "checks": manifest["checks"]}
-    print(f"   {', '.join(f['path'] for f in manifest['files'].values())} in {export_dir}; self-checks {manifest['checks']}")
+    print(
+        f"   {', '.join(f['path'] for f in manifest['files'].values())} in {export_dir}; "
+        f"self-checks {manifest['checks']}"
+    )
 
     with Database.open(db_path) as db:
         obs = db.read_frames(fighter_id=recorded["chaser_fighter_id"]).observation[:BROWSER_OBSERVATIONS].copy()
@@ -374,7 +470,9 @@ def run_demo(args) -> dict:
     else:
         from policies.numpy_policy import load_policy
 
-        print(f"5. no browser: the exported weights through the numpy forward pass on {len(obs):,} recorded observations")
+        print(
+            f"5. no browser: the exported weights through the numpy forward pass on {len(obs):,} recorded observations"
+        )
         js_actions = load_policy(export_dir / "policy.safetensors").act(obs)
         checked_with = "policies/numpy_policy.py on policy.safetensors (no chromium: JavaScript not run)"
     timings["browser_check"] = round(time.perf_counter() - t0, 2)
@@ -383,8 +481,11 @@ def run_demo(args) -> dict:
     print(f"   {len(obs) - mismatches:,} of {len(obs):,} actions equal Python's greedy actions ({checked_with})")
 
     result["targets"] = {
-        "heldout_agreement": {"value": summary["heldout_accuracy"], "target": TARGET_AGREEMENT,
-                              "met": summary["heldout_accuracy"] >= TARGET_AGREEMENT},
+        "heldout_agreement": {
+            "value": summary["heldout_accuracy"],
+            "target": TARGET_AGREEMENT,
+            "met": summary["heldout_accuracy"] >= TARGET_AGREEMENT,
+        },
         "win_share_of_chaser": {"value": share, "target": TARGET_WIN_SHARE, "met": share >= TARGET_WIN_SHARE},
         "browser_equals_python": {"value": mismatches, "target": 0, "met": mismatches == 0},
     }
@@ -393,8 +494,11 @@ def run_demo(args) -> dict:
 
 def format_report(result: dict) -> str:
     lines = ["", "targets:"]
-    names = {"heldout_agreement": "held-out action agreement", "win_share_of_chaser": "share of the chaser's win rate",
-             "browser_equals_python": "browser actions differing from Python"}
+    names = {
+        "heldout_agreement": "held-out action agreement",
+        "win_share_of_chaser": "share of the chaser's win rate",
+        "browser_equals_python": "browser actions differing from Python",
+    }
     for key, t in result["targets"].items():
         value = f"{t['value']:.1%}" if isinstance(t["value"], float) else str(t["value"])
         target = f">= {t['target']:.0%}" if isinstance(t["target"], float) else f"== {t['target']}"
@@ -410,10 +514,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-matches", type=int, default=200, help="seeded evaluation matches (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the recorded matches and of training")
     p.add_argument("--eval-seed", type=int, default=12345, help="seed of the evaluation matches")
-    p.add_argument("--games-at-once", type=int, default=GAMES_AT_ONCE,
-                   help=f"matches played and streamed at a time (default {GAMES_AT_ONCE})")
-    p.add_argument("--browser", choices=["auto", "chromium", "numpy"], default="auto",
-                   help="check the export with web/policy.js in chromium, or numpy (auto: chromium if installed)")
+    p.add_argument(
+        "--games-at-once",
+        type=int,
+        default=GAMES_AT_ONCE,
+        help=f"matches played and streamed at a time (default {GAMES_AT_ONCE})",
+    )
+    p.add_argument(
+        "--browser",
+        choices=["auto", "chromium", "numpy"],
+        default="auto",
+        help="check the export with web/policy.js in chromium, or numpy (auto: chromium if installed)",
+    )
     p.add_argument("--no-onnx", action="store_true", help="export only the browser weights")
     p.add_argument("--out", help="folder for the database, run and export (default: a temporary folder, kept)")
     p.add_argument("--json", help="also write the results as JSON")

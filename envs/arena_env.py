@@ -33,6 +33,7 @@ Episode End
     truncated at max_frames. Arenas reset automatically: the step that ends a match
     returns the next match's first observation.
 """
+
 from __future__ import annotations
 
 import gymnasium
@@ -40,11 +41,28 @@ import numpy as np
 import pufferlib
 
 from arena import (
-    FATE_KNOCKED_OUT, FATE_RING_OUT, NUM_ACTIONS, OBS_SIZE, Arena, ArenaConfigError, Rules, parse_slots,
+    FATE_KNOCKED_OUT,
+    FATE_RING_OUT,
+    NUM_ACTIONS,
+    OBS_SIZE,
+    Arena,
+    ArenaConfigError,
+    Rules,
+    parse_slots,
 )
 
-INFO_KEYS = ("episode_return", "episode_length", "win", "draw", "rank", "knockouts", "ring_outs",
-             "hits", "knocked_out", "rung_out")
+INFO_KEYS = (
+    "episode_return",
+    "episode_length",
+    "win",
+    "draw",
+    "rank",
+    "knockouts",
+    "ring_outs",
+    "hits",
+    "knocked_out",
+    "rung_out",
+)
 
 
 def observation_space():
@@ -129,19 +147,29 @@ class ArenaEnv(pufferlib.PufferEnv):
     of arena.Rules (radius, frame_skip, ...).
     """
 
-    def __init__(self, num_arenas: int = 64, fighters_per_arena: int = 2, seed: int = 0,
-                 buf=None, opponents=None, rewards=None, report_interval: int = 32,
-                 threads: int | None = None, stats_slots=None, **rules):
+    def __init__(
+        self,
+        num_arenas: int = 64,
+        fighters_per_arena: int = 2,
+        seed: int = 0,
+        buf=None,
+        opponents=None,
+        rewards=None,
+        report_interval: int = 32,
+        threads: int | None = None,
+        stats_slots=None,
+        **rules,
+    ):
         self.rules = Rules.from_kwargs(**rules)
         slots = parse_slots(fighters_per_arena, opponents)
         if all(s is not None for s in slots):
             raise ArenaConfigError(
-                f"all {fighters_per_arena} fighter slots are scripted opponents; leave at least one for the agents")
+                f"all {fighters_per_arena} fighter slots are scripted opponents; leave at least one for the agents"
+            )
         if isinstance(report_interval, bool) or not isinstance(report_interval, int) or report_interval < 1:
             raise ArenaConfigError(f"report_interval must be an integer >= 1, got {report_interval!r}")
         self.seed = 0 if seed is None else seed
-        self.arena = Arena(num_arenas, fighters_per_arena, slots, self.rules, rewards, self.seed,
-                           threads=threads)
+        self.arena = Arena(num_arenas, fighters_per_arena, slots, self.rules, rewards, self.seed, threads=threads)
         self.num_agents = self.arena.num_agents
         self.num_arenas = self.arena.num_arenas
         self.fighters_per_arena = self.arena.fighters
@@ -152,21 +180,28 @@ class ArenaEnv(pufferlib.PufferEnv):
         if stats_slots is not None:
             stats_slots = [int(f) for f in stats_slots]
             if not stats_slots or any(f not in self.arena.agent_slots for f in stats_slots):
-                raise ArenaConfigError(f"stats_slots must be agent slots of {self.arena.agent_slots}, got {stats_slots!r}")
+                raise ArenaConfigError(
+                    f"stats_slots must be agent slots of {self.arena.agent_slots}, got {stats_slots!r}"
+                )
         self.stats = MatchStats(stats_slots)
         self.tick = 0
 
     def reset(self, seed=None):
-        self.arena.reset(self.observations, self.rewards, self.terminals, self.truncations,
-                         self.masks, seed=self.seed if seed is None else seed)
+        self.arena.reset(
+            self.observations,
+            self.rewards,
+            self.terminals,
+            self.truncations,
+            self.masks,
+            seed=self.seed if seed is None else seed,
+        )
         self.stats.clear()
         self.tick = 0
         return self.observations, []
 
     def step(self, actions):
         actions = check_actions(actions, self.num_agents)
-        if self.arena.step(actions, self.observations, self.rewards, self.terminals,
-                           self.truncations, self.masks):
+        if self.arena.step(actions, self.observations, self.rewards, self.terminals, self.truncations, self.masks):
             self.stats.add(self.arena)
         self.tick += 1
         infos = []
@@ -182,16 +217,22 @@ class ArenaEnv(pufferlib.PufferEnv):
         random generators included), the buffers the last step wrote, the report counter and
         the unreported match sums. ``load_state_dict`` of it into an env built with the same
         arguments continues exactly as this one would (train.py saves it for --resume)."""
-        return {"arena": self.arena.copy_state(), "buffers": {k: getattr(self, k).copy() for k in self.BUFFERS},
-                "tick": self.tick, "stats": self.stats.state_dict()}
+        return {
+            "arena": self.arena.copy_state(),
+            "buffers": {k: getattr(self, k).copy() for k in self.BUFFERS},
+            "tick": self.tick,
+            "stats": self.stats.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         arena, buffers = state["arena"], state["buffers"]
         for name, value in {**arena, **buffers}.items():
             mine = getattr(self.arena, name) if name in arena else getattr(self, name)
             if mine.shape != np.shape(value):
-                raise ValueError(f"saved env state has {name} of shape {np.shape(value)}, this env "
-                                 f"{mine.shape}: it was saved by an env of another size")
+                raise ValueError(
+                    f"saved env state has {name} of shape {np.shape(value)}, this env "
+                    f"{mine.shape}: it was saved by an env of another size"
+                )
         self.arena.load_state(arena)
         for name, value in buffers.items():
             getattr(self, name)[...] = value

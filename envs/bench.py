@@ -8,6 +8,7 @@ Figures are agent-steps per second (one fighter making one decision), medians of
 timed runs after a warm-up, frame_skip=1 (a decision is one 60 Hz frame); `*_skip4` rows use
 the shipped frame_skip=4. Actions are random, drawn up front.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ import numba
 from arena.bench import FIGHTER_COUNTS, KERNEL_ROWS, action_table, measure, parser, print_table
 from common.timing import median_rate
 
-ROWS = KERNEL_ROWS + [("Serial vecenv, 1 thread", "serial_1t"), ("Serial vecenv, 2 threads", "serial"),
-                      ("Multiprocessing, 2 workers", "multiprocessing")]
+ROWS = KERNEL_ROWS + [
+    ("Serial vecenv, 1 thread", "serial_1t"),
+    ("Serial vecenv, 2 threads", "serial"),
+    ("Multiprocessing, 2 workers", "multiprocessing"),
+]
 
 
 def bench_vector(backend_name, fighters, num_arenas, steps, repeats, threads):
@@ -40,6 +44,7 @@ def bench_vector(backend_name, fighters, num_arenas, steps, repeats, threads):
     def run():
         for t in range(steps):
             vecenv.step(table[t])
+
     try:
         return median_rate(run, vecenv.num_agents * steps, repeats)
     finally:
@@ -48,28 +53,39 @@ def bench_vector(backend_name, fighters, num_arenas, steps, repeats, threads):
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--skip-multiprocessing", action="store_true",
-                   help="leave out the (slow, process-spawning) Multiprocessing figure")
+    p.add_argument(
+        "--skip-multiprocessing",
+        action="store_true",
+        help="leave out the (slow, process-spawning) Multiprocessing figure",
+    )
     args = p.parse_args(argv)
     out = measure(args)
     cores = out["cores"]
     numba.set_num_threads(1)
-    out["serial_1t"] = {str(f): bench_vector("Serial", f, args.arenas, args.steps, args.repeats, 1)
-                        for f in FIGHTER_COUNTS}
+    out["serial_1t"] = {
+        str(f): bench_vector("Serial", f, args.arenas, args.steps, args.repeats, 1) for f in FIGHTER_COUNTS
+    }
     numba.set_num_threads(min(2, cores))
-    out["serial"] = {str(f): bench_vector("Serial", f, args.arenas, args.steps, args.repeats, None)
-                     for f in FIGHTER_COUNTS}
+    out["serial"] = {
+        str(f): bench_vector("Serial", f, args.arenas, args.steps, args.repeats, None) for f in FIGHTER_COUNTS
+    }
     if not args.skip_multiprocessing:
-        out["multiprocessing"] = {str(f): bench_vector("Multiprocessing", f, args.arenas, args.steps // 4,
-                                                       max(1, args.repeats // 2), 1) for f in FIGHTER_COUNTS}
+        out["multiprocessing"] = {
+            str(f): bench_vector("Multiprocessing", f, args.arenas, args.steps // 4, max(1, args.repeats // 2), 1)
+            for f in FIGHTER_COUNTS
+        }
     out["serial_over_kernel_1t"] = {f: out["serial_1t"][f] / out["kernel_1t"][f] for f in out["kernel_1t"]}
     out["serial_over_kernel_2t"] = {f: out["serial"][f] / out["kernel_2t"][f] for f in out["kernel_2t"]}
     if args.json:
         print(json.dumps(out, indent=None))
         return out
     print_table(out, ROWS)
-    print("Serial / kernel: 1 thread " + ", ".join(f"{v:.0%}" for v in out["serial_over_kernel_1t"].values())
-          + "; 2 threads " + ", ".join(f"{v:.0%}" for v in out["serial_over_kernel_2t"].values()))
+    print(
+        "Serial / kernel: 1 thread "
+        + ", ".join(f"{v:.0%}" for v in out["serial_over_kernel_1t"].values())
+        + "; 2 threads "
+        + ", ".join(f"{v:.0%}" for v in out["serial_over_kernel_2t"].values())
+    )
     return out
 
 

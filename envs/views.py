@@ -6,6 +6,7 @@
 Both run one arena without auto-reset: an episode ends and the caller resets, as those
 APIs require. See envs/arena_env.py for the spaces, rewards and episode end.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,7 @@ class _OneArena:
     """One arena with its own agent buffers, stepped one decision at a time."""
 
     def __init__(self, fighters, opponents, rewards, rules):
-        self.arena = Arena(1, fighters, parse_slots(fighters, opponents), rules, rewards,
-                           seed=0, autoreset=False)
+        self.arena = Arena(1, fighters, parse_slots(fighters, opponents), rules, rewards, seed=0, autoreset=False)
         n = self.arena.num_agents
         self.obs = np.zeros((n, OBS_SIZE), np.float32)
         self.rewards = np.zeros(n, np.float32)
@@ -91,8 +91,7 @@ class ArenaGymEnv(gymnasium.Env):
             info["win"] = False
             if arena.match_end[0]:
                 result = arena.results([0])
-                info = {"rank": int(result.rank[0, 0]), "frames": int(result.length[0]),
-                        "win": bool(result.win[0, 0])}
+                info = {"rank": int(result.rank[0, 0]), "frames": int(result.length[0]), "win": bool(result.win[0, 0])}
         return self._ring.obs[0].copy(), float(self._ring.rewards[0]), terminated, truncated, info
 
 
@@ -111,11 +110,11 @@ class ArenaParallelEnv(ParallelEnv):
         self._seed = 0 if seed is None else seed
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache  # noqa: B019 (PettingZoo's documented pattern: one space object per agent)
     def observation_space(self, agent):
         return observation_space()
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache  # noqa: B019 (as above)
     def action_space(self, agent):
         return action_space()
 
@@ -138,15 +137,15 @@ class ArenaParallelEnv(ParallelEnv):
         self._ring.step()
         ring = self._ring
         idx = [self._index[a] for a in self.agents]
-        obs = {a: ring.obs[i].copy() for a, i in zip(self.agents, idx)}
-        rewards = {a: float(ring.rewards[i]) for a, i in zip(self.agents, idx)}
-        terminations = {a: bool(ring.terminals[i]) for a, i in zip(self.agents, idx)}
-        truncations = {a: bool(ring.truncations[i]) for a, i in zip(self.agents, idx)}
+        obs = {a: ring.obs[i].copy() for a, i in zip(self.agents, idx, strict=True)}
+        rewards = {a: float(ring.rewards[i]) for a, i in zip(self.agents, idx, strict=True)}
+        terminations = {a: bool(ring.terminals[i]) for a, i in zip(self.agents, idx, strict=True)}
+        truncations = {a: bool(ring.truncations[i]) for a, i in zip(self.agents, idx, strict=True)}
         infos = {a: {} for a in self.agents}
         if ring.over:
-            for a, i in zip(self.agents, idx):
+            for a, i in zip(self.agents, idx, strict=True):
                 infos[a] = {"rank": int(ring.arena.final_rank[0, i])}
             self.agents = []
         else:
-            self.agents = [a for a, i in zip(self.agents, idx) if ring.masks[i]]
+            self.agents = [a for a, i in zip(self.agents, idx, strict=True) if ring.masks[i]]
         return obs, rewards, terminations, truncations, infos

@@ -11,6 +11,7 @@ free-for-all ones (each pair of fighters in a match is one result), since the tw
 different games (a fighter trained 1v1 may be lost in a crowd); ``rank_by="all"`` fits one
 rating to both.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -42,7 +43,7 @@ def unique_names(specs: list[str]) -> list[str]:
 def resolve_entrants(entrants, greedy: bool = True) -> list[Player]:
     """Players from specs or objects, with unique display names."""
     players = [resolve_player(e, greedy=greedy) for e in entrants]
-    for p, name in zip(players, unique_names([p.name for p in players])):
+    for p, name in zip(players, unique_names([p.name for p in players]), strict=True):
         p.name = name
     names = [p.name for p in players]
     if len(set(names)) != len(names):
@@ -51,9 +52,19 @@ def resolve_entrants(entrants, greedy: bool = True) -> list[Player]:
     return players
 
 
-def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: int | None = None,
-            seed: int = 0, greedy: bool = True, bootstrap: int = 200, rank_by: str = "1v1", rewards="standard",
-            threads=None, **rules) -> dict:
+def compare(
+    entrants,
+    matches: int = 100,
+    ffa_matches: int = 100,
+    ffa_fighters: int | None = None,
+    seed: int = 0,
+    greedy: bool = True,
+    bootstrap: int = 200,
+    rank_by: str = "1v1",
+    rewards="standard",
+    threads=None,
+    **rules,
+) -> dict:
     """Round robin of ``entrants`` (specs or objects, see evaluation.players): a win matrix,
     free-for-all results, and ratings sorted best first by ``rank_by``: the 1v1 rating, the
     free-for-all one ("ffa") or one fitted to both ("all"). See the module docstring."""
@@ -65,12 +76,16 @@ def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: 
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if rank_by not in RANK_BY or (rank_by != "1v1" and not (ffa_matches and n > MIN_FIGHTERS)):
-        raise ValueError(f"rank_by must be one of {RANK_BY} ('ffa' and 'all' need free-for-all matches, so 3 or "
-                         f"more players and ffa_matches > 0), got {rank_by!r}")
+        raise ValueError(
+            f"rank_by must be one of {RANK_BY} ('ffa' and 'all' need free-for-all matches, so 3 or "
+            f"more players and ffa_matches > 0), got {rank_by!r}"
+        )
     ffa_fighters = min(n, MAX_FIGHTERS) if ffa_fighters is None else ffa_fighters
     if ffa_matches and n > MIN_FIGHTERS and not MIN_FIGHTERS + 1 <= ffa_fighters <= min(n, MAX_FIGHTERS):
-        raise ValueError(f"ffa_fighters must be between 3 and {min(n, MAX_FIGHTERS)} (the players, at most "
-                         f"{MAX_FIGHTERS}), got {ffa_fighters!r}")
+        raise ValueError(
+            f"ffa_fighters must be between 3 and {min(n, MAX_FIGHTERS)} (the players, at most "
+            f"{MAX_FIGHTERS}), got {ffa_fighters!r}"
+        )
     names = [p.name for p in players]
     pi, pj, ps, pm, pg = [], [], [], [], []
     offset = 0
@@ -95,9 +110,16 @@ def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: 
             wins = round(s["win_rate"] * matches)
             draws = round(s["draw_rate"] * matches)
             matrix[names[me]][names[other]] = {
-                "win_rate": s["win_rate"], "ci95": s["ci95"], "draw_rate": s["draw_rate"],
-                "wins": wins, "draws": draws, "losses": matches - wins - draws, "matches": matches,
-                "avg_reward": s["avg_reward"], "match_length": s["match_length"]}
+                "win_rate": s["win_rate"],
+                "ci95": s["ci95"],
+                "draw_rate": s["draw_rate"],
+                "wins": wins,
+                "draws": draws,
+                "losses": matches - wins - draws,
+                "matches": matches,
+                "avg_reward": s["avg_reward"],
+                "match_length": s["match_length"],
+            }
     pairs = n * (n - 1) // 2
 
     # Free-for-all: a seeded random draw of players per match, in random seat order.
@@ -110,8 +132,20 @@ def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: 
         ffa = {"fighters": ffa_fighters, "matches": ffa_matches, "results": {}}
         for p, name in enumerate(names):
             s = summarize(out, p)
-            ffa["results"][name] = {k: s[k] for k in ("win_rate", "ci95", "draw_rate", "mean_rank", "avg_reward",
-                                                       "knockouts", "ring_outs", "survival_rate", "matches")}
+            ffa["results"][name] = {
+                k: s[k]
+                for k in (
+                    "win_rate",
+                    "ci95",
+                    "draw_rate",
+                    "mean_rank",
+                    "avg_reward",
+                    "knockouts",
+                    "ring_outs",
+                    "survival_rate",
+                    "matches",
+                )
+            }
 
     def fit(groups):
         pick = np.isin(np.concatenate(pg), groups)
@@ -129,16 +163,33 @@ def compare(entrants, matches: int = 100, ffa_matches: int = 100, ffa_fighters: 
         vs = matrix[names[p]].values()
         wins = sum(v["wins"] for v in vs)
         played = sum(v["matches"] for v in vs)
-        row = {"rank": place, "name": names[p], "rating": round(float(fits[rank_by]["rating"][p]), 1),
-               "ci95": [round(float(x), 1) for x in fits[rank_by]["ci95"][p]]}
+        row = {
+            "rank": place,
+            "name": names[p],
+            "rating": round(float(fits[rank_by]["rating"][p]), 1),
+            "ci95": [round(float(x), 1) for x in fits[rank_by]["ci95"][p]],
+        }
         for mode, r in fits.items():
             row[f"rating_{mode}"] = round(float(r["rating"][p]), 1)
             row[f"rating_{mode}_ci95"] = [round(float(x), 1) for x in r["ci95"][p]]
-        row.update({"win_rate_1v1": wins / played, "win_rate_1v1_ci95": [round(x, 6) for x in wilson_interval(wins, played)],
-                    "ffa_win_rate": ffa["results"][names[p]]["win_rate"] if ffa else None,
-                    "ffa_mean_rank": ffa["results"][names[p]]["mean_rank"] if ffa else None})
+        row.update(
+            {
+                "win_rate_1v1": wins / played,
+                "win_rate_1v1_ci95": [round(x, 6) for x in wilson_interval(wins, played)],
+                "ffa_win_rate": ffa["results"][names[p]]["win_rate"] if ffa else None,
+                "ffa_mean_rank": ffa["results"][names[p]]["mean_rank"] if ffa else None,
+            }
+        )
         ratings.append(row)
-    return {"players": names, "seed": seed, "matches_1v1": matches, "rank_by": rank_by, "ratings": ratings,
-            "matrix": matrix, "ffa": ffa, "bootstrap": bootstrap,
-            "rating_model": "Bradley-Terry on the Elo scale (mean 1500), MAP fit with 1 virtual draw per player; "
-                            "ci95: 2.5-97.5 percentiles over bootstrap resamples of the matches"}
+    return {
+        "players": names,
+        "seed": seed,
+        "matches_1v1": matches,
+        "rank_by": rank_by,
+        "ratings": ratings,
+        "matrix": matrix,
+        "ffa": ffa,
+        "bootstrap": bootstrap,
+        "rating_model": "Bradley-Terry on the Elo scale (mean 1500), MAP fit with 1 virtual draw per player; "
+        "ci95: 2.5-97.5 percentiles over bootstrap resamples of the matches",
+    }

@@ -12,6 +12,7 @@ side's rows are batched into one call per decision. Everything is seeded, so the
 players, seed and rules give the same numbers. A win is finishing as the sole rank-1 fighter
 (arena.results).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,8 +23,16 @@ from evaluation.matches import play, summarize
 from evaluation.players import Player, resolve_player
 
 
-def versus(learner: Player, opponent: Player, matches: int, seed: int, fighters: int = 2, rewards="standard",
-           threads=None, **rules) -> dict:
+def versus(
+    learner: Player,
+    opponent: Player,
+    matches: int,
+    seed: int,
+    fighters: int = 2,
+    rewards="standard",
+    threads=None,
+    **rules,
+) -> dict:
     """The learner's figures over ``matches`` first matches against ``fighters - 1`` copies of
     the opponent (see summarize in evaluation/matches.py for the keys)."""
     if opponent.kind == "bot":
@@ -44,8 +53,17 @@ def play_matches(act, opponent, matches: int, seed: int, fighters: int = 2, rewa
     return versus(learner, resolve_player(opponent), matches, seed, fighters, rewards, **rules)
 
 
-def evaluate(policy, opponents=("random", "chaser"), matches: int = 200, seed: int = 0,
-             fighters: int = 2, greedy: bool = True, rewards="standard", threads=None, **rules) -> dict:
+def evaluate(
+    policy,
+    opponents=("random", "chaser"),
+    matches: int = 200,
+    seed: int = 0,
+    fighters: int = 2,
+    greedy: bool = True,
+    rewards="standard",
+    threads=None,
+    **rules,
+) -> dict:
     """Results per opponent: win_rate, ci95 (Wilson, 95%), draw_rate, avg_reward, hits,
     knockouts and ring_outs (per match, dealt by the evaluated fighter), knocked_out and
     rung_out (how often it fell that way), survival_rate (still standing at the end),
@@ -69,8 +87,9 @@ def evaluate(policy, opponents=("random", "chaser"), matches: int = 200, seed: i
     for key, spec in pairs:
         opponent = resolve_player(spec, greedy)
         resolved.append((key if isinstance(key, str) else opponent.name, opponent))
-    return {key: versus(learner, opponent, matches, seed, fighters, rewards, threads, **rules)
-            for key, opponent in resolved}
+    return {
+        key: versus(learner, opponent, matches, seed, fighters, rewards, threads, **rules) for key, opponent in resolved
+    }
 
 
 def mean_over_opponents(results: dict, key: str = "win_rate") -> float:

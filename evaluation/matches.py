@@ -10,6 +10,7 @@ A bot can also sit in an agent slot (evaluating "chaser" as the learner, or a ro
 between bots): its actions are then computed from the arena state by the kernel's own bot
 code (``Arena.bot_actions``) before each decision, so it plays exactly as the built-in bot does.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,12 @@ class ActionRouter:
             if len(rows) == 0:
                 continue
             if player.kind == "bot":
-                bot = (player.bot, rows // per_arena, agent_slots[rows % per_arena], np.zeros(len(rows), dtype=np.int32))
+                bot = (
+                    player.bot,
+                    rows // per_arena,
+                    agent_slots[rows % per_arena],
+                    np.zeros(len(rows), dtype=np.int32),
+                )
                 self.groups.append((player, rows, None, bot))
             else:
                 self.groups.append((player, rows, player.actor(seed + p), None))
@@ -70,8 +76,10 @@ class ActionRouter:
                 except Exception as exc:  # a user's function may fail in any way; name it and the input
                     if player.kind != "callable":
                         raise
-                    raise PlayerError(f"player {player.name!r} failed on observations of shape {batch.shape}: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+                    raise PlayerError(
+                        f"player {player.name!r} failed on observations of shape {batch.shape}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 self.actions[rows] = check_actions(player, actions, len(rows))
         return self.actions
 
@@ -90,8 +98,7 @@ class Outcomes:
         return len(self.results.length)
 
 
-def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard", threads=None,
-         **rules) -> Outcomes:
+def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard", threads=None, **rules) -> Outcomes:
     """Play one first match per row of ``seats`` (int, (matches, agent slots)).
 
     bots: bot names for the env's scripted slots after the agent slots. rewards, rules: the
@@ -101,17 +108,29 @@ def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard
 
     seats = np.asarray(seats, dtype=np.int64)
     matches, per_arena = seats.shape
-    env = ArenaEnv(num_arenas=matches, fighters_per_arena=per_arena + len(bots), seed=seed,
-                   opponents=list(bots) or None, rewards=rewards, report_interval=1 << 30,
-                   threads=threads, **rules)
+    env = ArenaEnv(
+        num_arenas=matches,
+        fighters_per_arena=per_arena + len(bots),
+        seed=seed,
+        opponents=list(bots) or None,
+        rewards=rewards,
+        report_interval=1 << 30,
+        threads=threads,
+        **rules,
+    )
     arena = env.arena
     router = ActionRouter(players, seats, arena, seed)
     obs, _ = env.reset(seed=seed)
     shape = (matches, arena.fighters)
-    results = MatchResults(rank=np.zeros(shape, dtype=np.int64), ret=np.zeros(shape),
-                           hits=np.zeros(shape, dtype=np.int64), knockouts=np.zeros(shape, dtype=np.int64),
-                           ring_outs=np.zeros(shape, dtype=np.int64), fate=np.zeros(shape, dtype=np.int8),
-                           length=np.zeros(matches, dtype=np.int64))
+    results = MatchResults(
+        rank=np.zeros(shape, dtype=np.int64),
+        ret=np.zeros(shape),
+        hits=np.zeros(shape, dtype=np.int64),
+        knockouts=np.zeros(shape, dtype=np.int64),
+        ring_outs=np.zeros(shape, dtype=np.int64),
+        fate=np.zeros(shape, dtype=np.int8),
+        length=np.zeros(matches, dtype=np.int64),
+    )
     finished = np.zeros(matches, dtype=bool)
     max_steps = math.ceil(env.rules.max_frames / env.rules.frame_skip) + 1
     for _ in range(max_steps):
@@ -126,7 +145,9 @@ def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard
             if finished.all():
                 break
     else:
-        raise RuntimeError(f"{int((~finished).sum())} matches did not end within max_frames; the env broke its contract")
+        raise RuntimeError(
+            f"{int((~finished).sum())} matches did not end within max_frames; the env broke its contract"
+        )
     env.close()
     seat_player = np.full(shape, NO_PLAYER, dtype=np.int64)
     seat_player[:, arena.agent_slots] = seats

@@ -12,6 +12,7 @@ A spec is one of
 
 The Python API also takes objects: an AgentCheckpoint, a torch policy, or a callable.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,9 +20,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -90,7 +91,9 @@ def as_action_fn(policy, greedy: bool = True, seed: int = 0):
         policy = policy.policy
     if not isinstance(policy, torch.nn.Module):
         if not callable(policy):
-            raise TypeError(f"policy must be an AgentCheckpoint, a torch policy or a callable, got {type(policy).__name__}")
+            raise TypeError(
+                f"policy must be an AgentCheckpoint, a torch policy or a callable, got {type(policy).__name__}"
+            )
         return lambda obs: np.asarray(policy(obs))
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -113,10 +116,13 @@ def check_actions(player: Player, actions, n: int) -> np.ndarray:
     if actions.shape != (n,) or actions.dtype.kind not in "iu":
         raise PlayerError(
             f"player {player.name!r} returned an array of shape {actions.shape} and dtype {actions.dtype} "
-            f"for {n} observations; a policy must return {n} integer actions, shape ({n},)")
+            f"for {n} observations; a policy must return {n} integer actions, shape ({n},)"
+        )
     if n and (actions.min() < 0 or actions.max() >= NUM_ACTIONS):
         bad = actions[(actions < 0) | (actions >= NUM_ACTIONS)][0]
-        raise PlayerError(f"player {player.name!r} returned action {int(bad)}; actions are integers in [0, {NUM_ACTIONS})")
+        raise PlayerError(
+            f"player {player.name!r} returned action {int(bad)}; actions are integers in [0, {NUM_ACTIONS})"
+        )
     return actions.astype(np.int32, copy=False)
 
 
@@ -135,8 +141,10 @@ def resolve_player(spec, greedy: bool = True, name: str | None = None) -> Player
 
         kind = "checkpoint" if isinstance(spec, AgentCheckpoint) else "callable"
         if not callable(spec) and kind != "checkpoint":
-            raise PlayerError(f"a player must be a spec string, an AgentCheckpoint, a torch policy or a "
-                              f"callable, got {type(spec).__name__}")
+            raise PlayerError(
+                f"a player must be a spec string, an AgentCheckpoint, a torch policy or a "
+                f"callable, got {type(spec).__name__}"
+            )
         env = ((spec.config or {}).get("env") or {}) if kind == "checkpoint" else {}
         return Player(label, kind, source=spec, greedy=greedy, env_config=env)
     label, spec = split_name(spec)
@@ -155,15 +163,17 @@ def resolve_player(spec, greedy: bool = True, name: str | None = None) -> Player
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise PlayerError(
         f"unknown player {spec!r}: {hint}a player is a bot ({', '.join(BOT_NAMES)}), '{UNIFORM}', "
-        f"a checkpoint file, or module:function")
+        f"a checkpoint file, or module:function"
+    )
 
 
 def load_checkpoint_player(path: str, label: str, greedy: bool) -> Player:
     from policies import AgentCheckpoint
 
     model = AgentCheckpoint.load(path)
-    return Player(label, "checkpoint", source=model, greedy=greedy,
-                  env_config=dict((model.config or {}).get("env") or {}))
+    return Player(
+        label, "checkpoint", source=model, greedy=greedy, env_config=dict((model.config or {}).get("env") or {})
+    )
 
 
 def load_callable(spec: str) -> Callable:
@@ -190,15 +200,21 @@ def load_callable(spec: str) -> Callable:
     except PlayerError:
         raise
     except ModuleNotFoundError as exc:
-        raise PlayerError(f"bad callable {spec!r}: cannot import {exc.name!r} ({exc}); the module must be "
-                          f"importable from the current directory, or give a file: path/to/bots.py:function") from None
+        raise PlayerError(
+            f"bad callable {spec!r}: cannot import {exc.name!r} ({exc}); the module must be "
+            f"importable from the current directory, or give a file: path/to/bots.py:function"
+        ) from None
     except Exception as exc:  # the user's module may fail in any way while importing
-        raise PlayerError(f"bad callable {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+        raise PlayerError(
+            f"bad callable {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     fn = getattr(module, attr, None)
     if fn is None:
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(vars(module)[n]))
-        raise PlayerError(f"bad callable {spec!r}: module {module_name!r} has no attribute {attr!r} "
-                          f"(callables there: {', '.join(public[:10]) or 'none'})")
+        raise PlayerError(
+            f"bad callable {spec!r}: module {module_name!r} has no attribute {attr!r} "
+            f"(callables there: {', '.join(public[:10]) or 'none'})"
+        )
     if not callable(fn):
         raise PlayerError(f"bad callable {spec!r}: {attr!r} is a {type(fn).__name__}, not a function")
     return fn

@@ -18,6 +18,7 @@ pairing keeps its number of matches) and the ratings refitted; ci95 is the 2.5th
 97.5th percentile of each player's rating over those fits. Resampling whole matches keeps
 the pairs of one free-for-all match together, so their correlation is accounted for.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,9 @@ def to_elo(theta: np.ndarray) -> np.ndarray:
     return BASE_RATING + ELO_SCALE * (theta - theta.mean())
 
 
-def rate(n: int, i, j, score, match=None, group=None, bootstrap: int = 200, seed: int = 0,
-         prior_games: float = PRIOR_GAMES) -> dict:
+def rate(
+    n: int, i, j, score, match=None, group=None, bootstrap: int = 200, seed: int = 0, prior_games: float = PRIOR_GAMES
+) -> dict:
     """Ratings of players 0..n-1 from pairwise results.
 
     i, j, score: one entry per result, score being i's (1 win, 0.5 draw, 0 loss); match: the
@@ -127,9 +129,13 @@ def rate(n: int, i, j, score, match=None, group=None, bootstrap: int = 200, seed
     else:
         ci95 = np.full((n, 2), np.nan)
     played = games.sum(axis=1)
-    return {"rating": rating, "ci95": ci95, "games": played,
-            "score": np.divide(wins.sum(axis=1), played, out=np.full(n, np.nan), where=played > 0),
-            "bootstrap": bootstrap}
+    return {
+        "rating": rating,
+        "ci95": ci95,
+        "games": played,
+        "score": np.divide(wins.sum(axis=1), played, out=np.full(n, np.nan), where=played > 0),
+        "bootstrap": bootstrap,
+    }
 
 
 def expected_score(rating_i: float, rating_j: float) -> float:

@@ -16,6 +16,7 @@ the final state stays visible.
 - ``replay_clip``: a short animated GIF of a policy's match, which a trainer logs to
   TensorBoard's Images tab.
 """
+
 from __future__ import annotations
 
 import io
@@ -81,8 +82,17 @@ class Recording:
         return len(self.frame)
 
 
-def record_match(learner, opponent, seed: int = 0, fighters: int = 2, match: int = 0, greedy: bool = True,
-                 rewards="standard", max_decisions: int | None = None, **rules) -> Recording:
+def record_match(
+    learner,
+    opponent,
+    seed: int = 0,
+    fighters: int = 2,
+    match: int = 0,
+    greedy: bool = True,
+    rewards="standard",
+    max_decisions: int | None = None,
+    **rules,
+) -> Recording:
     """Record match ``match`` of ``seed`` between the learner and ``fighters - 1`` copies of
     the opponent, seated as evaluate() seats them (specs or Players; see evaluation.players)."""
     learner, opponent = resolve_player(learner, greedy), resolve_player(opponent, greedy)
@@ -114,9 +124,16 @@ def record_match(learner, opponent, seed: int = 0, fighters: int = 2, match: int
     steps = {k: [] for k in ("action", "reward", "hits")}
 
     def snapshot():
-        for key, value in (("frame", arena.frame[a]), ("pos", arena.pos[a]), ("vel", arena.vel[a]),
-                           ("facing", arena.facing[a]), ("health", arena.health[a]),
-                           ("alive", arena.alive[a] != 0), ("fate", arena.fate[a]), ("obs", obs[learner_row])):
+        for key, value in (
+            ("frame", arena.frame[a]),
+            ("pos", arena.pos[a]),
+            ("vel", arena.vel[a]),
+            ("facing", arena.facing[a]),
+            ("health", arena.health[a]),
+            ("alive", arena.alive[a] != 0),
+            ("fate", arena.fate[a]),
+            ("obs", obs[learner_row]),
+        ):
             states[key].append(np.array(value, copy=True))
 
     snapshot()
@@ -132,9 +149,17 @@ def record_match(learner, opponent, seed: int = 0, fighters: int = 2, match: int
     stack = {k: np.stack(v) for k, v in states.items()}
     empty = np.zeros((0, fighters))
     step = {k: np.stack(v) if v else empty for k, v in steps.items()}
-    return Recording(names=names, learner=learner_slot, rules=rules, rank=rank, ended=ended,
-                     action=step["action"].astype(np.int64), reward=step["reward"].astype(float),
-                     hits=step["hits"].astype(np.int64), **stack)
+    return Recording(
+        names=names,
+        learner=learner_slot,
+        rules=rules,
+        rank=rank,
+        ended=ended,
+        action=step["action"].astype(np.int64),
+        reward=step["reward"].astype(float),
+        hits=step["hits"].astype(np.int64),
+        **stack,
+    )
 
 
 def display_names(names: list) -> list:
@@ -142,7 +167,7 @@ def display_names(names: list) -> list:
     from evaluation.compare import unique_names
 
     distinct = list(dict.fromkeys(names))
-    short = dict(zip(distinct, unique_names(distinct)))
+    short = dict(zip(distinct, unique_names(distinct), strict=True))
     return [short[n] for n in names]
 
 
@@ -160,11 +185,32 @@ def result_line(rec: Recording, names: list | None = None) -> str:
 
 # ------------------------------------------------------------------------------ drawing
 BACKGROUND, FLOOR, EDGE, RIM, WHITE, DARK, BAR_BACK, GREEN, YELLOW, RED, FLASH, GREY, CROSS, TEXT = range(14)
-BASE_COLOURS = [(24, 26, 31), (222, 208, 178), (196, 160, 118), (96, 66, 44), (255, 255, 255), (20, 20, 20),
-                (55, 55, 55), (70, 200, 80), (235, 200, 50), (225, 60, 50), (255, 236, 90), (128, 128, 128),
-                (205, 25, 25), (232, 232, 232)]
-FIGHTER_COLOURS = [(50, 110, 235), (230, 60, 60), (40, 170, 90), (245, 150, 30), (150, 80, 205), (30, 180, 200),
-                   (235, 100, 175), (150, 150, 40)]
+BASE_COLOURS = [
+    (24, 26, 31),
+    (222, 208, 178),
+    (196, 160, 118),
+    (96, 66, 44),
+    (255, 255, 255),
+    (20, 20, 20),
+    (55, 55, 55),
+    (70, 200, 80),
+    (235, 200, 50),
+    (225, 60, 50),
+    (255, 236, 90),
+    (128, 128, 128),
+    (205, 25, 25),
+    (232, 232, 232),
+]
+FIGHTER_COLOURS = [
+    (50, 110, 235),
+    (230, 60, 60),
+    (40, 170, 90),
+    (245, 150, 30),
+    (150, 80, 205),
+    (30, 180, 200),
+    (235, 100, 175),
+    (150, 150, 40),
+]
 FIGHTER0 = len(BASE_COLOURS)
 PALETTE = [c for rgb in BASE_COLOURS + FIGHTER_COLOURS for c in rgb]
 
@@ -249,20 +295,26 @@ def render_frames(rec: Recording, size: int = 480) -> list:
             if struck:  # the attack cone (attack_cone_deg either side of the facing) at reach
                 deg = math.degrees(angle)
                 box = [x - reach, y - reach, x + reach, y + reach]
-                draw.pieslice(box, -deg - r.attack_cone_deg, -deg + r.attack_cone_deg,
-                              outline=FLASH, width=max(2, size // 160))
+                draw.pieslice(
+                    box, -deg - r.attack_cone_deg, -deg + r.attack_cone_deg, outline=FLASH, width=max(2, size // 160)
+                )
             if hurt:
                 disc(draw, x, y, body * 1.45, fill=FLASH)
             disc(draw, x, y, body, fill=FIGHTER0 + f % 8, outline=WHITE if hurt else DARK, width=max(1, size // 240))
-            draw.line([x, y, x + math.cos(angle) * body * 1.35, y - math.sin(angle) * body * 1.35],
-                      fill=WHITE, width=max(2, size // 160))
+            draw.line(
+                [x, y, x + math.cos(angle) * body * 1.35, y - math.sin(angle) * body * 1.35],
+                fill=WHITE,
+                width=max(2, size // 160),
+            )
             w = body * 2.2
             bar_y = y - body - bar_h - 4
             draw.rectangle([x - w / 2, bar_y, x + w / 2, bar_y + bar_h], fill=BAR_BACK)
             h = float(rec.health[k, f])
             if h > 0:
-                draw.rectangle([x - w / 2, bar_y, x - w / 2 + w * h, bar_y + bar_h],
-                               fill=GREEN if h > 0.6 else YELLOW if h > 0.3 else RED)
+                draw.rectangle(
+                    [x - w / 2, bar_y, x - w / 2 + w * h, bar_y + bar_h],
+                    fill=GREEN if h > 0.6 else YELLOW if h > 0.3 else RED,
+                )
         frames.append(img)
     return frames
 
@@ -281,8 +333,14 @@ def save_animation(rec: Recording, path, size: int = 480, speed: float = 1.0) ->
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in ANIMATION_FORMATS:
-        hint = (f"; for MP4, convert the GIF: ffmpeg -i {path.with_suffix('.gif').name} -movflags faststart "
-                f"-pix_fmt yuv420p {path.name}") if suffix == ".mp4" else ""
+        hint = (
+            (
+                f"; for MP4, convert the GIF: ffmpeg -i {path.with_suffix('.gif').name} -movflags faststart "
+                f"-pix_fmt yuv420p {path.name}"
+            )
+            if suffix == ".mp4"
+            else ""
+        )
         raise ValueError(f"replay file {str(path)!r} must end in {', '.join(ANIMATION_FORMATS)}{hint}")
     frames = render_frames(rec, size)
     durations = frame_durations(rec, speed)
@@ -303,8 +361,16 @@ def animation_bytes(rec: Recording, size: int = 192, speed: float = 1.0) -> byte
     """The recording as GIF bytes (for TensorBoard)."""
     frames = render_frames(rec, size)
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=frame_durations(rec, speed),
-                   loop=0, optimize=False, disposal=1)
+    frames[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=frame_durations(rec, speed),
+        loop=0,
+        optimize=False,
+        disposal=1,
+    )
     return buf.getvalue()
 
 
@@ -330,23 +396,32 @@ def frame_records(rec: Recording, slot: int | None = None) -> list[dict]:
         action = [0.0] * NUM_ACTIONS
         if not last:
             action[int(rec.action[k, slot])] = 1.0
-        enemies = [{"id": j, "position": rnd(rec.pos[k, j]), "velocity": rnd(rec.vel[k, j]),
-                    "health": round(float(rec.health[k, j]), 5),
-                    "facing": round(math.atan2(math.sin(rec.facing[k, j]), math.cos(rec.facing[k, j])), 5),
-                    "alive": bool(rec.alive[k, j])}
-                   for j in range(len(rec.names)) if j != slot]
+        enemies = [
+            {
+                "id": j,
+                "position": rnd(rec.pos[k, j]),
+                "velocity": rnd(rec.vel[k, j]),
+                "health": round(float(rec.health[k, j]), 5),
+                "facing": round(math.atan2(math.sin(rec.facing[k, j]), math.cos(rec.facing[k, j])), 5),
+                "alive": bool(rec.alive[k, j]),
+            }
+            for j in range(len(rec.names))
+            if j != slot
+        ]
         obs = rec.obs[k] if slot == rec.learner else np.zeros(OBS_SIZE)
-        records.append({
-            "frame_number": int(rec.frame[k]),
-            "fighter_position": rnd(rec.pos[k, slot]),
-            "fighter_health": round(float(rec.health[k, slot]), 5),
-            "fighter_velocity": rnd(rec.vel[k, slot]),
-            "enemies_state": enemies,
-            "action_vector": action,
-            "reward_delta": round(delta, 6),
-            "cumulative_reward": round(total, 6),
-            "observation_vector": [float(x) for x in np.asarray(obs, dtype=np.float32)],
-        })
+        records.append(
+            {
+                "frame_number": int(rec.frame[k]),
+                "fighter_position": rnd(rec.pos[k, slot]),
+                "fighter_health": round(float(rec.health[k, slot]), 5),
+                "fighter_velocity": rnd(rec.vel[k, slot]),
+                "enemies_state": enemies,
+                "action_vector": action,
+                "reward_delta": round(delta, 6),
+                "cumulative_reward": round(total, 6),
+                "observation_vector": [float(x) for x in np.asarray(obs, dtype=np.float32)],
+            }
+        )
     return records
 
 
@@ -370,13 +445,29 @@ class Clip:
     recording: Recording
 
 
-def replay_clip(policy, opponent: str, seed: int = 0, fighters: int = 2, greedy: bool = True, rewards="standard",
-                rules=None, max_seconds: float = 20.0, size: int = 192) -> Clip:
+def replay_clip(
+    policy,
+    opponent: str,
+    seed: int = 0,
+    fighters: int = 2,
+    greedy: bool = True,
+    rewards="standard",
+    rules=None,
+    max_seconds: float = 20.0,
+    size: int = 192,
+) -> Clip:
     """Record match 0 of ``seed`` (at most ``max_seconds``) of ``policy`` against ``opponent``
     and draw it as an animated GIF ``size`` pixels wide (TensorBoard's Images tab plays it)."""
     rules = dict(rules or {})
     frame_skip = rules.get("frame_skip", Rules().frame_skip)
-    rec = record_match(resolve_player(policy, greedy, name="policy"), opponent, seed=seed,
-                       fighters=fighters, greedy=greedy, rewards=rewards,
-                       max_decisions=int(max_seconds * FRAME_RATE / frame_skip), **rules)
+    rec = record_match(
+        resolve_player(policy, greedy, name="policy"),
+        opponent,
+        seed=seed,
+        fighters=fighters,
+        greedy=greedy,
+        rewards=rewards,
+        max_decisions=int(max_seconds * FRAME_RATE / frame_skip),
+        **rules,
+    )
     return Clip(gif=animation_bytes(rec, size), width=size, height=layout(size)[2], recording=rec)

@@ -65,8 +65,12 @@ def frame_templates(seed: int, n: int = TEMPLATES) -> list[tuple[bytes, bytes]]:
             "fighter_health": rng.uniform(0, 100),
             "fighter_velocity": [rng.uniform(-3, 3), rng.uniform(-3, 3)],
             "enemies_state": [
-                {"id": k, "position": [rng.uniform(-10, 10), rng.uniform(-10, 10)],
-                 "velocity": [rng.uniform(-3, 3), rng.uniform(-3, 3)], "health": rng.uniform(0, 100)}
+                {
+                    "id": k,
+                    "position": [rng.uniform(-10, 10), rng.uniform(-10, 10)],
+                    "velocity": [rng.uniform(-3, 3), rng.uniform(-3, 3)],
+                    "health": rng.uniform(0, 100),
+                }
                 for k in range(4)
             ],
             "action_vector": [1.0 if i == rng.randrange(10) else 0.0 for i in range(10)],
@@ -82,8 +86,7 @@ def frame_templates(seed: int, n: int = TEMPLATES) -> list[tuple[bytes, bytes]]:
 def batch_json(templates, first_frame: int, count: int) -> bytes:
     n = len(templates)
     return b",".join(
-        templates[i % n][0] + str(i).encode() + templates[i % n][1]
-        for i in range(first_frame, first_frame + count)
+        templates[i % n][0] + str(i).encode() + templates[i % n][1] for i in range(first_frame, first_frame + count)
     )
 
 
@@ -165,8 +168,7 @@ async def _http_game(host, port, episode_id, templates, rate, batch, start_at, s
     while time.monotonic() < stop_at:
         body = b'{"episode_id":%d,"frames":[' % episode_id + batch_json(templates, frame, batch) + b"]}"
         t0 = time.monotonic()
-        r = await http.request("POST", "/api/fight-frames", body=body,
-                               headers={"content-type": "application/json"})
+        r = await http.request("POST", "/api/fight-frames", body=body, headers={"content-type": "application/json"})
         now = time.monotonic()
         if r.status == 201:
             out = r.json()
@@ -191,14 +193,15 @@ def _worker(args: tuple) -> tuple[list[GameResult], float]:
     game = _ws_game if transport == "ws" else _http_game
 
     async def main():
-        return await asyncio.gather(*(
-            game(host, port, e, templates, rate, batch, start_at, stop_at, window) for e in episode_ids
-        ), return_exceptions=True)
+        return await asyncio.gather(
+            *(game(host, port, e, templates, rate, batch, start_at, stop_at, window) for e in episode_ids),
+            return_exceptions=True,
+        )
 
     cpu0 = time.process_time()
     results = asyncio.run(main())
     out = []
-    for e, r in zip(episode_ids, results):
+    for e, r in zip(episode_ids, results, strict=True):
         if isinstance(r, BaseException):
             out.append(GameResult(e, 0, [], [f"episode {e}: {type(r).__name__}: {r}"]))
         else:
@@ -216,8 +219,9 @@ def _server_cpu_s(pid: int) -> float:
 
 async def _setup(host, port, games) -> list[int]:
     http = await HttpClient.connect(host, port)
-    fighter = (await http.request("POST", "/api/fighters", {"glb_filename": "bench.glb",
-                                                            "metadata": {"bench": True}})).json()
+    fighter = (
+        await http.request("POST", "/api/fighters", {"glb_filename": "bench.glb", "metadata": {"bench": True}})
+    ).json()
     ids = []
     for _ in range(games):
         r = await http.request("POST", "/api/episodes", {"fighter_id": fighter["id"], "opponent_ids": [1]})
@@ -235,8 +239,11 @@ async def _finish(host, port, results: list[GameResult]) -> tuple[int, list[str]
         if ep["frame_count"] < r.acked_frames:
             missing += r.acked_frames - ep["frame_count"]
             problems.append(f"episode {r.episode_id}: {r.acked_frames} acked, {ep['frame_count']} stored")
-        await http.request("PATCH", f"/api/episodes/{r.episode_id}",
-                           {"total_reward": 0.0, "duration_frames": ep["frame_count"], "is_victory": False})
+        await http.request(
+            "PATCH",
+            f"/api/episodes/{r.episode_id}",
+            {"total_reward": 0.0, "duration_frames": ep["frame_count"], "is_victory": False},
+        )
     health = (await http.request("GET", "/health")).json()
     await http.close()
     return missing, problems + ([] if health else ["no /health"])
@@ -249,8 +256,10 @@ def run_load(host, port, transport, args, server_pid) -> dict:
     measure_from = start_at + args.warmup
     stop_at = measure_from + args.duration
     chunks = [episode_ids[i::procs] for i in range(procs)]
-    work = [(host, port, transport, c, args.rate, args.batch, start_at, stop_at, args.window, i)
-            for i, c in enumerate(chunks)]
+    work = [
+        (host, port, transport, c, args.rate, args.batch, start_at, stop_at, args.window, i)
+        for i, c in enumerate(chunks)
+    ]
     cpu0 = _server_cpu_s(server_pid) if server_pid else None
     if procs == 1:
         outputs = [_worker(work[0])]
@@ -338,31 +347,47 @@ def main_layout(args) -> list[dict]:
             f"obs {vec}, UNIQUE (episode_id, frame_number))"
         )
         if layout == "blob":
+
             def enc(v):
                 return struct.pack(f"<{len(v)}f", *v)
         else:
+
             def enc(v):
                 return orjson.dumps(v).decode()
+
         rows_per_commit, t_insert = 4096, 0.0
         for start in range(0, n_frames, rows_per_commit):
             t0 = time.perf_counter()
             rows = []
             for i in range(start, min(n_frames, start + rows_per_commit)):
                 f = frames[i % TEMPLATES]
-                rows.append((i // 3600, i % 3600, enc(f["fighter_position"]), f["fighter_health"],
-                             enc(f["fighter_velocity"]), orjson.dumps(f["enemies_state"]).decode(),
-                             enc(f["action_vector"]), f["reward_delta"], f["cumulative_reward"],
-                             enc(f["observation_vector"])))
+                rows.append(
+                    (
+                        i // 3600,
+                        i % 3600,
+                        enc(f["fighter_position"]),
+                        f["fighter_health"],
+                        enc(f["fighter_velocity"]),
+                        orjson.dumps(f["enemies_state"]).decode(),
+                        enc(f["action_vector"]),
+                        f["reward_delta"],
+                        f["cumulative_reward"],
+                        enc(f["observation_vector"]),
+                    )
+                )
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO f (episode_id, frame_number, pos, health, vel, enemies, "
-                             "action, rd, cr, obs) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            conn.executemany(
+                "INSERT INTO f (episode_id, frame_number, pos, health, vel, enemies, "
+                "action, rd, cr, obs) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
             conn.execute("COMMIT")
             t_insert += time.perf_counter() - t0
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = os.path.getsize(os.path.join(tmp, "l.db"))
         t0 = time.perf_counter()
         got = conn.execute("SELECT obs, action FROM f ORDER BY episode_id, frame_number").fetchall()
-        obs_col, act_col = zip(*got)
+        obs_col, act_col = zip(*got, strict=True)
         if layout == "blob":
             obs = np.frombuffer(b"".join(obs_col), "<f4").reshape(len(got), 30)
             act = np.frombuffer(b"".join(act_col), "<f4").reshape(len(got), -1)
@@ -373,12 +398,15 @@ def main_layout(args) -> list[dict]:
         assert obs.shape == (n_frames, 30) and act.shape[0] == n_frames
         conn.close()
         shutil.rmtree(tmp, ignore_errors=True)
-        reports.append({
-            "layout": layout, "frames": n_frames,
-            "insert_rows_per_s": round(n_frames / t_insert),
-            "bulk_read_rows_per_s": round(n_frames / t_read),
-            "bytes_per_frame": round(size / n_frames),
-        })
+        reports.append(
+            {
+                "layout": layout,
+                "frames": n_frames,
+                "insert_rows_per_s": round(n_frames / t_insert),
+                "bulk_read_rows_per_s": round(n_frames / t_read),
+                "bytes_per_frame": round(size / n_frames),
+            }
+        )
     return reports
 
 
@@ -393,8 +421,7 @@ def main_read(args) -> list[dict]:
     from storage.records import WireFrame, frame_rows, settle_enemies
 
     per_episode = 1000
-    frames = msgspec.json.decode(b"[" + batch_json(frame_templates(0), 0, per_episode) + b"]",
-                                 type=list[WireFrame])
+    frames = msgspec.json.decode(b"[" + batch_json(frame_templates(0), 0, per_episode) + b"]", type=list[WireFrame])
     settle_enemies(frames)
     tmp = tempfile.mkdtemp(prefix="ingest-read-")
     try:
@@ -413,8 +440,14 @@ def main_read(args) -> list[dict]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     times.sort()
-    return [{"read_frames": len(data), "median_s": round(times[1], 2), "best_s": round(times[0], 2),
-             "frames_per_s": round(len(data) / times[1])}]
+    return [
+        {
+            "read_frames": len(data),
+            "median_s": round(times[1], 2),
+            "best_s": round(times[0], 2),
+            "frames_per_s": round(len(data) / times[1]),
+        }
+    ]
 
 
 # ---------------------------------------------------------------- CLI
@@ -422,9 +455,13 @@ def main_read(args) -> list[dict]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Load generator for the ingest server.")
-    p.add_argument("--mode", choices=["load", "layout", "read"], default="load",
-                   help="load: games streaming to a server; layout: blobs vs JSON text; "
-                        "read: Database.read_frames over --read-frames frames")
+    p.add_argument(
+        "--mode",
+        choices=["load", "layout", "read"],
+        default="load",
+        help="load: games streaming to a server; layout: blobs vs JSON text; "
+        "read: Database.read_frames over --read-frames frames",
+    )
     p.add_argument("--url", help="an already running server (default: start one on a temp database)")
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
     p.add_argument("--transport", choices=["ws", "http", "both"], default="both")

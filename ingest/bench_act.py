@@ -64,8 +64,9 @@ def bodies(batch: int, greedy: bool, seed: int = 0) -> list[bytes]:
     return out
 
 
-def measure(host: str, port: int, fighter: int, payloads: list[bytes], requests: int, warmup: int,
-            server_pid: int | None) -> dict:
+def measure(
+    host: str, port: int, fighter: int, payloads: list[bytes], requests: int, warmup: int, server_pid: int | None
+) -> dict:
     conn = http.client.HTTPConnection(host, port, timeout=30)
     path = f"/api/fighters/{fighter}/act"
     headers = {"content-type": "application/json"}
@@ -91,11 +92,15 @@ def measure(host: str, port: int, fighter: int, payloads: list[bytes], requests:
     latencies.sort()
     ms = lambda s: round(s * 1000, 3)  # noqa: E731
     return {
-        "requests": requests, "batch": len(orjson.loads(payloads[0])["observations"]),
+        "requests": requests,
+        "batch": len(orjson.loads(payloads[0])["observations"]),
         "greedy": orjson.loads(payloads[0])["greedy"],
-        "p50_ms": ms(percentile(latencies, 50)), "p90_ms": ms(percentile(latencies, 90)),
-        "p99_ms": ms(percentile(latencies, 99)), "max_ms": ms(latencies[-1]),
-        "mean_ms": ms(statistics.fmean(latencies)), "requests_per_s": round(requests / wall),
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p90_ms": ms(percentile(latencies, 90)),
+        "p99_ms": ms(percentile(latencies, 99)),
+        "max_ms": ms(latencies[-1]),
+        "mean_ms": ms(statistics.fmean(latencies)),
+        "requests_per_s": round(requests / wall),
         "server_cpu_ms_per_request": round(1000 * server_cpu / requests, 3) if server_cpu is not None else None,
         "body_bytes": len(payloads[0]),
     }
@@ -128,15 +133,16 @@ def main(argv=None) -> int:
             fighter = make_fighter(db, tmp)
             server, host, port = _start_server(db, "FULL")
             pid = server.pid
-        reports = [measure(host, port, fighter, bodies(args.batch, greedy), args.requests, args.warmup, pid)
-                   for greedy in (True, False)]
+        reports = [
+            measure(host, port, fighter, bodies(args.batch, greedy), args.requests, args.warmup, pid)
+            for greedy in (True, False)
+        ]
     finally:
         if server is not None:
             stop_server_process(server)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-               f"numpy {np.__version__}")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}"
     if args.json:
         print(orjson.dumps({"machine": machine, "runs": reports}, option=orjson.OPT_INDENT_2).decode())
     else:

@@ -19,7 +19,13 @@ import orjson
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
-    AcceptConnection, CloseConnection, Message, Ping, RejectConnection, RejectData, Request,
+    AcceptConnection,
+    CloseConnection,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
     TextMessage,
 )
 
@@ -53,12 +59,20 @@ class HttpClient:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> "HttpClient":
+    async def connect(cls, host: str, port: int) -> HttpClient:
         reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
         return cls(reader, writer, f"{host}:{port}")
 
-    async def request(self, method: str, path: str, json=None, *, body: bytes | None = None,
-                      headers: dict[str, str] | None = None, timeout: float = TIMEOUT_S) -> HttpResponse:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json=None,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = TIMEOUT_S,
+    ) -> HttpResponse:
         async with self._lock, asyncio.timeout(timeout):
             return await self._request(method, path, json, body, headers or {})
 
@@ -124,8 +138,9 @@ class WsClient:
         self._parts: list = []
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str, origin: str | None = None,
-                      timeout: float = TIMEOUT_S) -> "WsClient":
+    async def connect(
+        cls, host: str, port: int, path: str, origin: str | None = None, timeout: float = TIMEOUT_S
+    ) -> WsClient:
         reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
         ws = WSConnection(ConnectionType.CLIENT)
         extra = [("origin", origin)] if origin else []

@@ -73,8 +73,10 @@ class Api:
         return Response(200, openapi.docs_html(self.limits).encode(), "text/html; charset=utf-8")
 
     async def stream_without_upgrade(self, req: Request, episode_id: int) -> tuple[int, dict]:
-        raise ApiError(400, f"/api/episodes/{episode_id}/stream is a WebSocket endpoint: "
-                            "connect with a WebSocket client (ws://...)")
+        raise ApiError(
+            400,
+            f"/api/episodes/{episode_id}/stream is a WebSocket endpoint: connect with a WebSocket client (ws://...)",
+        )
 
     # ---------------------------------------------------------------- fighters
 
@@ -131,20 +133,29 @@ class Api:
         if checkpoint is None:
             if body.version is None:
                 raise ApiError(404, f"fighter {fighter_id} has no checkpoints yet; train it first")
-            raise ApiError(404, f"fighter {fighter_id} has no checkpoint with model_version {body.version}; "
-                                f"GET /api/fighters/{fighter_id}/checkpoints lists them")
+            raise ApiError(
+                404,
+                f"fighter {fighter_id} has no checkpoint with model_version {body.version}; "
+                f"GET /api/fighters/{fighter_id}/checkpoints lists them",
+            )
         policy = await self.policies.get(checkpoint)
         obs = np.array(body.observations, dtype=np.float32)
         if obs.shape[1] != policy.obs_size:
-            raise ApiError(500, f"checkpoint {checkpoint['id']} takes {policy.obs_size} numbers per "
-                                f"observation, not the {obs.shape[1]} of the API; it cannot be served")
+            raise ApiError(
+                500,
+                f"checkpoint {checkpoint['id']} takes {policy.obs_size} numbers per "
+                f"observation, not the {obs.shape[1]} of the API; it cannot be served",
+            )
         if body.greedy:
             actions = policy.act(obs, greedy=True)
         else:
             rng = self._rng if body.seed is None else np.random.default_rng(body.seed)
             actions = policy.act(obs, greedy=False, rng=rng)
-        return 200, {"actions": actions.tolist(), "model_version": checkpoint["model_version"],
-                     "checkpoint_id": checkpoint["id"]}
+        return 200, {
+            "actions": actions.tolist(),
+            "model_version": checkpoint["model_version"],
+            "checkpoint_id": checkpoint["id"],
+        }
 
     # ---------------------------------------------------------------- episodes and frames
 
@@ -162,7 +173,8 @@ class Api:
     async def complete_episode(self, req: Request, episode_id: int) -> tuple[int, dict]:
         body = decode(_json_body(req), EpisodeResult)
         episode = await self.store.complete_episode(
-            episode_id, body.total_reward, body.duration_frames, body.is_victory, body.rank)
+            episode_id, body.total_reward, body.duration_frames, body.is_victory, body.rank
+        )
         return 200, episode
 
     async def add_frames(self, req: Request) -> tuple[int, dict]:
@@ -208,6 +220,7 @@ def _no_query(req: Request) -> None:
 def _json_body(req: Request) -> bytes:
     media = req.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in JSON_TYPES:
-        raise ApiError(415, f"send the body as application/json, not {media!r} "
-                            "(curl: -H 'content-type: application/json')")
+        raise ApiError(
+            415, f"send the body as application/json, not {media!r} (curl: -H 'content-type: application/json')"
+        )
     return req.body

@@ -15,11 +15,21 @@ import h11
 from .limits import Limits
 
 _REASONS = {
-    200: b"OK", 201: b"Created", 204: b"No Content", 400: b"Bad Request",
-    401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
-    408: b"Request Timeout", 409: b"Conflict", 413: b"Content Too Large",
-    415: b"Unsupported Media Type", 422: b"Unprocessable Content",
-    431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+    200: b"OK",
+    201: b"Created",
+    204: b"No Content",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    409: b"Conflict",
+    413: b"Content Too Large",
+    415: b"Unsupported Media Type",
+    422: b"Unprocessable Content",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
     503: b"Service Unavailable",
 }
 
@@ -102,9 +112,7 @@ class HttpConnection:
                 except TimeoutError:
                     if deadline is None:
                         return None
-                    raise HttpError(
-                        408, f"request not completed within {self.limits.request_timeout_s:g} s"
-                    ) from None
+                    raise HttpError(408, f"request not completed within {self.limits.request_timeout_s:g} s") from None
                 except ConnectionError:
                     return None
                 if deadline is None:
@@ -117,8 +125,11 @@ class HttpConnection:
                 header_bytes = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
                 if header_bytes > self.limits.max_header_bytes:
                     # h11's own cap only applies while the headers are incomplete.
-                    raise HttpError(431, f"request headers of {header_bytes} bytes are over the "
-                                         f"{self.limits.max_header_bytes}-byte limit")
+                    raise HttpError(
+                        431,
+                        f"request headers of {header_bytes} bytes are over the "
+                        f"{self.limits.max_header_bytes}-byte limit",
+                    )
                 length = _content_length(event.headers)
                 if length is not None and length > self.limits.max_body_bytes:
                     raise HttpError(413, _too_large(length, self.limits.max_body_bytes))
@@ -155,9 +166,13 @@ class HttpConnection:
         if close:
             headers.append(("connection", "close"))
         h = self.h11
-        data = h.send(h11.Response(
-            status_code=response.status, headers=headers, reason=_REASONS.get(response.status, b""),
-        ))
+        data = h.send(
+            h11.Response(
+                status_code=response.status,
+                headers=headers,
+                reason=_REASONS.get(response.status, b""),
+            )
+        )
         if response.body and response.status != 204:
             data += h.send(h11.Data(data=response.body))
         data += h.send(h11.EndOfMessage())
@@ -197,10 +212,7 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 
 def _too_large(size: int, limit: int) -> str:
-    return (
-        f"request body of {size} bytes is over the {limit}-byte limit; "
-        "send frames in smaller batches"
-    )
+    return f"request body of {size} bytes is over the {limit}-byte limit; send frames in smaller batches"
 
 
 def _make_request(event: h11.Request, body: bytes) -> Request:

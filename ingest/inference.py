@@ -43,8 +43,11 @@ class PolicyCache:
         try:
             st = os.stat(path)
         except OSError as e:
-            raise ApiError(500, f"{_describe(checkpoint)} is registered at {str(path)!r}, but the file "
-                                f"cannot be opened ({e.strerror}); restore it or register another checkpoint") from None
+            raise ApiError(
+                500,
+                f"{_describe(checkpoint)} is registered at {str(path)!r}, but the file "
+                f"cannot be opened ({e.strerror}); restore it or register another checkpoint",
+            ) from None
         key = (str(path), st.st_mtime_ns, st.st_size)
         policy = self._policies.get(key)
         if policy is not None:
@@ -69,5 +72,7 @@ class PolicyCache:
 
 
 def _describe(checkpoint: dict) -> str:
-    return (f"checkpoint {checkpoint['id']} (model version {checkpoint['model_version']}) "
-            f"of fighter {checkpoint['fighter_id']}")
+    return (
+        f"checkpoint {checkpoint['id']} (model version {checkpoint['model_version']}) "
+        f"of fighter {checkpoint['fighter_id']}"
+    )

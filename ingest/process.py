@@ -1,4 +1,5 @@
 """Run ingest_server.py as a child process: for the load generators, the demo and tests."""
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,22 @@ def start_server_process(db, port: int = 0, *args: str) -> tuple[subprocess.Pope
     # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(db), "--port", str(port),
-         "--log-level", "WARNING", *args],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "ingest_server.py"),
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        cwd=ROOT,
+    )
     line = proc.stdout.readline()
     m = READY_LINE.search(line)
     if not m:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .errors import ApiError
 
@@ -27,13 +28,10 @@ class Router:
     def __init__(self) -> None:
         self._routes: list[tuple[re.Pattern, Route, list[str]]] = []
 
-    def add(self, method: str, pattern: str, handler: Callable[..., Awaitable[Any]],
-            write: bool = False) -> None:
+    def add(self, method: str, pattern: str, handler: Callable[..., Awaitable[Any]], write: bool = False) -> None:
         pieces = _PARAM.split(pattern)  # literal, name, literal, name, ..., literal
         names = pieces[1::2]
-        regex = re.compile(
-            "^" + "".join(re.escape(p) if i % 2 == 0 else "([^/]+)" for i, p in enumerate(pieces)) + "$"
-        )
+        regex = re.compile("^" + "".join(re.escape(p) if i % 2 == 0 else "([^/]+)" for i, p in enumerate(pieces)) + "$")
         self._routes.append((regex, Route(method, pattern, handler, write), names))
 
     @property
@@ -54,14 +52,15 @@ class Router:
                 allowed.append(route.method)
                 continue
             params = {}
-            for name, raw in zip(names, m.groups()):
+            for name, raw in zip(names, m.groups(), strict=True):
                 if not raw.isdigit() or int(raw) > MAX_ID:
                     raise ApiError(404, f"{raw!r} is not a valid {name} (ids are positive integers)")
                 params[name] = int(raw)
             return route, params
         if allowed:
             raise ApiError(
-                405, f"{method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}",
+                405,
+                f"{method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}",
                 headers=[("allow", ", ".join(sorted(set(allowed) | {"OPTIONS"})))],
             )
         raise ApiError(404, f"no such endpoint: {path} (see /docs)")

@@ -89,16 +89,23 @@ class IngestServer:
         self.api = Api(self.store, self.limits, self.stats)
         try:
             self._server = await asyncio.start_server(
-                self._on_connect, self.config.host, self.config.port,
-                backlog=LISTEN_BACKLOG, limit=self.limits.max_recv,
+                self._on_connect,
+                self.config.host,
+                self.config.port,
+                backlog=LISTEN_BACKLOG,
+                limit=self.limits.max_recv,
             )
         except BaseException:
             await self.store.close()
             raise
         self.port = self._server.sockets[0].getsockname()[1]
-        self._log.info("listening on %s, database %s, CORS %s, token %s", self.url,
-                       self.config.db_path, self.cors.describe(),
-                       "required for writes" if self.config.token else "not required")
+        self._log.info(
+            "listening on %s, database %s, CORS %s, token %s",
+            self.url,
+            self.config.db_path,
+            self.cors.describe(),
+            "required for writes" if self.config.token else "not required",
+        )
 
     async def shutdown(self) -> None:
         """Stop accepting, let requests in progress finish and acks go out, commit, close."""
@@ -119,8 +126,9 @@ class IngestServer:
             for t in late:
                 t.cancel()
             if late:
-                self._log.warning("%d connections did not finish within %.0f s; dropped",
-                                  len(late), self.limits.shutdown_grace_s)
+                self._log.warning(
+                    "%d connections did not finish within %.0f s; dropped", len(late), self.limits.shutdown_grace_s
+                )
                 await asyncio.wait(late, timeout=1.0)
         if self.store is not None:
             await self.store.close()
@@ -157,16 +165,19 @@ class IngestServer:
     async def _refuse(self, reader, writer, log) -> None:
         limit = self.limits.max_connections
         log.warning("refused: %d connections open (limit %d)", len(self._conns), limit)
-        http = HttpConnection(reader, writer, dataclasses.replace(
-            self.limits, request_timeout_s=1.0, keepalive_timeout_s=1.0))
+        http = HttpConnection(
+            reader, writer, dataclasses.replace(self.limits, request_timeout_s=1.0, keepalive_timeout_s=1.0)
+        )
         try:
             await http.receive_request()
         except HttpError:
             pass  # answered with 503 below either way
         try:
             if http.can_respond:
-                await http.send(_error(503, f"too many connections (limit {limit}); retry shortly",
-                                       [("retry-after", "1")]), close=True)
+                await http.send(
+                    _error(503, f"too many connections (limit {limit}); retry shortly", [("retry-after", "1")]),
+                    close=True,
+                )
             await http.close(linger_s=0.5)
         except (ConnectionError, TimeoutError):
             writer.close()
@@ -200,8 +211,7 @@ class IngestServer:
         if origin is not None:
             if not self.cors.allows(origin, req.headers.get("host")):
                 log.info("%s %s from origin %r refused", req.method, req.path, origin)
-                return _error(403, f"origin {origin!r} is not allowed; start the server with "
-                                   f"--cors-origin {origin}")
+                return _error(403, f"origin {origin!r} is not allowed; start the server with --cors-origin {origin}")
             cors_headers = CorsPolicy.response_headers(origin)
         if req.method == "OPTIONS":
             return self._preflight(req, origin)
@@ -244,8 +254,11 @@ class IngestServer:
             return
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise ApiError(401, "this server needs 'Authorization: Bearer <token>' for writes",
-                           headers=[("www-authenticate", "Bearer")])
+            raise ApiError(
+                401,
+                "this server needs 'Authorization: Bearer <token>' for writes",
+                headers=[("www-authenticate", "Bearer")],
+            )
 
     # ---------------------------------------------------------------- WebSocket
 
@@ -277,12 +290,10 @@ class IngestServer:
         """The episode id of a stream request, and whether the token came with it."""
         route, params = self.api.router.match("GET", req.path)
         if route.handler != self.api.stream_without_upgrade:
-            raise ApiError(404, f"{req.path} does not accept WebSockets; "
-                                "stream to /api/episodes/{id}/stream")
+            raise ApiError(404, f"{req.path} does not accept WebSockets; stream to /api/episodes/{{id}}/stream")
         origin = req.headers.get("origin")
         if origin is not None and not self.cors.allows(origin, req.headers.get("host")):
-            raise ApiError(403, f"origin {origin!r} is not allowed; start the server with "
-                                f"--cors-origin {origin}")
+            raise ApiError(403, f"origin {origin!r} is not allowed; start the server with --cors-origin {origin}")
         query = dict(req.query)
         unknown = set(query) - {"token"}
         if unknown:
@@ -307,8 +318,8 @@ def _error(status: int, message: str, headers: list[tuple[str, str]] | None = No
 class BackgroundServer:
     """An IngestServer on its own thread and event loop, for tests and embedding.
 
-        with BackgroundServer(ServerConfig(db_path=..., port=0)) as server:
-            urlopen(server.url + "/health")
+    with BackgroundServer(ServerConfig(db_path=..., port=0)) as server:
+        urlopen(server.url + "/health")
     """
 
     def __init__(self, config: ServerConfig):
@@ -328,7 +339,7 @@ class BackgroundServer:
     def port(self) -> int:
         return self.server.port
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> BackgroundServer:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
@@ -341,7 +352,7 @@ class BackgroundServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join()
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -30,8 +30,15 @@ _SENT_ERRORS = (ConnectionError, TimeoutError, LocalProtocolError)
 
 
 class FrameStream:
-    def __init__(self, ws: WebSocket, episode_id: int, store: AsyncStore, limits: Limits,
-                 token: str | None, log: logging.LoggerAdapter):
+    def __init__(
+        self,
+        ws: WebSocket,
+        episode_id: int,
+        store: AsyncStore,
+        limits: Limits,
+        token: str | None,
+        log: logging.LoggerAdapter,
+    ):
         self.ws = ws
         self.episode_id = episode_id
         self.store = store
@@ -69,8 +76,7 @@ class FrameStream:
                 sender.cancel()
                 self.log.warning("acks not delivered within %.0f s; closing", self.limits.shutdown_grace_s)
             await self.ws.close(*close)
-        self.log.info("stream for episode %d closed: %d batches acknowledged",
-                      self.episode_id, self.acked_batches)
+        self.log.info("stream for episode %d closed: %d batches acknowledged", self.episode_id, self.acked_batches)
 
     async def _read_loop(self, authenticated: bool) -> tuple[int, str]:
         if not authenticated and not await self._authenticate():
@@ -112,8 +118,11 @@ class FrameStream:
             given = ""
         if self.token is not None and hmac.compare_digest(given.encode(), self.token.encode()):
             return True
-        self._reply_error(None, 401, "a bearer token is required: add ?token=... to the URL or "
-                                     'send {"token": "..."} as the first message')
+        self._reply_error(
+            None,
+            401,
+            'a bearer token is required: add ?token=... to the URL or send {"token": "..."} as the first message',
+        )
         return False
 
     def _reply_error(self, seq: int | None, status: int, message: str) -> None:

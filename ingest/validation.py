@@ -12,8 +12,17 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from storage.records import (
-    FRAME_FIELDS, ActionVector, EnemiesState, Finite, Frame, FrameError, FrameNumber,
-    ObservationVector, Vec2, WireFrame, settle_enemies,
+    FRAME_FIELDS,
+    ActionVector,
+    EnemiesState,
+    Finite,
+    Frame,
+    FrameError,
+    FrameNumber,
+    ObservationVector,
+    Vec2,
+    WireFrame,
+    settle_enemies,
 )
 
 from .errors import ApiError
@@ -111,8 +120,12 @@ def _mentions_non_finite(body: bytes | str) -> bool:
 
 def _name(kind: type) -> str:
     return {
-        FighterIn: "fighter", EpisodeIn: "episode", EpisodeResult: "episode result",
-        FramesIn: "frames body", StreamBatch: "stream message", StreamAuth: "auth message",
+        FighterIn: "fighter",
+        EpisodeIn: "episode",
+        EpisodeResult: "episode result",
+        FramesIn: "frames body",
+        StreamBatch: "stream message",
+        StreamAuth: "auth message",
         ActIn: "act body",
     }.get(kind, kind.__name__)
 
@@ -128,9 +141,7 @@ def frames_of(body: FramesIn, max_frames: int) -> list[Frame]:
     if body.frames is not UNSET:
         extra = [f for f in FRAME_FIELDS if getattr(body, f) is not UNSET]
         if extra:
-            raise ApiError(
-                422, f"a batch has only episode_id and frames; move {extra} into each frame"
-            )
+            raise ApiError(422, f"a batch has only episode_id and frames; move {extra} into each frame")
         return check_batch(body.episode_id, body.frames, max_frames)
     missing = [f for f in FRAME_FIELDS if getattr(body, f) is UNSET]
     if missing:
@@ -146,16 +157,12 @@ def check_batch(episode_id: int, frames: list[Frame], max_frames: int) -> list[F
     """Rules msgspec types cannot say: batch size, each frame's episode_id, enemies_state
     (checked and turned into JSON text in place)."""
     if len(frames) > max_frames:
-        raise ApiError(
-            413, f"batch has {len(frames)} frames; at most {max_frames} per batch: split it"
-        )
+        raise ApiError(413, f"batch has {len(frames)} frames; at most {max_frames} per batch: split it")
     if not frames:
         raise ApiError(422, "batch has no frames")
     for i, f in enumerate(frames):
         if f.episode_id is not UNSET and f.episode_id != episode_id:
-            raise ApiError(
-                422, f"frames[{i}].episode_id is {f.episode_id}, but the batch is for episode {episode_id}"
-            )
+            raise ApiError(422, f"frames[{i}].episode_id is {f.episode_id}, but the batch is for episode {episode_id}")
     try:
         settle_enemies(frames)
     except FrameError as e:

@@ -30,8 +30,7 @@ CLOSE_WAIT_S = 1.0
 class WebSocket:
     """One accepted server-side WebSocket."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 ws: WSConnection, limits: Limits):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: WSConnection, limits: Limits):
         self.reader = reader
         self.writer = writer
         self.ws = ws
@@ -40,7 +39,7 @@ class WebSocket:
         self._send_lock = asyncio.Lock()
 
     @classmethod
-    async def accept(cls, http: HttpConnection, request: Request) -> "WebSocket":
+    async def accept(cls, http: HttpConnection, request: Request) -> WebSocket:
         """Complete the upgrade that ``request`` asked for (101 Switching Protocols)."""
         ws = WSConnection(ConnectionType.SERVER)
         ws.initiate_upgrade_connection(request.raw_headers, request.target)

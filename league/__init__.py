@@ -9,6 +9,7 @@
 
 docs/league.md explains the design and the measured results.
 """
+
 from league.curriculum import Curriculum, Stage, resolve_stages
 from league.env import LeagueEnv
 from league.league import League

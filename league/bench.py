@@ -9,6 +9,7 @@ a share spread unevenly over the older ones (as prioritisation does), the rest t
 network). Each figure is the median of --repeats timings of --steps calls, in milliseconds
 per step, with the machine's torch threads as given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,17 +70,24 @@ def main(argv=None) -> dict:
     loop_ms = median_ms(per_snapshot, args.steps, args.repeats)
     stack_ms = median_ms(stacked, args.steps, args.repeats)
     result = {
-        "rows": args.rows, "snapshot_rows": len(rows), "snapshots": args.snapshots,
-        "snapshots_in_play": int(len(np.unique(index[rows]))), "torch_threads": args.threads,
-        "per_snapshot_ms": round(loop_ms, 3), "stacked_ms": round(stack_ms, 3),
-        "speedup": round(loop_ms / stack_ms, 2), "machine": f"{platform.machine()}, {platform.processor() or '?'}",
+        "rows": args.rows,
+        "snapshot_rows": len(rows),
+        "snapshots": args.snapshots,
+        "snapshots_in_play": int(len(np.unique(index[rows]))),
+        "torch_threads": args.threads,
+        "per_snapshot_ms": round(loop_ms, 3),
+        "stacked_ms": round(stack_ms, 3),
+        "speedup": round(loop_ms / stack_ms, 2),
+        "machine": f"{platform.machine()}, {platform.processor() or '?'}",
         "torch": torch.__version__,
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['snapshot_rows']} snapshot rows of {args.rows}, {result['snapshots_in_play']} snapshots in play, "
-              f"{args.threads} torch thread(s)")
+        print(
+            f"{result['snapshot_rows']} snapshot rows of {args.rows}, {result['snapshots_in_play']} snapshots in play, "
+            f"{args.threads} torch thread(s)"
+        )
         print(f"  one forward pass per snapshot  {loop_ms:8.3f} ms/step")
         print(f"  PolicyStack, one stacked pass  {stack_ms:8.3f} ms/step   ({result['speedup']}x)")
     return result

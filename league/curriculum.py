@@ -6,6 +6,7 @@ the reward weights. The learner moves to the next stage when its record over the
 above it, or mean rank at or below it), once it has trained ``min_steps`` in the stage;
 ``max_steps`` promotes regardless. The last stage never ends.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -38,8 +39,22 @@ def resolve_stages(config: Config) -> list[Stage]:
     """The config's curriculum as resolved stages (one stage from env.* when there are none)."""
     league, env = config.league, config.env
     if not league.stages:
-        return [Stage(0, "stage0", env.fighters_per_arena, 1, env.num_arenas, league.latest, league.past,
-                      league.bots, list(league.bot_names), env.rewards, None, league.fixed)]
+        return [
+            Stage(
+                0,
+                "stage0",
+                env.fighters_per_arena,
+                1,
+                env.num_arenas,
+                league.latest,
+                league.past,
+                league.bots,
+                list(league.bot_names),
+                env.rewards,
+                None,
+                league.fixed,
+            )
+        ]
 
     def pick(value, default):
         return default if value is None else value
@@ -47,10 +62,22 @@ def resolve_stages(config: Config) -> list[Stage]:
     stages = []
     for n, s in enumerate(league.stages):
         last = n == len(league.stages) - 1
-        stages.append(Stage(n, s.name or f"stage{n}", s.fighters, s.learners, pick(s.num_arenas, env.num_arenas),
-                            pick(s.latest, league.latest), pick(s.past, league.past), pick(s.bots, league.bots),
-                            list(pick(s.bot_names, league.bot_names)), pick(s.rewards, env.rewards),
-                            None if last else s.promote, pick(s.fixed, league.fixed)))
+        stages.append(
+            Stage(
+                n,
+                s.name or f"stage{n}",
+                s.fighters,
+                s.learners,
+                pick(s.num_arenas, env.num_arenas),
+                pick(s.latest, league.latest),
+                pick(s.past, league.past),
+                pick(s.bots, league.bots),
+                list(pick(s.bot_names, league.bot_names)),
+                pick(s.rewards, env.rewards),
+                None if last else s.promote,
+                pick(s.fixed, league.fixed),
+            )
+        )
     return stages
 
 
@@ -110,8 +137,13 @@ class Curriculum:
         return self.stage
 
     def state_dict(self) -> dict:
-        return dict(index=self.index, stage_start_step=self.stage_start_step, history=list(self.history),
-                    wins=list(self.wins), ranks=list(self.ranks))
+        return dict(
+            index=self.index,
+            stage_start_step=self.stage_start_step,
+            history=list(self.history),
+            wins=list(self.wins),
+            ranks=list(self.ranks),
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.index = state["index"]

@@ -15,6 +15,7 @@ To the trainer it looks like a pufferlib vecenv whose agents are the learner's r
 rollout buffers. When a match ends, the learner's score against each opponent goes to the
 pool and its win and rank to the curriculum, and fresh opponents are drawn for the arena.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,16 +30,32 @@ from policies.network import PolicyStack
 
 
 class LeagueEnv:
-    def __init__(self, stage: Stage, pool: OpponentPool, seed: int, report_interval: int = 32, rules=None,
-                 rng: np.random.Generator | None = None, greedy_opponents: bool | float = False, on_match=None):
+    def __init__(
+        self,
+        stage: Stage,
+        pool: OpponentPool,
+        seed: int,
+        report_interval: int = 32,
+        rules=None,
+        rng: np.random.Generator | None = None,
+        greedy_opponents: bool | float = False,
+        on_match=None,
+    ):
         self.stage, self.pool = stage, pool
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.greedy_share = float(greedy_opponents)  # share of network opponents (snapshots, fixed) that play argmax
         self.on_match = on_match  # called with (wins, ranks) of the learner's finished matches
         F, L = stage.fighters, stage.learners
-        self.env = ArenaEnv(num_arenas=stage.num_arenas, fighters_per_arena=F, seed=seed, opponents=None,
-                            rewards=stage.rewards, report_interval=report_interval,
-                            stats_slots=list(range(L)), **(rules or {}))
+        self.env = ArenaEnv(
+            num_arenas=stage.num_arenas,
+            fighters_per_arena=F,
+            seed=seed,
+            opponents=None,
+            rewards=stage.rewards,
+            report_interval=report_interval,
+            stats_slots=list(range(L)),
+            **(rules or {}),
+        )
         self.arena = self.env.arena
         A = self.arena.num_arenas
         rows = np.arange(A * F).reshape(A, F)  # agent row = arena * F + slot
@@ -64,8 +81,9 @@ class LeagueEnv:
     def assign(self, arenas: np.ndarray) -> None:
         """Draw opponents for the given arenas' next match and write bot ids into their slots."""
         s = self.stage
-        ids = self.pool.sample(len(arenas) * len(self.opponent_slots), self.rng, s.latest, s.past, s.bots,
-                               s.bot_names, s.fixed).reshape(len(arenas), -1)
+        ids = self.pool.sample(
+            len(arenas) * len(self.opponent_slots), self.rng, s.latest, s.past, s.bots, s.bot_names, s.fixed
+        ).reshape(len(arenas), -1)
         self.assignment[arenas] = ids
         if 0.0 < self.greedy_share < 1.0:  # drawn only for a mix, so true/false runs keep their random stream
             self.greedy[arenas] = self.rng.random(ids.shape) < self.greedy_share
@@ -95,7 +113,7 @@ class LeagueEnv:
         one it lacks: once per new snapshot, not per step."""
         if len(self._stack_index) < len(self.pool.entries):
             grown = np.full(len(self.pool.entries), -1, dtype=np.int64)
-            grown[:len(self._stack_index)] = self._stack_index
+            grown[: len(self._stack_index)] = self._stack_index
             self._stack_index = grown
         if self._stack is None or (self._stack_index[ids] < 0).any():
             members = sorted({e.id for e in self.pool.snapshots()} | {int(i) for i in np.unique(ids)})

@@ -11,6 +11,7 @@
 Its state (pool entries and records, curriculum position and window, the draw generator)
 goes into the checkpoint's trainer state; snapshot weights are files in the league folder.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,8 @@ def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
     if got != want:
         raise CheckpointError(
             f"{source}: {path!r} is a network of {got[0]} obs, {got[1]} actions and hidden size {got[2]}; "
-            f"the league runs opponents with the learner's shape {want} (policy.hidden_size)")
+            f"the league runs opponents with the learner's shape {want} (policy.hidden_size)"
+        )
 
 
 def check_fixed_opponents(config: Config) -> None:
@@ -54,8 +56,16 @@ class League:
         lc = config.league
         self.stages = resolve_stages(config)
         bot_names = list(dict.fromkeys(lc.bot_names + [n for s in self.stages for n in s.bot_names]))
-        self.pool = OpponentPool(bot_names, lc.pool_size, lc.result_window, lc.prioritized, lc.priority_exponent,
-                                 directory=directory, device=device, share_caps=lc.share_caps)
+        self.pool = OpponentPool(
+            bot_names,
+            lc.pool_size,
+            lc.result_window,
+            lc.prioritized,
+            lc.priority_exponent,
+            directory=directory,
+            device=device,
+            share_caps=lc.share_caps,
+        )
         for spec in lc.fixed_opponents:
             name, path = split_name(spec)
             self.add_fixed(path, name, "league.fixed_opponents")
@@ -82,9 +92,16 @@ class League:
         return self.curriculum.stage
 
     def make_env(self, seed: int) -> LeagueEnv:
-        self.env = LeagueEnv(self.stage, self.pool, seed, self.config.env.report_interval, self.config.env.rules,
-                             rng=self.rng, greedy_opponents=self.config.league.opponent_greedy,
-                             on_match=self.curriculum.record)
+        self.env = LeagueEnv(
+            self.stage,
+            self.pool,
+            seed,
+            self.config.env.report_interval,
+            self.config.env.rules,
+            rng=self.rng,
+            greedy_opponents=self.config.league.opponent_greedy,
+            on_match=self.curriculum.record,
+        )
         return self.env
 
     def maybe_snapshot(self, policy, global_step: int) -> bool:
@@ -103,8 +120,10 @@ class League:
         old = self.stage
         metric = self.curriculum.metric()
         self.curriculum.promote(global_step)
-        self.promotions.append(f"step {global_step:,}: {old.name} -> {self.stage.name} "
-                               f"({old.promote.metric} {metric:.3f} over the stage's last {old.promote.window} matches)")
+        self.promotions.append(
+            f"step {global_step:,}: {old.name} -> {self.stage.name} "
+            f"({old.promote.metric} {metric:.3f} over the stage's last {old.promote.window} matches)"
+        )
         if self.env is not None:
             self.env.close()
         return self.make_env(seed)
@@ -126,14 +145,23 @@ class League:
                 writer.add_scalar(f"league_score_vs/{name}", score, global_step)
 
     def summary(self) -> dict:
-        return dict(stage=self.stage.name, stage_index=self.curriculum.index,
-                    stage_history=[dict(stage=self.stages[i].name, from_step=s) for i, s in self.curriculum.history],
-                    snapshots=len(self.pool.snapshots(active_only=False)), ratings=self.pool.ratings(),
-                    scores=self.pool.recent_scores(), specialists=self.specialists)
+        return dict(
+            stage=self.stage.name,
+            stage_index=self.curriculum.index,
+            stage_history=[dict(stage=self.stages[i].name, from_step=s) for i, s in self.curriculum.history],
+            snapshots=len(self.pool.snapshots(active_only=False)),
+            ratings=self.pool.ratings(),
+            scores=self.pool.recent_scores(),
+            specialists=self.specialists,
+        )
 
     def state_dict(self) -> dict:
-        return dict(pool=self.pool.state_dict(), curriculum=self.curriculum.state_dict(),
-                    rng=self.rng.bit_generator.state, next_snapshot_step=self.next_snapshot_step)
+        return dict(
+            pool=self.pool.state_dict(),
+            curriculum=self.curriculum.state_dict(),
+            rng=self.rng.bit_generator.state,
+            next_snapshot_step=self.next_snapshot_step,
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.pool.load_state_dict(state["pool"])

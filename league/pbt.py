@@ -7,9 +7,9 @@ copies of the strong ones (Jaderberg et al. 2017, "Population Based Training of 
 The budget is the config's train.total_timesteps per member, cut into ``generations`` equal
 segments. Each segment trains every member in turn with train.py (``python -m train ...
 --stop-at N`` in a child process, resuming its run folder: training/launch.py), one after the
-other: on a 2-core machine two trainings at once would only share the same cores. After a segment the members' latest checkpoints play a
-round robin with the config's evaluation bots (evaluation.compare), and the Elo-scale
-rating is each member's fitness. Then
+other: on a 2-core machine two trainings at once would only share the same cores. After a
+segment the members' latest checkpoints play a round robin with the config's evaluation bots
+(evaluation.compare), and the Elo-scale rating is each member's fitness. Then
 
 - exploit: each member in the bottom ``--exploit`` fraction (at least one when K >= 2)
   whose rating is below the best's copies the best member's latest checkpoint (weights,
@@ -23,6 +23,7 @@ ratings, hyperparameters and exploits) and TensorBoard charts in DIR (pbt/...); 
 own run folder is DIR/member<k>. The config's league.specialists are trained once, in
 DIR/specialists, and copied into each member's folder.
 """
+
 if __name__ == "__main__":  # glibc reads malloc tunables at start only (policies/runtime.py)
     from policies.runtime import reexec_with_malloc_tunables
 
@@ -72,9 +73,12 @@ def exploit(src: Path, dst: Path) -> None:
     dst.checkpoints.mkdir(parents=True, exist_ok=True)
     data = read_checkpoint(src.latest)
     state = TrainerState.from_dict(data["trainer_state"], data["model_version"])
-    state.evals = [EvalRecord(e.global_step, e.score,
-                              os.path.relpath(os.path.normpath(src.checkpoints / e.checkpoint), dst.checkpoints))
-                   for e in state.evals]
+    state.evals = [
+        EvalRecord(
+            e.global_step, e.score, os.path.relpath(os.path.normpath(src.checkpoints / e.checkpoint), dst.checkpoints)
+        )
+        for e in state.evals
+    ]
     data["trainer_state"] = dict(data["trainer_state"], evals=[e.to_dict() for e in state.evals])
     atomic_torch_save(data, dst.latest)
     if dst.league.exists():
@@ -90,15 +94,32 @@ def fitness(member_dirs: list[Path], config: Config, matches: int, mode: str, se
     entrants = [f"member{k}={RunFolder(d).latest}" for k, d in enumerate(member_dirs)]
     entrants += list(config.eval.opponents)
     ffa = mode != "1v1"  # free-for-all matches of all entrants (up to 8) as well
-    result = compare(entrants, matches=matches, ffa_matches=matches if ffa else 0,
-                     ffa_fighters=min(len(entrants), 8) if ffa else None,
-                     seed=seed, rank_by=mode, rewards=config.env.rewards, bootstrap=50,
-                     **{**config.env.rules, **config.eval.rules})
+    result = compare(
+        entrants,
+        matches=matches,
+        ffa_matches=matches if ffa else 0,
+        ffa_fighters=min(len(entrants), 8) if ffa else None,
+        seed=seed,
+        rank_by=mode,
+        rewards=config.env.rewards,
+        bootstrap=50,
+        **{**config.env.rules, **config.eval.rules},
+    )
     return {row["name"]: row for row in result["ratings"]}
 
 
-def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4, out=None, matches: int = 200,
-            mode: str = "1v1", exploit_fraction: float = 0.25, seed: int = 0, progress: bool = False) -> dict:
+def run_pbt(
+    config_path,
+    overrides=(),
+    population: int = 2,
+    generations: int = 4,
+    out=None,
+    matches: int = 200,
+    mode: str = "1v1",
+    exploit_fraction: float = 0.25,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
     from torch.utils.tensorboard import SummaryWriter
 
     if population < 2:
@@ -109,7 +130,7 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
         raise ValueError(f"matches must be at least 1 (matches per pairing in the rating round), got {matches}")
     if not 0 < exploit_fraction <= 1:
         raise ValueError(f"exploit must be a fraction of the population in (0, 1], got {exploit_fraction}")
-    if not 0 <= seed < 2 ** 32:
+    if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed}")
     config = load_config(config_path, overrides)
     out = Path(out) if out else Path(config.runs_dir) / f"pbt-{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -131,38 +152,60 @@ def run_pbt(config_path, overrides=(), population: int = 2, generations: int = 4
         stop_at = min((gen + 1) * segment, config.train.total_timesteps)
         for k in range(population):
             started = RunFolder(dirs[k]).latest.is_file()
-            print(f"[pbt] generation {gen + 1}/{generations}: member{k} to step {stop_at:,} "
-                  f"({', '.join(f'{n} {v:.3g}' for n, v in hyper[k].items())})", flush=True)
+            print(
+                f"[pbt] generation {gen + 1}/{generations}: member{k} to step {stop_at:,} "
+                f"({', '.join(f'{n} {v:.3g}' for n, v in hyper[k].items())})",
+                flush=True,
+            )
             if started:
                 train_in_subprocess(resume=dirs[k], overrides=as_overrides(hyper[k]), stop_at=stop_at)
             else:
-                train_in_subprocess(config_path, list(overrides) + as_overrides(hyper[k])
-                                    + ["--seed", str(config.seed + k)], run_dir=dirs[k], stop_at=stop_at)
+                train_in_subprocess(
+                    config_path,
+                    list(overrides) + as_overrides(hyper[k]) + ["--seed", str(config.seed + k)],
+                    run_dir=dirs[k],
+                    stop_at=stop_at,
+                )
         ratings = fitness(dirs, config, matches, mode, seed + gen)
         scores = [ratings[f"member{k}"]["rating"] for k in range(population)]
         order = np.argsort(scores)[::-1]
         best = int(order[0])
-        record = {"generation": gen + 1, "step": stop_at, "ratings": {n: r["rating"] for n, r in ratings.items()},
-                  "hyperparameters": [dict(h) for h in hyper], "exploits": []}
+        record = {
+            "generation": gen + 1,
+            "step": stop_at,
+            "ratings": {n: r["rating"] for n, r in ratings.items()},
+            "hyperparameters": [dict(h) for h in hyper],
+            "exploits": [],
+        }
         if gen < generations - 1:
-            losers = order[-max(1, int(round(exploit_fraction * population))):]
+            losers = order[-max(1, int(round(exploit_fraction * population))) :]
             for k in map(int, losers):
                 if k == best or scores[k] >= scores[best]:
                     continue
                 exploit(dirs[best], dirs[k])
                 hyper[k] = {n: v * float(rng.choice(PERTURB)) for n, v in hyper[best].items()}
                 record["exploits"].append({"member": k, "copied": best, "new_hyperparameters": dict(hyper[k])})
-                print(f"[pbt] member{k} ({scores[k]:.0f}) copies member{best} ({scores[best]:.0f}) and explores "
-                      f"{', '.join(f'{n} {v:.3g}' for n, v in hyper[k].items())}", flush=True)
+                print(
+                    f"[pbt] member{k} ({scores[k]:.0f}) copies member{best} ({scores[best]:.0f}) and explores "
+                    f"{', '.join(f'{n} {v:.3g}' for n, v in hyper[k].items())}",
+                    flush=True,
+                )
         for k in range(population):
             writer.add_scalar(f"pbt/rating/member{k}", scores[k], stop_at)
             for n, v in record["hyperparameters"][k].items():
                 writer.add_scalar(f"pbt/{n}/member{k}", v, stop_at)
         writer.add_scalar("pbt/best_rating", scores[best], stop_at)
         history.append(record)
-        summary = {"out": str(out), "population": population, "generations": generations, "segment": segment,
-                   "fitness": mode, "history": history, "best_member": f"member{best}",
-                   "best_checkpoint": str(RunFolder(dirs[best]).latest)}
+        summary = {
+            "out": str(out),
+            "population": population,
+            "generations": generations,
+            "segment": segment,
+            "fitness": mode,
+            "history": history,
+            "best_member": f"member{best}",
+            "best_checkpoint": str(RunFolder(dirs[best]).latest),
+        }
         atomic_write_json(out / "pbt.json", summary)
     writer.close()
     return summary
@@ -182,18 +225,32 @@ def main(argv=None) -> int:
     args, rest = parser.parse_known_args(argv)
     try:
         parse_overrides(rest)
-        summary = run_pbt(args.config, rest, args.population, args.generations, args.out, args.matches, args.fitness,
-                          args.exploit, args.seed)
+        summary = run_pbt(
+            args.config,
+            rest,
+            args.population,
+            args.generations,
+            args.out,
+            args.matches,
+            args.fitness,
+            args.exploit,
+            args.seed,
+        )
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command with --out to the same "
-              f"folder to carry on (members resume from their latest checkpoints)", file=sys.stderr)
+        print(
+            f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command with --out to the same "
+            f"folder to carry on (members resume from their latest checkpoints)",
+            file=sys.stderr,
+        )
         return 130
     last = summary["history"][-1]
-    print(f"\nPBT finished: best {summary['best_member']} ({last['ratings'][summary['best_member']]:.0f} Elo)\n"
-          f"  {summary['best_checkpoint']}\n  history in {summary['out']}/pbt.json")
+    print(
+        f"\nPBT finished: best {summary['best_member']} ({last['ratings'][summary['best_member']]:.0f} Elo)\n"
+        f"  {summary['best_checkpoint']}\n  history in {summary['out']}/pbt.json"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ last ``result_window`` results (an exponential moving record; k results that arr
 count as k in a row with their mean score). Those sums give the prioritisation and the pool's ratings (the
 Bradley-Terry fit of evaluation.ratings, on the Elo scale).
 """
+
 from __future__ import annotations
 
 import copy
@@ -88,8 +89,17 @@ class OpponentPool:
     directory: where snapshots are written as checkpoint files (None: memory only).
     """
 
-    def __init__(self, bot_names, pool_size: int = 16, result_window: int = 400, prioritized: bool = False,
-                 priority_exponent: float = 2.0, directory=None, device="cpu", share_caps=None):
+    def __init__(
+        self,
+        bot_names,
+        pool_size: int = 16,
+        result_window: int = 400,
+        prioritized: bool = False,
+        priority_exponent: float = 2.0,
+        directory=None,
+        device="cpu",
+        share_caps=None,
+    ):
         self.share_caps = {str(k): float(v) for k, v in (share_caps or {}).items()}
         for name, cap in self.share_caps.items():
             if not 0.0 < cap <= 1.0:
@@ -132,8 +142,15 @@ class OpponentPool:
         unique, n = name, 2
         while unique in taken:
             unique, n = f"{name}_{n}", n + 1
-        entry = Entry(len(self.entries), unique, FIXED, LEARNER, int(loaded.global_step), path=str(path.resolve()),
-                      policy=loaded.policy.eval().requires_grad_(False))
+        entry = Entry(
+            len(self.entries),
+            unique,
+            FIXED,
+            LEARNER,
+            int(loaded.global_step),
+            path=str(path.resolve()),
+            policy=loaded.policy.eval().requires_grad_(False),
+        )
         return self._append(entry)
 
     @property
@@ -150,11 +167,12 @@ class OpponentPool:
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             entry.path = f"snapshot_{number:04d}_step_{int(step):012d}.pt"
-            AgentCheckpoint(frozen, model_version=number, global_step=int(step),
-                            metrics={"league_snapshot": number}).save(self.directory / entry.path)
+            AgentCheckpoint(
+                frozen, model_version=number, global_step=int(step), metrics={"league_snapshot": number}
+            ).save(self.directory / entry.path)
         self._append(entry)
         active = self.snapshots()
-        for old in active[:max(len(active) - self.pool_size, 0)]:
+        for old in active[: max(len(active) - self.pool_size, 0)]:
             old.active = False
         return entry
 
@@ -223,8 +241,16 @@ class OpponentPool:
         score = np.divide(self.score[ids], self.games[ids], out=np.full(len(ids), 0.5), where=self.games[ids] > 0)
         return np.maximum((1.0 - score) ** self.priority_exponent, MIN_PRIORITY)
 
-    def sample(self, n: int, rng: np.random.Generator, latest: float, past: float, bots: float,
-               bot_names=None, fixed: float = 0.0) -> np.ndarray:
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        latest: float,
+        past: float,
+        bots: float,
+        bot_names=None,
+        fixed: float = 0.0,
+    ) -> np.ndarray:
         """Entry ids for n opponent slots, drawn independently."""
         probs = self.probabilities(latest, past, bots, bot_names, fixed)
         return rng.choice(len(probs), size=n, p=probs).astype(np.int64)
@@ -244,8 +270,11 @@ class OpponentPool:
 
     def recent_scores(self) -> dict:
         """The learner's recent mean score against each active entry that has results."""
-        return {e.name: float(self.score[e.id] / self.games[e.id]) for e in self.entries
-                if e.active and self.games[e.id] > 0}
+        return {
+            e.name: float(self.score[e.id] / self.games[e.id])
+            for e in self.entries
+            if e.active and self.games[e.id] > 0
+        }
 
     def ratings(self) -> dict:
         """Elo-scale ratings of the learner and every active entry it has results against
@@ -260,12 +289,14 @@ class OpponentPool:
             wins[0, k] = self.score[e.id]
             wins[k, 0] = self.games[e.id] - self.score[e.id]
         elo = to_elo(fit_log_strengths(games, wins))
-        return {"learner": float(elo[0]), **{e.name: float(r) for e, r in zip(played, elo[1:])}}
+        return {"learner": float(elo[0]), **{e.name: float(r) for e, r in zip(played, elo[1:], strict=True)}}
 
     # ------------------------------------------------------------ resume
     def state_dict(self) -> dict:
-        entries = [dict(id=e.id, name=e.name, kind=e.kind, bot=e.bot, step=e.step, path=e.path, active=e.active)
-                   for e in self.entries]
+        entries = [
+            dict(id=e.id, name=e.name, kind=e.kind, bot=e.bot, step=e.step, path=e.path, active=e.active)
+            for e in self.entries
+        ]
         return dict(entries=entries, score=self.score.tolist(), games=self.games.tolist())
 
     def load_state_dict(self, state: dict) -> None:

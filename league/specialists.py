@@ -8,6 +8,7 @@ trained the ordinary way (``train``, against the scripted bots) into
 ``<run>/specialists/<name>/``, and its best.pt joins the pool as a fixed opponent, drawn
 with ``league.fixed``. A resumed run finds them there and trains only what is missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,11 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
             path = specialist_config_path(spec.config)
             mode = load_config(path)
             if mode.league.enabled or mode.mode == "imitation":
-                raise ConfigError(f"league.specialists[{n}].config {spec.config!r} is a "
-                                  f"{'league' if mode.league.enabled else 'imitation'} config; a specialist "
-                                  f"trains against the scripted bots with a mode config such as tactical.yaml")
+                raise ConfigError(
+                    f"league.specialists[{n}].config {spec.config!r} is a "
+                    f"{'league' if mode.league.enabled else 'imitation'} config; a specialist "
+                    f"trains against the scripted bots with a mode config such as tactical.yaml"
+                )
             print(f"league: training specialist {name} ({path}, seed {spec.seed}) in {run}", flush=True)
             if latest.is_file():  # an interrupted specialist carries on where it stopped
                 summary = train_fn(resume=run, progress=progress)
@@ -56,6 +59,13 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
             if summary["interrupted"]:
                 raise KeyboardInterrupt(f"stopped while training specialist {name}")
             print(f"league: specialist {name} trained in {summary['wall_time_s']:.0f} s", flush=True)
-        out.append(dict(name=name, checkpoint=str(folder.best if folder.best.is_file() else latest), run_dir=str(run),
-                        wall_time_s=summary["wall_time_s"], global_step=summary["global_step"]))
+        out.append(
+            dict(
+                name=name,
+                checkpoint=str(folder.best if folder.best.is_file() else latest),
+                run_dir=str(run),
+                wall_time_s=summary["wall_time_s"],
+                global_step=summary["global_step"],
+            )
+        )
     return out

@@ -1,4 +1,4 @@
-"""Fighter policies: the network, the checkpoint format, and a compute benchmark.
+"""Fighter policies: the network, the checkpoint format, export and numpy inference.
 
     from policies import AgentCheckpoint
     model = AgentCheckpoint.load("runs/aggression-.../checkpoints/best.pt")
@@ -6,7 +6,8 @@
 
 Names are imported lazily so that ``policies.runtime`` can set up the process before torch loads.
 """
-import importlib
+
+from common.lazy import lazy_exports
 
 _EXPORTS = {
     "Policy": "policies.network",
@@ -24,13 +25,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'policies' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

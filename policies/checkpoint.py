@@ -23,6 +23,7 @@ created_at          UTC time of writing, ISO 8601
 Files are written atomically: to a temporary name in the same folder, then renamed, so a
 reader never sees half a checkpoint even if training is killed mid-write.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -48,7 +49,7 @@ class CheckpointError(ValueError):
 
 
 class AgentCheckpoint:
-    """A policy plus its metadata; the seed's model-loading API.
+    """A policy plus its metadata; the product description's model-loading API.
 
     >>> model = AgentCheckpoint.load("runs/aggression-.../checkpoints/best.pt")
     >>> actions, values = model.get_action_and_value(obs)          # obs: float32 (n, 30)
@@ -58,9 +59,17 @@ class AgentCheckpoint:
     A 1-D observation (30,) gives a scalar action and value.
     """
 
-    def __init__(self, policy: Policy, config: dict | None = None, fighter_id: int | None = None,
-                 model_version: int = 0, global_step: int = 0, metrics: dict | None = None,
-                 trainer_state: dict | None = None, path: str | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        config: dict | None = None,
+        fighter_id: int | None = None,
+        model_version: int = 0,
+        global_step: int = 0,
+        metrics: dict | None = None,
+        trainer_state: dict | None = None,
+        path: str | None = None,
+    ):
         self.policy = policy
         self.config = config
         self.fighter_id = fighter_id
@@ -86,7 +95,8 @@ class AgentCheckpoint:
         batch = obs[None] if single else obs
         if batch.ndim != 2 or batch.shape[1] != self.obs_size:
             raise ValueError(
-                f"observations must have shape (n, {self.obs_size}) or ({self.obs_size},), got {obs.shape}")
+                f"observations must have shape (n, {self.obs_size}) or ({self.obs_size},), got {obs.shape}"
+            )
         device = next(self.policy.parameters()).device
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
         actions, values = self.policy.act(x, greedy=greedy)
@@ -104,8 +114,11 @@ class AgentCheckpoint:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "policy": {"obs_size": self.policy.obs_size, "num_actions": self.policy.num_actions,
-                       "hidden_size": self.policy.hidden_size},
+            "policy": {
+                "obs_size": self.policy.obs_size,
+                "num_actions": self.policy.num_actions,
+                "hidden_size": self.policy.hidden_size,
+            },
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
             "observation_space": {"shape": [self.policy.obs_size], "dtype": "float32"},
             "action_space": {"n": self.policy.num_actions},
@@ -126,7 +139,7 @@ class AgentCheckpoint:
         return path
 
     @classmethod
-    def load(cls, path, device: str | torch.device = "cpu") -> "AgentCheckpoint":
+    def load(cls, path, device: str | torch.device = "cpu") -> AgentCheckpoint:
         """Load a checkpoint; raise FileNotFoundError or CheckpointError saying what is wrong."""
         data = read_checkpoint(path)
         spec = data["policy"]
@@ -134,11 +147,20 @@ class AgentCheckpoint:
         try:
             policy.load_state_dict(data["state_dict"])
         except (RuntimeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{str(path)!r}: weights do not fit the network it describes ({spec}): {exc}") from None
+            raise CheckpointError(
+                f"{str(path)!r}: weights do not fit the network it describes ({spec}): {exc}"
+            ) from None
         policy.to(device).eval()
-        return cls(policy, config=data.get("config"), fighter_id=data.get("fighter_id"),
-                   model_version=data.get("model_version", 0), global_step=data.get("global_step", 0),
-                   metrics=data.get("metrics"), trainer_state=data.get("trainer_state"), path=str(path))
+        return cls(
+            policy,
+            config=data.get("config"),
+            fighter_id=data.get("fighter_id"),
+            model_version=data.get("model_version", 0),
+            global_step=data.get("global_step", 0),
+            metrics=data.get("metrics"),
+            trainer_state=data.get("trainer_state"),
+            path=str(path),
+        )
 
 
 def _example_checkpoint(folder: Path) -> Path | None:
@@ -157,8 +179,10 @@ def read_checkpoint(path) -> dict:
     if path.is_dir():
         example = _example_checkpoint(path)
         if example is None:
-            raise CheckpointError(f"{str(path)!r} is a folder with no checkpoint in it; give a checkpoint file "
-                                  "such as runs/<run>/checkpoints/latest.pt")
+            raise CheckpointError(
+                f"{str(path)!r} is a folder with no checkpoint in it; give a checkpoint file "
+                "such as runs/<run>/checkpoints/latest.pt"
+            )
         raise CheckpointError(f"{str(path)!r} is a folder; give a checkpoint file such as {str(example)!r}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
@@ -168,16 +192,19 @@ def read_checkpoint(path) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{str(path)!r} is not a readable checkpoint (corrupt, truncated, or not written by "
-            f"torch.save of plain data): {first}") from None
+            f"torch.save of plain data): {first}"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(
             f"{str(path)!r} is not a {FORMAT} checkpoint (found {found}); "
-            "checkpoints come from train.py or AgentCheckpoint.save")
+            "checkpoints come from train.py or AgentCheckpoint.save"
+        )
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{str(path)!r} has checkpoint format version {data.get('format_version')!r}; "
-            f"this code reads version {FORMAT_VERSION}")
+            f"this code reads version {FORMAT_VERSION}"
+        )
     for key in ("policy", "state_dict"):
         if key not in data:
             raise CheckpointError(f"{str(path)!r} lacks {key!r}; the file is incomplete")

@@ -18,6 +18,7 @@ Before it finishes, the export checks that the weights file (numpy forward pass)
 onnxruntime is installed, the ONNX model give the checkpoint's logits on random observations.
 docs/export.md has the details and how the game uses the files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,13 @@ import numpy as np
 
 from common.files import atomic_write_bytes
 from policies.numpy_policy import (
-    POLICY_HEAD, TRUNK, VALUE_HEAD, WEIGHTS_FILENAME, WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, policy_from_weights,
+    POLICY_HEAD,
+    TRUNK,
+    VALUE_HEAD,
+    WEIGHTS_FILENAME,
+    WEIGHTS_FORMAT,
+    WEIGHTS_FORMAT_VERSION,
+    policy_from_weights,
     write_weights,
 )
 
@@ -64,8 +71,18 @@ OBSERVATION_LAYOUT = [
 ]
 """docs/arena.md ("Observation") has the exact formula and a JavaScript version."""
 
-ACTION_MEANINGS = ["north (+y)", "north-east", "east (+x)", "south-east", "south (-y)", "south-west",
-                   "west (-x)", "north-west", "idle", "attack"]
+ACTION_MEANINGS = [
+    "north (+y)",
+    "north-east",
+    "east (+x)",
+    "south-east",
+    "south (-y)",
+    "south-west",
+    "west (-x)",
+    "north-west",
+    "idle",
+    "attack",
+]
 """Discrete(10): 0-7 accelerate towards a compass direction, 8 idle, 9 attack."""
 
 
@@ -86,45 +103,78 @@ def export_checkpoint(checkpoint, out_dir, onnx: bool = True, opset: int | None 
     out_dir = _output_folder(out_dir)
     policy = ckpt.policy.cpu().eval()
     state_dict = {k: v.detach().numpy() for k, v in policy.state_dict().items()}
-    identity = {"fighter_id": ckpt.fighter_id, "model_version": int(ckpt.model_version),
-                "global_step": int(ckpt.global_step)}
-    network = {"obs_size": policy.obs_size, "num_actions": policy.num_actions, "hidden_size": policy.hidden_size,
-                "activation": "relu", "trunk": list(TRUNK), "policy_head": POLICY_HEAD, "value_head": VALUE_HEAD}
+    identity = {
+        "fighter_id": ckpt.fighter_id,
+        "model_version": int(ckpt.model_version),
+        "global_step": int(ckpt.global_step),
+    }
+    network = {
+        "obs_size": policy.obs_size,
+        "num_actions": policy.num_actions,
+        "hidden_size": policy.hidden_size,
+        "activation": "relu",
+        "trunk": list(TRUNK),
+        "policy_head": POLICY_HEAD,
+        "value_head": VALUE_HEAD,
+    }
     check_obs = np.random.default_rng(0).normal(0.0, 1.0, (CHECK_OBSERVATIONS, policy.obs_size)).astype(np.float32)
     expected = _torch_forward(policy, check_obs)
 
     weights_path = out_dir / WEIGHTS_FILENAME
-    write_weights(weights_path, state_dict, {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_FORMAT_VERSION,
-                                             **network, **identity})
+    write_weights(
+        weights_path,
+        state_dict,
+        {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_FORMAT_VERSION, **network, **identity},
+    )
     checks = {"numpy_max_abs_diff": _max_diff(policy_from_weights(weights_path).forward(check_obs), expected)}
-    files = {"weights": {"path": WEIGHTS_FILENAME, "format": "safetensors", "dtype": "float32",
-                         "byteorder": "little", "tensors": list(state_dict), **_file_facts(weights_path)}}
+    files = {
+        "weights": {
+            "path": WEIGHTS_FILENAME,
+            "format": "safetensors",
+            "dtype": "float32",
+            "byteorder": "little",
+            "tensors": list(state_dict),
+            **_file_facts(weights_path),
+        }
+    }
     if onnx:
         onnx_path = out_dir / ONNX_FILENAME
         opset_used = _write_onnx(policy, onnx_path, opset, identity)
         files["onnx"] = {
-            "path": ONNX_FILENAME, "opset": opset_used,
+            "path": ONNX_FILENAME,
+            "opset": opset_used,
             "inputs": [{"name": ONNX_INPUT, "dtype": "float32", "shape": ["batch", policy.obs_size]}],
-            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", policy.num_actions]},
-                        {"name": "value", "dtype": "float32", "shape": ["batch"]}],
-            **_file_facts(onnx_path)}
+            "outputs": [
+                {"name": "logits", "dtype": "float32", "shape": ["batch", policy.num_actions]},
+                {"name": "value", "dtype": "float32", "shape": ["batch"]},
+            ],
+            **_file_facts(onnx_path),
+        }
         onnx_diff = _onnxruntime_diff(onnx_path, check_obs, expected)
         if onnx_diff is not None:
             checks["onnxruntime_max_abs_diff"] = onnx_diff
     scale = max(1.0, max(float(np.abs(e).max()) for e in expected))
     for name, diff in checks.items():
         if not diff <= CHECK_ATOL * scale:
-            raise ExportError(f"self-check failed: {name} = {diff:.3g} > {CHECK_ATOL} x {scale:.3g} (the largest "
-                              f"|output|) on {CHECK_OBSERVATIONS} random observations; the exported files do not "
-                              "reproduce the checkpoint")
+            raise ExportError(
+                f"self-check failed: {name} = {diff:.3g} > {CHECK_ATOL} x {scale:.3g} (the largest "
+                f"|output|) on {CHECK_OBSERVATIONS} random observations; the exported files do not "
+                "reproduce the checkpoint"
+            )
 
     manifest = {
-        "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **identity,
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        **identity,
         "checkpoint": {"path": str(checkpoint.resolve()), **_file_facts(checkpoint)},
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "observation": {"shape": [policy.obs_size], "dtype": "float32", "layout": OBSERVATION_LAYOUT},
-        "action": {"n": policy.num_actions, "meanings": ACTION_MEANINGS[:policy.num_actions],
-                   "greedy": "argmax of logits", "sampled": "a draw from softmax(logits)"},
+        "action": {
+            "n": policy.num_actions,
+            "meanings": ACTION_MEANINGS[: policy.num_actions],
+            "greedy": "argmax of logits",
+            "sampled": "a draw from softmax(logits)",
+        },
         "network": network,
         "files": files,
         "checks": {**{k: float(v) for k, v in checks.items()}, "observations": CHECK_OBSERVATIONS},
@@ -142,8 +192,9 @@ def _output_folder(out_dir) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()
     except OSError as e:
-        raise ExportError(f"cannot write to the output folder {str(out_dir)!r}: {e.strerror or e}; "
-                          "pick another --out") from None
+        raise ExportError(
+            f"cannot write to the output folder {str(out_dir)!r}: {e.strerror or e}; pick another --out"
+        ) from None
     return out_dir
 
 
@@ -156,7 +207,7 @@ def _torch_forward(policy, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _max_diff(got, expected) -> float:
-    return max(float(np.abs(np.asarray(g) - e).max()) for g, e in zip(got, expected))
+    return max(float(np.abs(np.asarray(g) - e).max()) for g, e in zip(got, expected, strict=True))
 
 
 def _write_onnx(policy, path: Path, opset: int | None, identity: dict) -> int:
@@ -167,8 +218,10 @@ def _write_onnx(policy, path: Path, opset: int | None, identity: dict) -> int:
         import onnx
         import onnxscript  # noqa: F401  (the exporter needs it; import here for a clear error)
     except ImportError as e:
-        raise ExportError(f"ONNX export needs the {e.name!r} package: pip install -e '.[export]' "
-                          "(or pass --no-onnx to write only the browser weights)") from None
+        raise ExportError(
+            f"ONNX export needs the {e.name!r} package: pip install -e '.[export]' "
+            "(or pass --no-onnx to write only the browser weights)"
+        ) from None
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -177,9 +230,16 @@ def _write_onnx(policy, path: Path, opset: int | None, identity: dict) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                policy, (torch.zeros(2, policy.obs_size),), input_names=[ONNX_INPUT],
-                output_names=list(ONNX_OUTPUTS), dynamic_shapes={"x": {0: batch}}, opset_version=opset,
-                dynamo=True, external_data=False, verbose=False)
+                policy,
+                (torch.zeros(2, policy.obs_size),),
+                input_names=[ONNX_INPUT],
+                output_names=list(ONNX_OUTPUTS),
+                dynamic_shapes={"x": {0: batch}},
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
     finally:
         exporter_log.setLevel(level)
     model = program.model_proto
@@ -235,13 +295,17 @@ def main(argv=None) -> int:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
     out = Path(args.out)
-    print(f"fighter {manifest['fighter_id']}, model version {manifest['model_version']}, "
-          f"step {manifest['global_step']:,}")
+    print(
+        f"fighter {manifest['fighter_id']}, model version {manifest['model_version']}, step {manifest['global_step']:,}"
+    )
     for entry in manifest["files"].values():
         print(f"wrote {out / entry['path']} ({entry['bytes']:,} bytes)")
     print(f"wrote {out / MANIFEST_FILENAME}")
-    print("checks: " + ", ".join(f"{k} {v:.2g}" for k, v in manifest["checks"].items() if k != "observations")
-          + f" on {manifest['checks']['observations']} observations")
+    print(
+        "checks: "
+        + ", ".join(f"{k} {v:.2g}" for k, v in manifest["checks"].items() if k != "observations")
+        + f" on {manifest['checks']['observations']} observations"
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 The trunk is shared by both heads (the product description's design); orthogonal init as in CleanRL, with
 std 0.01 on the policy head (near-uniform first actions) and 1.0 on the value head.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,8 +90,10 @@ class PolicyStack:
         self.num_actions = policies[0].num_actions
         self.dense_above = int(dense_above)
         with torch.no_grad():
+
             def stack(get):
                 return torch.stack([get(p).detach() for p in policies])
+
             # (K, in, out) weights and (K, 1, out) biases, for baddbmm (and addmm on one k).
             self.layers = [
                 (stack(lambda p: p.network[0].weight.T), stack(lambda p: p.network[0].bias[None])),
@@ -118,10 +121,10 @@ class PolicyStack:
         out = x.new_empty((n, self.num_actions))
         counts = np.bincount(index, minlength=len(self))
         order = np.argsort(index, kind="stable")  # rows grouped by policy
-        start = np.cumsum(counts) - counts         # each policy's first position in `order`
+        start = np.cumsum(counts) - counts  # each policy's first position in `order`
         dense = counts > self.dense_above
         for k in np.flatnonzero(dense):
-            rows = torch.from_numpy(order[start[k]:start[k] + counts[k]]).to(x.device)
+            rows = torch.from_numpy(order[start[k] : start[k] + counts[k]]).to(x.device)
             out[rows] = self._forward(x[rows], int(k))
         policy = index[order]
         padded = ~dense[policy]

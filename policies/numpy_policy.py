@@ -28,6 +28,7 @@ activation), ``policy_head`` and ``value_head`` (layer names), ``fighter_id``,
 ``model_version``, ``global_step``. A layer ``name`` has ``name.weight`` of shape
 (out, in), as torch stores it, and ``name.bias`` of shape (out,).
 """
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,10 @@ class NumpyPolicy:
                 raise WeightsError(f"layer {i}: weight {w.shape} and bias {b.shape} do not form a Linear layer")
         for i in range(1, len(trunk)):
             if trunk[i][0].shape[1] != trunk[i - 1][0].shape[0]:
-                raise WeightsError(f"trunk layer {i} takes {trunk[i][0].shape[1]} inputs, "
-                                   f"but layer {i - 1} gives {trunk[i - 1][0].shape[0]}")
+                raise WeightsError(
+                    f"trunk layer {i} takes {trunk[i][0].shape[1]} inputs, "
+                    f"but layer {i - 1} gives {trunk[i - 1][0].shape[0]}"
+                )
         width = trunk[-1][0].shape[0] if trunk else None
         for name, (w, _) in (("policy head", policy_head), ("value head", value_head)):
             if width is not None and w.shape[1] != width:
@@ -89,14 +92,22 @@ class NumpyPolicy:
         self.hidden_size = int(width) if width is not None else 0
 
     @classmethod
-    def from_state_dict(cls, state_dict: dict, metadata: dict | None = None, trunk=TRUNK,
-                        policy_head: str = POLICY_HEAD, value_head: str = VALUE_HEAD) -> "NumpyPolicy":
+    def from_state_dict(
+        cls,
+        state_dict: dict,
+        metadata: dict | None = None,
+        trunk=TRUNK,
+        policy_head: str = POLICY_HEAD,
+        value_head: str = VALUE_HEAD,
+    ) -> NumpyPolicy:
         """Build from numpy arrays named like policies.network.Policy's state_dict."""
+
         def layer(name):
             try:
                 return np.asarray(state_dict[f"{name}.weight"]), np.asarray(state_dict[f"{name}.bias"])
             except KeyError as e:
                 raise WeightsError(f"the weights lack {e.args[0]!r} (found {sorted(state_dict)})") from None
+
         return cls([layer(n) for n in trunk], layer(policy_head), layer(value_head), metadata)
 
     def forward(self, obs) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +139,11 @@ class NumpyPolicy:
     def state_dict(self, trunk=TRUNK) -> dict[str, np.ndarray]:
         """The weights under their torch names (weights (out, in), as torch stores them)."""
         out = {}
-        for name, (w, b) in [*zip(trunk, self._trunk), (POLICY_HEAD, self._policy), (VALUE_HEAD, self._value)]:
+        for name, (w, b) in [
+            *zip(trunk, self._trunk, strict=True),
+            (POLICY_HEAD, self._policy),
+            (VALUE_HEAD, self._value),
+        ]:
             out[f"{name}.weight"], out[f"{name}.bias"] = np.ascontiguousarray(w.T), b
         return out
 
@@ -138,6 +153,7 @@ def _f32(a: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the weights file
+
 
 def write_weights(path, state_dict: dict, metadata: dict) -> Path:
     """Write ``state_dict`` (name -> array) as a float32 safetensors file, atomically.
@@ -165,16 +181,18 @@ def read_weights(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         raise WeightsError(f"{shown!r} is {len(data)} bytes long: too short to be a weights file")
     (n,) = struct.unpack_from("<Q", data)
     if n > MAX_HEADER_BYTES or 8 + n > len(data) or data[8:9] != b"{":
-        raise WeightsError(f"{shown!r} is not a safetensors weights file (no JSON header at byte 8); "
-                           "write one with python -m policies.export")
+        raise WeightsError(
+            f"{shown!r} is not a safetensors weights file (no JSON header at byte 8); "
+            "write one with python -m policies.export"
+        )
     try:
-        header = json.loads(data[8:8 + n])
+        header = json.loads(data[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise WeightsError(f"{shown!r}: the header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{shown!r}: the header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
-    body = memoryview(data)[8 + n:]
+    body = memoryview(data)[8 + n :]
     dtypes = {"F32": "<f4", "F64": "<f8", "F16": "<f2"}
     tensors = {}
     for name, spec in header.items():
@@ -183,12 +201,15 @@ def read_weights(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             shape = tuple(int(s) for s in spec["shape"])
             begin, end = (int(o) for o in spec["data_offsets"])
         except (KeyError, TypeError, ValueError):
-            raise WeightsError(f"{shown!r}: tensor {name!r} has an unusable entry {spec!r} "
-                               f"(dtype must be one of {sorted(dtypes)})") from None
+            raise WeightsError(
+                f"{shown!r}: tensor {name!r} has an unusable entry {spec!r} (dtype must be one of {sorted(dtypes)})"
+            ) from None
         count = int(np.prod(shape)) if shape else 1
         if not 0 <= begin <= end <= len(body) or end - begin != count * dtype.itemsize:
-            raise WeightsError(f"{shown!r}: tensor {name!r} {list(shape)} does not fit bytes {begin}-{end} "
-                               f"of {len(body)} (truncated or corrupt file)")
+            raise WeightsError(
+                f"{shown!r}: tensor {name!r} {list(shape)} does not fit bytes {begin}-{end} "
+                f"of {len(body)} (truncated or corrupt file)"
+            )
         tensors[name] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).astype(np.float32)
     return tensors, metadata
 
@@ -196,19 +217,24 @@ def read_weights(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def policy_from_weights(path) -> NumpyPolicy:
     tensors, meta = read_weights(path)
     if meta.get("format") != WEIGHTS_FORMAT:
-        raise WeightsError(f"{str(path)!r} is a safetensors file but not a {WEIGHTS_FORMAT} one "
-                           f"(metadata format {meta.get('format')!r})")
+        raise WeightsError(
+            f"{str(path)!r} is a safetensors file but not a {WEIGHTS_FORMAT} one "
+            f"(metadata format {meta.get('format')!r})"
+        )
     if meta.get("format_version") != str(WEIGHTS_FORMAT_VERSION):
-        raise WeightsError(f"{str(path)!r} has weights format version {meta.get('format_version')!r}; "
-                           f"this code reads {WEIGHTS_FORMAT_VERSION}")
+        raise WeightsError(
+            f"{str(path)!r} has weights format version {meta.get('format_version')!r}; "
+            f"this code reads {WEIGHTS_FORMAT_VERSION}"
+        )
     if meta.get("activation", "relu") != "relu":
         raise WeightsError(f"{str(path)!r} uses activation {meta['activation']!r}; only relu is supported")
     try:
         trunk = json.loads(meta.get("trunk", json.dumps(TRUNK)))
     except json.JSONDecodeError:
         raise WeightsError(f"{str(path)!r}: metadata trunk {meta['trunk']!r} is not a JSON list") from None
-    policy = NumpyPolicy.from_state_dict(tensors, _identity(meta), trunk,
-                                         meta.get("policy_head", POLICY_HEAD), meta.get("value_head", VALUE_HEAD))
+    policy = NumpyPolicy.from_state_dict(
+        tensors, _identity(meta), trunk, meta.get("policy_head", POLICY_HEAD), meta.get("value_head", VALUE_HEAD)
+    )
     for key, value in (("obs_size", policy.obs_size), ("num_actions", policy.num_actions)):
         if key in meta and meta[key] != str(value):
             raise WeightsError(f"{str(path)!r}: metadata says {key} {meta[key]}, the weights have {value}")
@@ -226,6 +252,7 @@ def _identity(meta: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- any policy file
+
 
 def load_policy(path) -> NumpyPolicy:
     """A NumpyPolicy from a weights file or a train.py checkpoint (.pt), without torch.

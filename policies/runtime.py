@@ -6,6 +6,7 @@ Raising the mmap and trim thresholds keeps those blocks in the heap; on the 2-co
 made torch training 20-50% faster and steadier. glibc reads GLIBC_TUNABLES only when a process
 starts, so ``reexec_with_malloc_tunables`` restarts the interpreter once with it set.
 """
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ The unpickler below resolves only the globals a checkpoint needs (OrderedDict, t
 rebuild function, the storage types) and turns every other global into an inert
 placeholder, so no code from the file is ever run. Tensors come back as numpy arrays.
 """
+
 from __future__ import annotations
 
 import collections
@@ -28,9 +29,16 @@ class WeightsError(ValueError):
 
 
 STORAGE_DTYPES = {
-    "FloatStorage": "f4", "DoubleStorage": "f8", "HalfStorage": "f2", "BFloat16Storage": "u2",
-    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
-    "ByteStorage": "u1", "BoolStorage": "?",
+    "FloatStorage": "f4",
+    "DoubleStorage": "f8",
+    "HalfStorage": "f2",
+    "BFloat16Storage": "u2",
+    "LongStorage": "i8",
+    "IntStorage": "i4",
+    "ShortStorage": "i2",
+    "CharStorage": "i1",
+    "ByteStorage": "u1",
+    "BoolStorage": "?",
 }
 """torch's legacy storage classes (still what torch.save pickles) and their element types;
 bfloat16 is read as its 16 bits and widened to float32."""
@@ -63,8 +71,7 @@ class TensorRef:
         return f"TensorRef({self.storage.dtype_name}, shape={self.shape})"
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     if not isinstance(storage, _Storage):
         raise WeightsError(f"a tensor refers to {type(storage).__name__}, not to a stored array")
     return TensorRef(storage, storage_offset, size, stride)
@@ -122,8 +129,9 @@ class _Unpickler(pickle.Unpickler):
             raise WeightsError(f"unknown persistent id {pid!r:.80}")
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType):
-            raise WeightsError(f"storage {key!r} has an unsupported type {storage_type!r}; "
-                               f"readable: {', '.join(STORAGE_DTYPES)}")
+            raise WeightsError(
+                f"storage {key!r} has an unsupported type {storage_type!r}; readable: {', '.join(STORAGE_DTYPES)}"
+            )
         return _Storage(str(key), storage_type.name, int(numel))
 
 
@@ -184,9 +192,10 @@ def _tensor(ref: TensorRef, archive, prefix, byteorder, cache) -> np.ndarray:
         raise WeightsError(f"tensor of shape {ref.shape} has strides {ref.stride}")
     if 0 in ref.shape:
         return np.zeros(ref.shape, flat.dtype)
-    last = ref.offset + sum((n - 1) * st for n, st in zip(ref.shape, ref.stride))
+    last = ref.offset + sum((n - 1) * st for n, st in zip(ref.shape, ref.stride, strict=True))
     if ref.offset < 0 or last >= flat.size:
         raise WeightsError(f"tensor of shape {ref.shape} reaches element {last} of a storage of {flat.size}")
-    view = np.lib.stride_tricks.as_strided(flat[ref.offset:], ref.shape,
-                                           [st * flat.itemsize for st in ref.stride], writeable=False)
+    view = np.lib.stride_tricks.as_strided(
+        flat[ref.offset :], ref.shape, [st * flat.itemsize for st in ref.stride], writeable=False
+    )
     return view.copy()

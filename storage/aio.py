@@ -16,14 +16,16 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiosqlite
 import orjson
 
 from . import queries as q
-from .db import connect as connect_sync, _synchronous
+from .db import _synchronous
+from .db import connect as connect_sync
 from .errors import BusyError, ConflictError, NotFoundError, StorageError
 
 log = logging.getLogger("storage.aio")
@@ -75,9 +77,14 @@ class _Job:
 
     __slots__ = ("future", "rows", "run", "episode_id", "frames")
 
-    def __init__(self, future: asyncio.Future, rows: int,
-                 run: Callable[[aiosqlite.Connection], Awaitable[Any]] | None = None,
-                 episode_id: int | None = None, frames: list[tuple] | None = None):
+    def __init__(
+        self,
+        future: asyncio.Future,
+        rows: int,
+        run: Callable[[aiosqlite.Connection], Awaitable[Any]] | None = None,
+        episode_id: int | None = None,
+        frames: list[tuple] | None = None,
+    ):
         self.future = future
         self.rows = rows
         self.run = run
@@ -91,8 +98,9 @@ _STOP = object()
 class AsyncStore:
     """The server's view of the database. Create with ``await AsyncStore.open(path)``."""
 
-    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
-                 checkpointer: aiosqlite.Connection):
+    def __init__(
+        self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection, checkpointer: aiosqlite.Connection
+    ):
         self.path = path
         self._writer = writer
         self._reader = reader
@@ -109,7 +117,7 @@ class AsyncStore:
         """Transactions committed (for /health and the benchmark)."""
 
     @classmethod
-    async def open(cls, path: str, synchronous: str = "FULL") -> "AsyncStore":
+    async def open(cls, path: str, synchronous: str = "FULL") -> AsyncStore:
         """Migrate the schema (synchronously, once), then open the connections."""
         sync = _synchronous(synchronous)
         await asyncio.to_thread(lambda: connect_sync(path, sync).close())
@@ -158,8 +166,7 @@ class AsyncStore:
 
         return await self._submit(run)
 
-    async def create_episode(self, fighter_id: int, opponent_ids: list[int],
-                             episode_number: int | None) -> dict:
+    async def create_episode(self, fighter_id: int, opponent_ids: list[int], episode_number: int | None) -> dict:
         opponents = orjson.dumps(opponent_ids).decode()
 
         async def run(conn: aiosqlite.Connection) -> dict:
@@ -173,8 +180,9 @@ class AsyncStore:
 
         return await self._submit(run)
 
-    async def complete_episode(self, episode_id: int, total_reward: float, duration_frames: int,
-                               is_victory: bool, rank: int | None) -> dict:
+    async def complete_episode(
+        self, episode_id: int, total_reward: float, duration_frames: int, is_victory: bool, rank: int | None
+    ) -> dict:
         """Close the episode. Repeating the same completion answers the stored episode
         (a retried request); a different result for a completed episode is a conflict."""
         values = (total_reward, duration_frames, int(is_victory), rank)
@@ -352,7 +360,8 @@ class AsyncStore:
         for job in jobs:
             if job.episode_id not in states:
                 results[job] = NotFoundError(
-                    f"episode {job.episode_id} does not exist; create it with POST /api/episodes")
+                    f"episode {job.episode_id} does not exist; create it with POST /api/episodes"
+                )
             elif states[job.episode_id] is not None:
                 results[job] = ConflictError(f"episode {job.episode_id} is completed; start a new episode")
             else:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import numbers
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 import orjson
@@ -83,14 +84,14 @@ class Database:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, synchronous: str = "FULL") -> "Database":
+    def open(cls, path: str | Path, synchronous: str = "FULL") -> Database:
         """Open (creating and migrating as needed) the database at ``path``."""
         return cls(connect(path, synchronous), str(path))
 
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,24 +172,37 @@ class Database:
     # ---------------------------------------------------------------- training records
 
     def add_training_metrics(
-        self, fighter_id: int, training_session_id: str, iteration_number: int,
-        avg_reward_last_100: float, win_rate_last_100: float, loss: float, policy_entropy: float,
+        self,
+        fighter_id: int,
+        training_session_id: str,
+        iteration_number: int,
+        avg_reward_last_100: float,
+        win_rate_last_100: float,
+        loss: float,
+        policy_entropy: float,
     ) -> int:
         """Record one training iteration's metrics; NaN is stored as NULL. Returns the row id."""
         _check_str("training_session_id", training_session_id)
         _check_int("iteration_number", iteration_number, 0)
         values = {
-            "avg_reward_last_100": avg_reward_last_100, "win_rate_last_100": win_rate_last_100,
-            "loss": loss, "policy_entropy": policy_entropy,
+            "avg_reward_last_100": avg_reward_last_100,
+            "win_rate_last_100": win_rate_last_100,
+            "loss": loss,
+            "policy_entropy": policy_entropy,
         }
         for name, v in values.items():
             _check_number(name, v, finite=False)
         with self._write() as c:
             self._require_fighter(fighter_id)
-            cur = c.execute(q.INSERT_METRICS, (
-                int(fighter_id), training_session_id, int(iteration_number),
-                *(None if math.isnan(v) else float(v) for v in values.values()),
-            ))
+            cur = c.execute(
+                q.INSERT_METRICS,
+                (
+                    int(fighter_id),
+                    training_session_id,
+                    int(iteration_number),
+                    *(None if math.isnan(v) else float(v) for v in values.values()),
+                ),
+            )
             return cur.lastrowid
 
     def list_training_metrics(self, fighter_id: int) -> list[dict]:
@@ -197,8 +211,15 @@ class Database:
         return [q.metrics_dict(r) for r in rows]
 
     def add_checkpoint(
-        self, fighter_id: int, model_version: int, training_iteration: int, win_rate: float,
-        avg_reward: float, total_episodes_trained: int, weights_path: str, training_mode: str,
+        self,
+        fighter_id: int,
+        model_version: int,
+        training_iteration: int,
+        win_rate: float,
+        avg_reward: float,
+        total_episodes_trained: int,
+        weights_path: str,
+        training_mode: str,
     ) -> int:
         """Register a saved checkpoint (the weights file is the caller's); returns its id."""
         _check_int("model_version", model_version, 0)
@@ -211,10 +232,19 @@ class Database:
         _check_str("training_mode", training_mode)
         with self._write() as c:
             self._require_fighter(fighter_id)
-            cur = c.execute(q.INSERT_CHECKPOINT, (
-                int(fighter_id), int(model_version), int(training_iteration), float(win_rate),
-                float(avg_reward), int(total_episodes_trained), weights_path, training_mode,
-            ))
+            cur = c.execute(
+                q.INSERT_CHECKPOINT,
+                (
+                    int(fighter_id),
+                    int(model_version),
+                    int(training_iteration),
+                    float(win_rate),
+                    float(avg_reward),
+                    int(total_episodes_trained),
+                    weights_path,
+                    training_mode,
+                ),
+            )
             return cur.lastrowid
 
     def best_checkpoint(self, fighter_id: int) -> dict | None:
@@ -223,14 +253,12 @@ class Database:
         return q.checkpoint_dict(row) if row else None
 
     def list_checkpoints(self, fighter_id: int) -> list[dict]:
-        rows = self._conn.execute(
-            q.LIST_CHECKPOINTS, (_id("fighter_id", fighter_id), -1, 0)).fetchall()
+        rows = self._conn.execute(q.LIST_CHECKPOINTS, (_id("fighter_id", fighter_id), -1, 0)).fetchall()
         return [q.checkpoint_dict(r) for r in rows]
 
     # ---------------------------------------------------------------- episodes and frames
 
-    def create_episode(self, fighter_id: int, opponent_ids: list[int] = (),
-                       episode_number: int | None = None) -> int:
+    def create_episode(self, fighter_id: int, opponent_ids: list[int] = (), episode_number: int | None = None) -> int:
         """Open an episode; episode_number defaults to the fighter's next one."""
         opponents = [_id(f"opponent_ids[{i}]", o) for i, o in enumerate(opponent_ids)]
         if episode_number is not None:
@@ -240,16 +268,16 @@ class Database:
             self._require_fighter(fighter_id)
             if episode_number is None:
                 episode_number = c.execute(q.NEXT_EPISODE_NUMBER, (fighter_id,)).fetchone()[0]
-            row = c.execute(q.INSERT_EPISODE,
-                            (fighter_id, episode_number, orjson.dumps(opponents).decode())).fetchone()
+            row = c.execute(q.INSERT_EPISODE, (fighter_id, episode_number, orjson.dumps(opponents).decode())).fetchone()
             return row[0]
 
     def get_episode(self, episode_id: int) -> dict | None:
         row = self._conn.execute(q.SELECT_EPISODE, (_id("episode_id", episode_id),)).fetchone()
         return q.episode_dict(row) if row else None
 
-    def complete_episode(self, episode_id: int, total_reward: float, duration_frames: int,
-                         is_victory: bool, rank: int | None = None) -> dict:
+    def complete_episode(
+        self, episode_id: int, total_reward: float, duration_frames: int, is_victory: bool, rank: int | None = None
+    ) -> dict:
         """Close an episode with its result; frames for it are refused from then on."""
         _check_number("total_reward", total_reward)
         _check_int("duration_frames", duration_frames, 0)
@@ -260,9 +288,16 @@ class Database:
             rank = int(rank)
         episode_id = _id("episode_id", episode_id)
         with self._write() as c:
-            row = c.execute(q.COMPLETE_EPISODE, (
-                float(total_reward), int(duration_frames), int(is_victory), rank, episode_id,
-            )).fetchone()
+            row = c.execute(
+                q.COMPLETE_EPISODE,
+                (
+                    float(total_reward),
+                    int(duration_frames),
+                    int(is_victory),
+                    rank,
+                    episode_id,
+                ),
+            ).fetchone()
             if row is None:
                 if c.execute(q.SELECT_EPISODE, (episode_id,)).fetchone() is None:
                     raise NotFoundError(f"episode {episode_id!r} does not exist")
@@ -303,9 +338,14 @@ class Database:
             return _insert_frame_rows(c, rows)
 
     def read_frames(
-        self, fighter_id: int | None = None, episode_ids: list[int] | None = None,
-        is_victory: bool | None = None, completed_only: bool = False,
-        since: str | None = None, until: str | None = None, max_rank: int | None = None,
+        self,
+        fighter_id: int | None = None,
+        episode_ids: list[int] | None = None,
+        is_victory: bool | None = None,
+        completed_only: bool = False,
+        since: str | None = None,
+        until: str | None = None,
+        max_rank: int | None = None,
     ) -> FrameArrays:
         """All matching frames as numpy arrays, in bulk (no per-frame JSON decoding).
 
@@ -352,11 +392,17 @@ class Database:
         if n == 0:
             empty = np.zeros((0,), np.float64)
             return FrameArrays(
-                np.zeros(0, np.int64), np.zeros(0, np.int64),
-                np.zeros((0, OBSERVATION_SIZE), np.float32), np.zeros((0, 0), np.float32),
-                np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), empty, empty, empty,
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros((0, OBSERVATION_SIZE), np.float32),
+                np.zeros((0, 0), np.float32),
+                np.zeros((0, 2), np.float32),
+                np.zeros((0, 2), np.float32),
+                empty,
+                empty,
+                empty,
             )
-        ep, fn, obs, act, pos, vel, health, rd, cr = zip(*rows)
+        ep, fn, obs, act, pos, vel, health, rd, cr = zip(*rows, strict=True)
         action_sizes = {len(b) // 4 for b in act}
         if len(action_sizes) != 1:
             raise ValueError(
@@ -368,10 +414,14 @@ class Database:
             return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(n, width)
 
         return FrameArrays(
-            episode_id=np.array(ep, np.int64), frame_number=np.array(fn, np.int64),
-            observation=f32(obs, OBSERVATION_SIZE), action=f32(act, action_sizes.pop()),
-            fighter_position=f32(pos, 2), fighter_velocity=f32(vel, 2),
-            fighter_health=np.array(health, np.float64), reward_delta=np.array(rd, np.float64),
+            episode_id=np.array(ep, np.int64),
+            frame_number=np.array(fn, np.int64),
+            observation=f32(obs, OBSERVATION_SIZE),
+            action=f32(act, action_sizes.pop()),
+            fighter_position=f32(pos, 2),
+            fighter_velocity=f32(vel, 2),
+            fighter_health=np.array(health, np.float64),
+            reward_delta=np.array(rd, np.float64),
             cumulative_reward=np.array(cr, np.float64),
         )
 

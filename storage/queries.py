@@ -5,7 +5,7 @@ Every statement takes user values as ``?`` parameters; none is built from user d
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from itertools import chain
 
 import orjson
@@ -27,8 +27,7 @@ METRIC_COLUMNS = (
 )
 
 INSERT_FIGHTER = (
-    f"INSERT INTO fighters (glb_filename, metadata_json, model_version) VALUES (?, ?, ?) "
-    f"RETURNING {FIGHTER_COLUMNS}"
+    f"INSERT INTO fighters (glb_filename, metadata_json, model_version) VALUES (?, ?, ?) RETURNING {FIGHTER_COLUMNS}"
 )
 SELECT_FIGHTER = f"SELECT {FIGHTER_COLUMNS} FROM fighters WHERE id = ?"
 FIGHTER_EXISTS = "SELECT 1 FROM fighters WHERE id = ?"
@@ -37,8 +36,7 @@ COUNT_FIGHTERS = "SELECT COUNT(*) FROM fighters"
 
 NEXT_EPISODE_NUMBER = "SELECT COALESCE(MAX(episode_number), 0) + 1 FROM episodes WHERE fighter_id = ?"
 INSERT_EPISODE = (
-    f"INSERT INTO episodes (fighter_id, episode_number, opponent_ids) VALUES (?, ?, ?) "
-    f"RETURNING {EPISODE_COLUMNS}"
+    f"INSERT INTO episodes (fighter_id, episode_number, opponent_ids) VALUES (?, ?, ?) RETURNING {EPISODE_COLUMNS}"
 )
 SELECT_EPISODE = f"SELECT {EPISODE_COLUMNS} FROM episodes WHERE id = ?"
 EPISODE_ENDED_AT = "SELECT ended_at FROM episodes WHERE id = ?"
@@ -48,9 +46,7 @@ COMPLETE_EPISODE = (
     f"ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND ended_at IS NULL "
     f"RETURNING {EPISODE_COLUMNS}"
 )
-LIST_EPISODES = (
-    f"SELECT {EPISODE_COLUMNS} FROM episodes WHERE fighter_id = ? ORDER BY id LIMIT ? OFFSET ?"
-)
+LIST_EPISODES = f"SELECT {EPISODE_COLUMNS} FROM episodes WHERE fighter_id = ? ORDER BY id LIMIT ? OFFSET ?"
 COUNT_EPISODES = "SELECT COUNT(*) FROM episodes WHERE fighter_id = ?"
 COUNT_EPISODE_FRAMES = "SELECT COUNT(*) FROM fight_frames WHERE episode_id = ?"
 
@@ -60,13 +56,12 @@ the GIL back after every statement step, and waits for it while the event loop i
 one statement per row spent more time queueing for the GIL than inserting."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def insert_frames_sql(rows: int) -> str:
     """INSERT of ``rows`` frames in one statement; a frame already stored is skipped."""
     values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     return (
-        f"INSERT INTO fight_frames ({FRAME_COLUMNS}) VALUES {values} "
-        "ON CONFLICT (episode_id, frame_number) DO NOTHING"
+        f"INSERT INTO fight_frames ({FRAME_COLUMNS}) VALUES {values} ON CONFLICT (episode_id, frame_number) DO NOTHING"
     )
 
 
@@ -78,21 +73,19 @@ def frame_statements(rows: list[tuple]) -> list[tuple[str, list[tuple]]]:
     n = FRAMES_PER_STATEMENT
     full = len(rows) - len(rows) % n
     if full:
-        out.append((insert_frames_sql(n),
-                    [tuple(chain.from_iterable(rows[i:i + n])) for i in range(0, full, n)]))
+        out.append((insert_frames_sql(n), [tuple(chain.from_iterable(rows[i : i + n])) for i in range(0, full, n)]))
     i = full
     size = n // 2
     while i < len(rows):
         if len(rows) - i >= size:
-            out.append((insert_frames_sql(size), [tuple(chain.from_iterable(rows[i:i + size]))]))
+            out.append((insert_frames_sql(size), [tuple(chain.from_iterable(rows[i : i + size]))]))
             i += size
         size //= 2
     return out
 
 
 LIST_FRAMES = (
-    f"SELECT id, {FRAME_COLUMNS} FROM fight_frames WHERE episode_id = ? "
-    "ORDER BY frame_number LIMIT ? OFFSET ?"
+    f"SELECT id, {FRAME_COLUMNS} FROM fight_frames WHERE episode_id = ? ORDER BY frame_number LIMIT ? OFFSET ?"
 )
 
 INSERT_CHECKPOINT = (
@@ -105,8 +98,7 @@ BEST_CHECKPOINT = (
     "ORDER BY win_rate DESC, avg_reward DESC, id DESC LIMIT 1"
 )
 LIST_CHECKPOINTS = (
-    f"SELECT {CHECKPOINT_COLUMNS} FROM model_checkpoints WHERE fighter_id = ? "
-    "ORDER BY id LIMIT ? OFFSET ?"
+    f"SELECT {CHECKPOINT_COLUMNS} FROM model_checkpoints WHERE fighter_id = ? ORDER BY id LIMIT ? OFFSET ?"
 )
 COUNT_CHECKPOINTS = "SELECT COUNT(*) FROM model_checkpoints WHERE fighter_id = ?"
 
@@ -129,9 +121,7 @@ INSERT_METRICS = (
     "INSERT INTO training_metrics (fighter_id, training_session_id, iteration_number, "
     "avg_reward_last_100, win_rate_last_100, loss, policy_entropy) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-LATEST_METRICS = (
-    f"SELECT {METRIC_COLUMNS} FROM training_metrics WHERE fighter_id = ? ORDER BY id DESC LIMIT 1"
-)
+LATEST_METRICS = f"SELECT {METRIC_COLUMNS} FROM training_metrics WHERE fighter_id = ? ORDER BY id DESC LIMIT 1"
 LIST_METRICS = f"SELECT {METRIC_COLUMNS} FROM training_metrics WHERE fighter_id = ? ORDER BY id"
 
 FIGHTER_EPISODE_STATS = """
@@ -140,8 +130,7 @@ SELECT COUNT(*), COUNT(ended_at), COALESCE(SUM(is_victory = 1), 0), AVG(total_re
 FROM episodes WHERE fighter_id = ?
 """
 FIGHTER_FRAME_COUNT = (
-    "SELECT COUNT(*) FROM fight_frames WHERE episode_id IN "
-    "(SELECT id FROM episodes WHERE fighter_id = ?)"
+    "SELECT COUNT(*) FROM fight_frames WHERE episode_id IN (SELECT id FROM episodes WHERE fighter_id = ?)"
 )
 
 
@@ -217,8 +206,9 @@ def frame_dict(r: tuple, raw_json: bool = False) -> dict:
     }
 
 
-def stats_dict(fighter_id: int, ep: tuple, frames: int, checkpoints: int,
-               best: tuple | None, latest: tuple | None) -> dict:
+def stats_dict(
+    fighter_id: int, ep: tuple, frames: int, checkpoints: int, best: tuple | None, latest: tuple | None
+) -> dict:
     """The /stats answer from FIGHTER_EPISODE_STATS and the counts beside it."""
     episodes, completed, victories, avg_reward, best_reward, avg_duration, avg_rank = ep
     return {

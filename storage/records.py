@@ -35,9 +35,7 @@ FrameNumber = Annotated[int, msgspec.Meta(ge=0, le=MAX_FRAME_NUMBER)]
 Vec2 = Annotated[list[Float32], msgspec.Meta(min_length=2, max_length=2)]
 EnemiesState = list[Any]
 ActionVector = Annotated[list[Float32], msgspec.Meta(min_length=1, max_length=MAX_ACTION_SIZE)]
-ObservationVector = Annotated[
-    list[Float32], msgspec.Meta(min_length=OBSERVATION_SIZE, max_length=OBSERVATION_SIZE)
-]
+ObservationVector = Annotated[list[Float32], msgspec.Meta(min_length=OBSERVATION_SIZE, max_length=OBSERVATION_SIZE)]
 
 
 class Frame(msgspec.Struct, forbid_unknown_fields=True, gc=False):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 
@@ -193,21 +193,52 @@ def _statements(script: str) -> list[str]:
 _SEED_REQUIRED = {
     "fighters": ["id", "glb_filename", "model_version", "created_at", "metadata_json"],
     "episodes": [
-        "id", "fighter_id", "episode_number", "opponent_ids", "total_reward",
-        "duration_frames", "is_victory", "rank", "started_at", "ended_at",
+        "id",
+        "fighter_id",
+        "episode_number",
+        "opponent_ids",
+        "total_reward",
+        "duration_frames",
+        "is_victory",
+        "rank",
+        "started_at",
+        "ended_at",
     ],
     "fight_frames": [
-        "id", "episode_id", "frame_number", "fighter_position", "fighter_health",
-        "fighter_velocity", "enemies_state", "action_vector", "reward_delta",
-        "cumulative_reward", "observation_vector",
+        "id",
+        "episode_id",
+        "frame_number",
+        "fighter_position",
+        "fighter_health",
+        "fighter_velocity",
+        "enemies_state",
+        "action_vector",
+        "reward_delta",
+        "cumulative_reward",
+        "observation_vector",
     ],
     "model_checkpoints": [
-        "id", "fighter_id", "model_version", "training_iteration", "win_rate", "avg_reward",
-        "total_episodes_trained", "weights_path", "training_mode", "created_at",
+        "id",
+        "fighter_id",
+        "model_version",
+        "training_iteration",
+        "win_rate",
+        "avg_reward",
+        "total_episodes_trained",
+        "weights_path",
+        "training_mode",
+        "created_at",
     ],
     "training_metrics": [
-        "id", "fighter_id", "training_session_id", "iteration_number", "avg_reward_last_100",
-        "win_rate_last_100", "loss", "policy_entropy", "recorded_at",
+        "id",
+        "fighter_id",
+        "training_session_id",
+        "iteration_number",
+        "avg_reward_last_100",
+        "win_rate_last_100",
+        "loss",
+        "policy_entropy",
+        "recorded_at",
     ],
 }
 
@@ -218,8 +249,7 @@ def _adopt_seed(conn: sqlite3.Connection) -> None:
         missing = [c for c in needed if c not in _columns(conn, table)]
         if missing:
             raise SchemaError(
-                f"table {table!r} lacks columns {missing} of the seed schema; "
-                "cannot convert this database"
+                f"table {table!r} lacks columns {missing} of the seed schema; cannot convert this database"
             )
     for table in SEED_TABLES:
         conn.execute(f"ALTER TABLE {table} RENAME TO seed_{table}")
@@ -253,10 +283,16 @@ def _seed_frame_row(r: tuple) -> tuple:
     fid = r[0]
     enemies = r[6] if r[6] is not None else "[]"
     return (
-        fid, r[1], r[2],
-        _blob(r[3], "fighter_position", fid), r[4] or 0.0,
-        _blob(r[5], "fighter_velocity", fid), enemies,
-        _blob(r[7], "action_vector", fid), r[8] or 0.0, r[9] or 0.0,
+        fid,
+        r[1],
+        r[2],
+        _blob(r[3], "fighter_position", fid),
+        r[4] or 0.0,
+        _blob(r[5], "fighter_velocity", fid),
+        enemies,
+        _blob(r[7], "action_vector", fid),
+        r[8] or 0.0,
+        r[9] or 0.0,
         _blob(r[10], "observation_vector", fid),
     )
 

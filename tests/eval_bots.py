@@ -3,6 +3,7 @@
 The evaluation tests load them as ``module:function`` players (``eval_bots:chase`` or
 ``tests/eval_bots.py:chase``).
 """
+
 import numpy as np
 
 RADIUS = 6.0  # the default ring radius: observations hold positions divided by it

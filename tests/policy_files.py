@@ -1,4 +1,5 @@
 """Real checkpoints and observations for the export, /act and browser-policy tests."""
+
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,7 @@ import torch
 from policies import AgentCheckpoint, Policy
 
 
-def make_checkpoint(path, seed: int = 0, fighter_id=None, model_version: int = 1,
-                    global_step: int = 4096) -> Path:
+def make_checkpoint(path, seed: int = 0, fighter_id=None, model_version: int = 1, global_step: int = 4096) -> Path:
     """A checkpoint as train.py writes it (optimizer and RNG state included), saved with
     AgentCheckpoint.save. The heads are re-drawn wider than the init's std 0.01 and the
     biases made non-zero, so that the logits are spread like a trained policy's."""
@@ -30,11 +30,22 @@ def _make_checkpoint(path, seed, fighter_id, model_version, global_step) -> Path
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3, eps=1e-5)
     policy.get_value(torch.randn(8, policy.obs_size)).sum().backward()
     optimizer.step()
-    trainer_state = dict(optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
-                         iteration=3, global_step=global_step, best_score=[-float("inf"), 0.25])
-    checkpoint = AgentCheckpoint(policy, config={"name": "test", "seed": seed}, fighter_id=fighter_id,
-                                 model_version=model_version, global_step=global_step,
-                                 metrics={"win_rate_last_100": 0.5}, trainer_state=trainer_state)
+    trainer_state = dict(
+        optimizer=optimizer.state_dict(),
+        torch_rng=torch.get_rng_state(),
+        iteration=3,
+        global_step=global_step,
+        best_score=[-float("inf"), 0.25],
+    )
+    checkpoint = AgentCheckpoint(
+        policy,
+        config={"name": "test", "seed": seed},
+        fighter_id=fighter_id,
+        model_version=model_version,
+        global_step=global_step,
+        metrics={"win_rate_last_100": 0.5},
+        trainer_state=trainer_state,
+    )
     return checkpoint.save(path)
 
 

@@ -1,5 +1,6 @@
 """POST /api/fighters/{id}/act over real sockets: the checkpoint's actions, versions, model
 refresh, bad input, unknown fighters and unreadable checkpoint files."""
+
 import http.client
 import json
 import os
@@ -10,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from policy_files import arena_observations, make_checkpoint, torch_outputs
 
 from ingest import BackgroundServer, Limits, ServerConfig
 from policies.export import export_checkpoint
-from policy_files import arena_observations, make_checkpoint, torch_outputs
 from storage import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +27,12 @@ class Client:
 
     def act(self, fighter_id, body=None, raw: bytes | None = None, headers=None, path_suffix=""):
         data = raw if raw is not None else json.dumps(body).encode()
-        self.conn.request("POST", f"/api/fighters/{fighter_id}/act{path_suffix}", body=data,
-                          headers={"content-type": "application/json", **(headers or {})})
+        self.conn.request(
+            "POST",
+            f"/api/fighters/{fighter_id}/act{path_suffix}",
+            body=data,
+            headers={"content-type": "application/json", **(headers or {})},
+        )
         resp = self.conn.getresponse()
         payload = json.loads(resp.read())
         if resp.getheader("connection") == "close":
@@ -77,8 +82,10 @@ def test_greedy_actions_are_the_checkpoints(world, client, obs):
 
 def test_sampled_actions_are_seedable(world, client, obs):
     rows = np.repeat(obs[:1], MAX_ROWS, axis=0).tolist()
-    answers = [client.act(world["fighter"], {"observations": rows, "greedy": False, "seed": s})[1]["actions"]
-               for s in (5, 5, 6)]
+    answers = [
+        client.act(world["fighter"], {"observations": rows, "greedy": False, "seed": s})[1]["actions"]
+        for s in (5, 5, 6)
+    ]
     assert answers[0] == answers[1] and answers[0] != answers[2]
     assert all(0 <= a < 10 for a in answers[0]) and len(set(answers[0])) > 1  # draws, not the argmax
     status, out = client.act(world["fighter"], {"observations": rows, "greedy": False})
@@ -115,8 +122,16 @@ def test_exported_weights_file_can_be_registered(world, client, obs):
     out = export_checkpoint(world["ckpts"][1], world["tmp"] / "export", onnx=False)
     with Database.open(world["db"]) as db:
         fighter = db.register_fighter("exported.glb", {})
-        db.add_checkpoint(fighter, out["model_version"], 1, 0.5, 0.0, 1, str(world["tmp"] / "export" / "policy.safetensors"),
-                          "aggression")
+        db.add_checkpoint(
+            fighter,
+            out["model_version"],
+            1,
+            0.5,
+            0.0,
+            1,
+            str(world["tmp"] / "export" / "policy.safetensors"),
+            "aggression",
+        )
     status, answer = client.act(fighter, {"observations": obs.tolist()})
     assert status == 200 and answer["actions"] == greedy(world["ckpts"][1], obs)
 
@@ -150,20 +165,23 @@ def test_missing_or_corrupt_checkpoint_file_is_named(world, client, obs):
 ROW = [0.1] * 30
 
 
-@pytest.mark.parametrize("raw, status, needle", [
-    (json.dumps({"observations": [ROW, ROW[:29]]}), 422, "$.observations[1]"),
-    (json.dumps({"observations": [ROW[:-1] + ["x"]]}), 422, "$.observations[0][29]"),
-    (json.dumps({"observations": [ROW[:-1] + [1e39]]}), 422, "$.observations[0][29]"),
-    ('{"observations": [[' + ",".join(["NaN"] * 30) + "]]}", 400, "NaN and Infinity are not JSON numbers"),
-    (json.dumps({"observations": []}), 422, "observations is empty"),
-    (json.dumps({"observations": [ROW] * (MAX_ROWS + 1)}), 413, f"at most {MAX_ROWS}"),
-    (json.dumps({"observations": [ROW], "temperature": 1}), 422, "temperature"),
-    (json.dumps({"observations": [ROW], "greedy": "yes"}), 422, "$.greedy"),
-    (json.dumps({"observations": [ROW], "version": -1}), 422, "$.version"),
-    (json.dumps({"greedy": True}), 422, "observations"),
-    ("", 400, "empty body"),
-    ("{", 400, "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, status, needle",
+    [
+        (json.dumps({"observations": [ROW, ROW[:29]]}), 422, "$.observations[1]"),
+        (json.dumps({"observations": [ROW[:-1] + ["x"]]}), 422, "$.observations[0][29]"),
+        (json.dumps({"observations": [ROW[:-1] + [1e39]]}), 422, "$.observations[0][29]"),
+        ('{"observations": [[' + ",".join(["NaN"] * 30) + "]]}", 400, "NaN and Infinity are not JSON numbers"),
+        (json.dumps({"observations": []}), 422, "observations is empty"),
+        (json.dumps({"observations": [ROW] * (MAX_ROWS + 1)}), 413, f"at most {MAX_ROWS}"),
+        (json.dumps({"observations": [ROW], "temperature": 1}), 422, "temperature"),
+        (json.dumps({"observations": [ROW], "greedy": "yes"}), 422, "$.greedy"),
+        (json.dumps({"observations": [ROW], "version": -1}), 422, "$.version"),
+        (json.dumps({"greedy": True}), 422, "observations"),
+        ("", 400, "empty body"),
+        ("{", 400, "malformed JSON"),
+    ],
+)
 def test_bad_input(world, client, raw, status, needle):
     got, err = client.act(world["fighter"], raw=raw.encode())
     assert got == status, err

@@ -1,35 +1,45 @@
 """The ring's rules: physics invariants, each reward term alone, eliminations and their
 credit, ranks, observations, bots, and the kernel against the slow reference."""
+
 import math
 
 import numpy as np
 import pytest
+from arena_helpers import EAST, WEST, Ring, only
 
 from arena import Arena, ArenaConfigError, RewardWeights, Rules, parse_slots
 from arena.kernel import ACTION_ATTACK, FATE_KNOCKED_OUT, FATE_RING_OUT, TERMINATED, TRUNCATED
 from arena.reference import reference_step
-from arena_helpers import EAST, WEST, Ring, only
 
 NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
 
 
 # ---------------------------------------------------------------- kernel vs reference
-@pytest.mark.parametrize("fighters,opponents", [
-    (2, ["chaser"]),
-    (4, ["kiter", "edge_pusher", ["random", "chaser"]]),
-    (8, None),
-    (3, ["random", "idle"]),
-    (3, ["counter", ["counter", "chaser"]]),
-    (3, ["striker", ["striker", "kiter"]]),
-])
+@pytest.mark.parametrize(
+    "fighters,opponents",
+    [
+        (2, ["chaser"]),
+        (4, ["kiter", "edge_pusher", ["random", "chaser"]]),
+        (8, None),
+        (3, ["random", "idle"]),
+        (3, ["counter", ["counter", "chaser"]]),
+        (3, ["striker", ["striker", "kiter"]]),
+    ],
+)
 def test_kernel_matches_reference_on_random_play(fighters, opponents):
     rng = np.random.default_rng(fighters)
     rules = Rules(frame_skip=3, max_frames=150, spawn_jitter=1.0)
-    arena = Arena(16, fighters, parse_slots(fighters, opponents), rules,
-                  RewardWeights(win=5.0), seed=fighters, autoreset=False)
+    arena = Arena(
+        16, fighters, parse_slots(fighters, opponents), rules, RewardWeights(win=5.0), seed=fighters, autoreset=False
+    )
     n = arena.num_agents
-    bufs = (np.zeros((n, 30), np.float32), np.zeros(n, np.float32), np.zeros(n, bool),
-            np.zeros(n, bool), np.ones(n, bool))
+    bufs = (
+        np.zeros((n, 30), np.float32),
+        np.zeros(n, np.float32),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        np.ones(n, bool),
+    )
     arena.reset(*bufs)
     # Random starting states: crowded positions, velocities, health and cooldowns.
     arena.pos[:] = rng.uniform(-2.0, 2.0, arena.pos.shape)
@@ -46,7 +56,7 @@ def test_kernel_matches_reference_on_random_play(fighters, opponents):
         np.testing.assert_array_equal(arena.it, expected["it"])
         np.testing.assert_array_equal(arena.ar, expected["ar"])
         np.testing.assert_array_equal(arena.rng, expected["rng"])
-        for name, buf in zip(("obs", "rewards", "terminals", "truncations", "masks"), bufs):
+        for name, buf in zip(("obs", "rewards", "terminals", "truncations", "masks"), bufs, strict=True):
             np.testing.assert_allclose(buf, out[name], rtol=0, atol=1e-5, err_msg=name)
     assert ended > 0, "the random play should end some matches, or the end-of-match path is untested"
 
@@ -74,8 +84,7 @@ def test_friction_brings_an_idle_fighter_to_rest():
 
 
 def test_collisions_conserve_momentum_and_separate_bodies():
-    ring = Ring(2, friction=0.0, restitution=0.5, frame_skip=1,
-                fighter_stats=({"mass": 1.0}, {"mass": 3.0}))
+    ring = Ring(2, friction=0.0, restitution=0.5, frame_skip=1, fighter_stats=({"mass": 1.0}, {"mass": 3.0}))
     ring.place([(-1.0, 0.0), (1.0, 0.0)], velocities=[(4.0, 0.0), (-1.0, 0.0)])
     masses = np.array([1.0, 3.0])
     momentum_before = (ring.arena.vel[0] * masses[:, None]).sum(axis=0)
@@ -96,7 +105,7 @@ def test_attack_respects_cooldown():
     ring = Ring(2, only("hit"), frame_skip=1)
     ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[EAST, WEST])
     hits = 0
-    for frame in range(61):
+    for _ in range(61):
         ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[EAST, WEST])  # hold them in place
         ring.step(ACTION_ATTACK)
         hits += ring.rewards[0]
@@ -104,9 +113,13 @@ def test_attack_respects_cooldown():
 
 
 def test_attack_needs_reach_and_facing():
-    for position, facing, expect_hit in [((1.2, 0.0), EAST, True), ((1.4, 0.0), EAST, False),
-                                         ((1.0, 0.0), WEST, False), ((0.3, 1.0), EAST, True),
-                                         ((-1.0, 0.3), EAST, False)]:
+    for position, facing, expect_hit in [
+        ((1.2, 0.0), EAST, True),
+        ((1.4, 0.0), EAST, False),
+        ((1.0, 0.0), WEST, False),
+        ((0.3, 1.0), EAST, True),
+        ((-1.0, 0.3), EAST, False),
+    ]:
         ring = Ring(2, only("hit"))
         ring.place([(0.0, 0.0), position], facings=[facing, 0.0])
         ring.step(ACTION_ATTACK)
@@ -204,8 +217,7 @@ def test_ring_out_credited_to_recent_hitter_only():
 # ---------------------------------------------------------------- ranks, masks, match end
 def test_ranks_by_elimination_order_and_health():
     ring = Ring(4, frame_skip=1, max_frames=3)
-    ring.place([(-3.0, 0.0), (3.0, 0.0), (0.0, 3.0), (5.99, 0.0)],
-               velocities=[(0.0, 0.0)] * 3 + [(3.0, 0.0)])
+    ring.place([(-3.0, 0.0), (3.0, 0.0), (0.0, 3.0), (5.99, 0.0)], velocities=[(0.0, 0.0)] * 3 + [(3.0, 0.0)])
     ring.arena.health[0] = [0.5, 0.9, 0.5, 1.0]
     ring.step(8, 8, 8, EAST_MOVE)  # fighter 3 walks out first
     assert ring.masks.tolist() == [True, True, True, False]
@@ -252,8 +264,9 @@ def test_timeout_is_a_truncation():
 # ---------------------------------------------------------------- observations
 def test_observation_layout_and_normalisation():
     ring = Ring(4, frame_skip=1, friction=0.0)
-    ring.place([(0.0, 0.0), (2.0, 0.0), (0.0, -1.0), (-3.0, 0.0)],
-               velocities=[(1.0, 0.0), (0.0, 2.0), (0.0, 0.0), (0.0, 0.0)])
+    ring.place(
+        [(0.0, 0.0), (2.0, 0.0), (0.0, -1.0), (-3.0, 0.0)], velocities=[(1.0, 0.0), (0.0, 2.0), (0.0, 0.0), (0.0, 0.0)]
+    )
     ring.arena.health[0] = [1.0, 0.5, 0.7, 0.2]
     ring.step()
     obs = ring.obs[0]
@@ -365,6 +378,7 @@ def test_same_seed_same_rollout_different_seed_different_rollout():
 
 def test_thread_count_does_not_change_results():
     import numba
+
     hashes = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):
         ring = Ring(8, num_arenas=32, seed=5, autoreset=True)
@@ -377,16 +391,19 @@ def test_thread_count_does_not_change_results():
 
 
 # ---------------------------------------------------------------- bad configuration
-@pytest.mark.parametrize("kwargs,message", [
-    ({"radius": -1.0}, "rules.radius must be a positive number"),
-    ({"radius": float("nan")}, "rules.radius"),
-    ({"frame_skip": 0}, "rules.frame_skip must be an integer >= 1"),
-    ({"max_frames": 2.5}, "rules.max_frames"),
-    ({"attack_cone_deg": 270}, "attack_cone_deg"),
-    ({"edge_width": 7.0}, "edge_width"),
-    ({"fighter_stats": [{"size": -1}]}, "fighter_stats[0].size"),
-    ({"fighter_stats": [{"colour": 1}]}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"radius": -1.0}, "rules.radius must be a positive number"),
+        ({"radius": float("nan")}, "rules.radius"),
+        ({"frame_skip": 0}, "rules.frame_skip must be an integer >= 1"),
+        ({"max_frames": 2.5}, "rules.max_frames"),
+        ({"attack_cone_deg": 270}, "attack_cone_deg"),
+        ({"edge_width": 7.0}, "edge_width"),
+        ({"fighter_stats": [{"size": -1}]}, "fighter_stats[0].size"),
+        ({"fighter_stats": [{"colour": 1}]}, "unknown key"),
+    ],
+)
 def test_bad_rules_rejected(kwargs, message):
     with pytest.raises(ArenaConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Rules(**kwargs)
@@ -397,13 +414,16 @@ def test_unknown_rule_named():
         Rules.from_kwargs(radios=5.0)
 
 
-@pytest.mark.parametrize("fighters,opponents,message", [
-    (1, None, "between 2 and 8, got 1"),
-    (9, None, "between 2 and 8, got 9"),
-    (2, ["ninja"], "unknown bot 'ninja'"),
-    (2, [[]], "non-empty list"),
-    (2, ["chaser", "idle", "idle"], "do not fit"),
-])
+@pytest.mark.parametrize(
+    "fighters,opponents,message",
+    [
+        (1, None, "between 2 and 8, got 1"),
+        (9, None, "between 2 and 8, got 9"),
+        (2, ["ninja"], "unknown bot 'ninja'"),
+        (2, [[]], "non-empty list"),
+        (2, ["chaser", "idle", "idle"], "do not fit"),
+    ],
+)
 def test_bad_slots_rejected(fighters, opponents, message):
     with pytest.raises(ArenaConfigError, match=message):
         parse_slots(fighters, opponents)

@@ -1,4 +1,5 @@
 """Config loading: shipped files, extends, overrides, and errors that name key and file."""
+
 import pytest
 
 from configs import CONFIG_DIR, MODES, Config, ConfigError, config_to_dict, load_config, parse_overrides, save_config
@@ -17,15 +18,28 @@ def test_shipped_configs_load(name):
 def test_mode_files_extend_base_and_override_it():
     base = load_config(CONFIG_DIR / "base.yaml")
     aggression = load_config(CONFIG_DIR / "aggression.yaml")
-    assert aggression.train.gamma == base.train.gamma          # inherited
-    assert aggression.name == "aggression" != base.name         # overridden
+    assert aggression.train.gamma == base.train.gamma  # inherited
+    assert aggression.name == "aggression" != base.name  # overridden
     assert isinstance(aggression.env.rewards, dict)
 
 
 def test_overrides_tokens_and_dict(tmp_path):
-    config = load_config(CONFIG_DIR / "aggression.yaml",
-                         ["--train.learning_rate", "1e-3", "--train.total_timesteps=2e6", "--seed", "7",
-                          "--eval.opponents", "random,kiter", "--env.rewards.hit", "3", "--train.target_kl", "null"])
+    config = load_config(
+        CONFIG_DIR / "aggression.yaml",
+        [
+            "--train.learning_rate",
+            "1e-3",
+            "--train.total_timesteps=2e6",
+            "--seed",
+            "7",
+            "--eval.opponents",
+            "random,kiter",
+            "--env.rewards.hit",
+            "3",
+            "--train.target_kl",
+            "null",
+        ],
+    )
     assert config.train.learning_rate == 1e-3 and isinstance(config.train.learning_rate, float)
     assert config.train.total_timesteps == 2_000_000 and isinstance(config.train.total_timesteps, int)
     assert config.seed == 7
@@ -52,7 +66,9 @@ def write(tmp_path, text, name="bad.yaml"):
 
 def test_unknown_key_names_key_and_file(tmp_path):
     path = write(tmp_path, "train:\n  learnign_rate: 0.1\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'train.learnign_rate' in .*bad.yaml.*did you mean 'train.learning_rate'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'train.learnign_rate' in .*bad.yaml.*did you mean 'train.learning_rate'"
+    ):
         load_config(path)
 
 
@@ -94,10 +110,12 @@ def test_override_errors_name_the_command_line():
         load_config(CONFIG_DIR / "base.yaml", ["--train.update_epochs", "x"])
     with pytest.raises(ConfigError, match="has no value"):
         parse_overrides(["--seed"])
-    with pytest.raises(ConfigError, match=r"key 'seed' in the command line \(--seed\) must be an integer from 0 to 2\*\*32 - 1"):
+    with pytest.raises(
+        ConfigError, match=r"key 'seed' in the command line \(--seed\) must be an integer from 0 to 2\*\*32 - 1"
+    ):
         load_config(CONFIG_DIR / "base.yaml", ["--seed", "-1"])  # numpy's seeding would raise mid-run
     with pytest.raises(ConfigError, match=r"key 'eval.seed' .* from 0 to 2\*\*32 - 1"):
-        load_config(CONFIG_DIR / "base.yaml", ["--eval.seed", str(2 ** 32)])
+        load_config(CONFIG_DIR / "base.yaml", ["--eval.seed", str(2**32)])
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -1,5 +1,6 @@
 """The env contract: PufferLib native buffers and vectorization, the Gymnasium and
 PettingZoo views, infos, determinism and errors."""
+
 import warnings
 
 import numpy as np
@@ -44,8 +45,7 @@ def test_arena_env_writes_in_place_and_masks_the_eliminated():
 
 
 def test_arena_env_reports_match_stats():
-    env = ArenaEnv(num_arenas=32, fighters_per_arena=2, opponents=["chaser"], report_interval=25,
-                   seed=1)
+    env = ArenaEnv(num_arenas=32, fighters_per_arena=2, opponents=["chaser"], report_interval=25, seed=1)
     env.reset()
     rng = np.random.default_rng(0)
     reports = []
@@ -53,8 +53,7 @@ def test_arena_env_reports_match_stats():
         reports += env.step(random_actions(env, rng))[4]
     assert reports, "no info report in 400 steps"
     for info in reports:
-        assert set(info) >= {"episode_return", "episode_length", "win", "knockouts", "ring_outs",
-                             "rank", "matches"}
+        assert set(info) >= {"episode_return", "episode_length", "win", "knockouts", "ring_outs", "rank", "matches"}
         assert info["matches"] >= 1
         assert 0.0 <= info["win"] <= 1.0 and 1.0 <= info["rank"] <= 2.0
     # A random fighter loses to the chaser almost always.
@@ -72,6 +71,7 @@ def test_arena_env_same_seed_same_observations():
         for _ in range(300):
             trace.append(env.step(random_actions(env, rng))[0].copy())
         return np.stack(trace)
+
     np.testing.assert_array_equal(run(4), run(4))
     assert not np.array_equal(run(4), run(5))
 
@@ -102,18 +102,17 @@ def test_arena_env_rejects_bad_actions_and_configs():
 @pytest.mark.parametrize("backend", ["Serial", "Multiprocessing"])
 def test_arena_env_under_pufferlib_vector(backend):
     kwargs = dict(num_workers=2) if backend == "Multiprocessing" else {}
-    env_kwargs = dict(num_arenas=16, fighters_per_arena=2, opponents=["chaser"], threads=1,
-                      report_interval=5)
-    vecenv = pufferlib.vector.make(ArenaEnv, backend=getattr(pufferlib.vector, backend), num_envs=2,
-                                   env_kwargs=env_kwargs, **kwargs)
+    env_kwargs = dict(num_arenas=16, fighters_per_arena=2, opponents=["chaser"], threads=1, report_interval=5)
+    vecenv = pufferlib.vector.make(
+        ArenaEnv, backend=getattr(pufferlib.vector, backend), num_envs=2, env_kwargs=env_kwargs, **kwargs
+    )
     try:
         obs, _ = vecenv.reset(seed=3)
         assert obs.shape == (32, 30)
         rng = np.random.default_rng(0)
         infos = []
         for _ in range(200):
-            obs, rewards, terminals, truncations, step_infos = vecenv.step(
-                rng.integers(0, 10, vecenv.num_agents))
+            obs, rewards, terminals, truncations, step_infos = vecenv.step(rng.integers(0, 10, vecenv.num_agents))
             infos += step_infos
         assert obs.shape == (32, 30) and rewards.shape == (32,)
         assert infos and "win" in infos[0]
@@ -137,6 +136,7 @@ def test_serial_and_multiprocessing_agree():
 
 def test_gymnasium_view_passes_env_checker():
     from gymnasium.utils.env_checker import check_env
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checker's advice on infinite bounds and render modes
         check_env(ArenaGymEnv(opponents=["chaser", "kiter"], seed=1), skip_render_check=True)
@@ -164,6 +164,7 @@ def test_gymnasium_view_episode():
 
 def test_pettingzoo_view_passes_parallel_api_test():
     from pettingzoo.test import parallel_api_test
+
     parallel_api_test(ArenaParallelEnv(fighters=4, seed=1), num_cycles=300)
 
 

@@ -1,4 +1,5 @@
 """Evaluation: Wilson intervals, exact seeded match counts, determinism, the CLI."""
+
 import json
 import subprocess
 import sys
@@ -53,13 +54,34 @@ def test_free_for_all_and_uniform_baseline():
 def test_cli_prints_a_table_and_writes_json(tmp_path):
     AgentCheckpoint(Policy(), global_step=42).save(tmp_path / "model.pt")
     out = tmp_path / "results.json"
-    result = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(tmp_path / "model.pt"),
-                             "--opponents", "random,idle", "--matches", "10", "--seed", "3", "--json", str(out)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            str(tmp_path / "model.pt"),
+            "--opponents",
+            "random,idle",
+            "--matches",
+            "10",
+            "--seed",
+            "3",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "step 42" in result.stdout and "win rate" in result.stdout and "idle" in result.stdout
     data = json.loads(out.read_text())
     assert data["results"]["random"]["matches"] == 10 and len(data["results"]["idle"]["ci95"]) == 2
-    result = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(tmp_path / "missing.pt")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), str(tmp_path / "missing.pt")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 2 and "does not exist" in result.stderr

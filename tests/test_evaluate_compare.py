@@ -1,5 +1,6 @@
 """Round robins and ratings: the rating fit against known strengths, bots ordered by strength,
 a consistent win matrix, determinism, and the compare command."""
+
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_ratings_recover_known_strengths():
     r = rate(3, i, j, score, group=group, bootstrap=100, seed=1)
     np.testing.assert_allclose(r["rating"], truth, atol=25)
     assert r["rating"].mean() == pytest.approx(BASE_RATING)
-    assert all(lo < x < hi for x, (lo, hi) in zip(r["rating"], r["ci95"]))
+    assert all(lo < x < hi for x, (lo, hi) in zip(r["rating"], r["ci95"], strict=True))
     assert np.all(r["ci95"][:, 1] - r["ci95"][:, 0] < 60)
 
 
@@ -42,8 +43,9 @@ def test_ratings_of_perfect_records_and_draws_are_finite():
 
 
 def test_round_robin_orders_bots_by_strength():
-    result = compare(["idle", "chaser", "random", f"charge={BOTS_FILE}:chase"], matches=40, ffa_matches=40,
-                     seed=0, bootstrap=50)
+    result = compare(
+        ["idle", "chaser", "random", f"charge={BOTS_FILE}:chase"], matches=40, ffa_matches=40, seed=0, bootstrap=50
+    )
     ranked = [r["name"] for r in result["ratings"]]
     assert ranked[:2] == ["chaser", "charge"] or ranked[:2] == ["charge", "chaser"]
     assert ranked.index("chaser") < ranked.index("idle") and ranked.index("chaser") < ranked.index("random")
@@ -59,8 +61,9 @@ def test_round_robin_orders_bots_by_strength():
     assert result["ffa"]["fighters"] == 4
     assert sum(r["win_rate"] + r["draw_rate"] for r in result["ffa"]["results"].values()) >= 1 - 1e-9
     assert result["ffa"]["results"]["chaser"]["mean_rank"] < result["ffa"]["results"]["idle"]["mean_rank"]
-    again = compare(["idle", "chaser", "random", f"charge={BOTS_FILE}:chase"], matches=40, ffa_matches=40,
-                    seed=0, bootstrap=50)
+    again = compare(
+        ["idle", "chaser", "random", f"charge={BOTS_FILE}:chase"], matches=40, ffa_matches=40, seed=0, bootstrap=50
+    )
     assert again == result
 
 
@@ -76,8 +79,11 @@ def test_two_players_play_1v1_only_and_bad_settings_are_refused():
 
 
 def test_unique_names_keep_the_shortest_distinguishing_suffix():
-    assert unique_names(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt", "chaser"]) == \
-        ["a/checkpoints/best.pt", "b/checkpoints/best.pt", "chaser"]
+    assert unique_names(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt", "chaser"]) == [
+        "a/checkpoints/best.pt",
+        "b/checkpoints/best.pt",
+        "chaser",
+    ]
     assert unique_names(["x/step_1.pt", "x/step_2.pt"]) == ["step_1.pt", "step_2.pt"]
 
 
@@ -87,9 +93,28 @@ def test_compare_cli_prints_ratings_and_writes_json(tmp_path):
     torch.manual_seed(0)
     AgentCheckpoint(Policy()).save(tmp_path / "v1.pt")
     out = tmp_path / "compare.json"
-    result = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "compare", str(tmp_path / "v1.pt"), "chaser",
-                             "idle", "--matches", "10", "--ffa-matches", "10", "--bootstrap", "20", "--json", str(out)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            "compare",
+            str(tmp_path / "v1.pt"),
+            "chaser",
+            "idle",
+            "--matches",
+            "10",
+            "--ffa-matches",
+            "10",
+            "--bootstrap",
+            "20",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "1v1 rating" in result.stdout and "FFA rating" in result.stdout and "v1.pt" in result.stdout
     data = json.loads(out.read_text())

@@ -1,12 +1,13 @@
 """Players in evaluation: bots on both sides, callables given as module:function, checkpoints
 against checkpoints, and the errors for players that cannot play."""
+
 from pathlib import Path
 
+import eval_bots as bots
 import numpy as np
 import pytest
 import torch
 
-import eval_bots as bots
 from evaluate import evaluate, main
 from evaluation.players import PlayerError, resolve_player
 from policies import AgentCheckpoint, CheckpointError, Policy
@@ -97,8 +98,11 @@ def test_players_that_cannot_play_raise_clear_errors(tmp_path, checkpoints):
     corrupt.write_bytes(Path(checkpoints[0]).read_bytes()[:500])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         evaluate("chaser", [str(corrupt)], matches=2)
-    for fn, message in (("wrong_shape", r"shape \(\d+, 2\)"), ("out_of_range", "returned action 12"),
-                        ("broken", "RuntimeError: this bot has a bug")):
+    for fn, message in (
+        ("wrong_shape", r"shape \(\d+, 2\)"),
+        ("out_of_range", "returned action 12"),
+        ("broken", "RuntimeError: this bot has a bug"),
+    ):
         with pytest.raises(PlayerError, match=message):
             evaluate("chaser", [f"{BOTS_FILE}:{fn}"], matches=2)
 
@@ -106,14 +110,16 @@ def test_players_that_cannot_play_raise_clear_errors(tmp_path, checkpoints):
 def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, checkpoints):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint at all")
-    cases = [([str(tmp_path / "missing.pt")], "does not exist"),
-             ([str(corrupt)], "not a readable checkpoint"),
-             ([checkpoints[0], "--opponents", f"chaser,{tmp_path / 'gone.pt'}"], "does not exist"),
-             ([checkpoints[0], "--opponents", "chaser,kiterr"], "did you mean 'kiter'"),
-             ([checkpoints[0], "--opponents", "nope_module:f"], "cannot import"),
-             ([checkpoints[0], "--opponents", f"{BOTS_FILE}:broken", "--matches", "2"], "has a bug"),
-             (["chaser", "--db", str(tmp_path / "a.db"), "--matches", "2"], "records checkpoints"),
-             (["compare", "chaser"], "at least 2 players")]
+    cases = [
+        ([str(tmp_path / "missing.pt")], "does not exist"),
+        ([str(corrupt)], "not a readable checkpoint"),
+        ([checkpoints[0], "--opponents", f"chaser,{tmp_path / 'gone.pt'}"], "does not exist"),
+        ([checkpoints[0], "--opponents", "chaser,kiterr"], "did you mean 'kiter'"),
+        ([checkpoints[0], "--opponents", "nope_module:f"], "cannot import"),
+        ([checkpoints[0], "--opponents", f"{BOTS_FILE}:broken", "--matches", "2"], "has a bug"),
+        (["chaser", "--db", str(tmp_path / "a.db"), "--matches", "2"], "records checkpoints"),
+        (["compare", "chaser"], "at least 2 players"),
+    ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Replays (the recorded match is evaluation's match, GIF pictures per decision, frames in the
 ingest format, TensorBoard) and the evaluate command with --replay, --replay-frames and --db."""
+
 import json
 import subprocess
 import sys
@@ -13,7 +14,15 @@ from PIL import Image
 
 from evaluate import evaluate
 from evaluation.replay import (
-    CROSS, FIGHTER0, FLASH, frame_durations, frame_records, record_match, replay_clip, render_frames, save_animation,
+    CROSS,
+    FIGHTER0,
+    FLASH,
+    frame_durations,
+    frame_records,
+    record_match,
+    render_frames,
+    replay_clip,
+    save_animation,
 )
 from storage.records import Frame
 
@@ -29,8 +38,10 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("learner, opponent, fighters, match", [
-    ("chaser", "kiter", 2, 0), (f"{BOTS_FILE}:chase", "random", 3, 2), ("random", f"{BOTS_FILE}:chase", 2, 1)])
+@pytest.mark.parametrize(
+    "learner, opponent, fighters, match",
+    [("chaser", "kiter", 2, 0), (f"{BOTS_FILE}:chase", "random", 3, 2), ("random", f"{BOTS_FILE}:chase", 2, 1)],
+)
 def test_the_replay_is_the_evaluated_match(learner, opponent, fighters, match):
     rec = record_match(learner, opponent, seed=4, fighters=fighters, match=match)
     result = evaluate(learner, [opponent], matches=match + 1, seed=4, fighters=fighters)[opponent]
@@ -81,6 +92,7 @@ def test_frames_are_valid_ingest_frames():
 
 def test_replay_goes_to_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from policies import Policy
     from training.tensorboard import RunWriter
 
@@ -102,10 +114,27 @@ def test_cli_replay_frames_json_and_database(tmp_path):
     ckpt = AgentCheckpoint(Policy(), config={"name": "probe", "mode": "aggression"}, model_version=3, global_step=99)
     ckpt.save(tmp_path / "model.pt")
     db = tmp_path / "arena.db"
-    cmd = [sys.executable, str(ROOT / "evaluate.py"), str(tmp_path / "model.pt"), "--opponents",
-           f"idle,{BOTS_FILE}:chase", "--matches", "12", "--seed", "2", "--json", str(tmp_path / "r.json"),
-           "--replay", str(tmp_path / "r.gif"), "--replay-frames", str(tmp_path / "r.ndjson"), "--replay-size", "128",
-           "--db", str(db)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "evaluate.py"),
+        str(tmp_path / "model.pt"),
+        "--opponents",
+        f"idle,{BOTS_FILE}:chase",
+        "--matches",
+        "12",
+        "--seed",
+        "2",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--replay",
+        str(tmp_path / "r.gif"),
+        "--replay-frames",
+        str(tmp_path / "r.ndjson"),
+        "--replay-size",
+        "128",
+        "--db",
+        str(db),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "step 99" in result.stdout and "eval_bots.py:chase" in result.stdout and "replay:" in result.stdout

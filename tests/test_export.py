@@ -1,5 +1,6 @@
 """python -m policies.export: ONNX and the weights file reproduce torch; the numpy policy and
 the torch-free checkpoint reader; clear errors for bad checkpoints and output folders."""
+
 import hashlib
 import json
 import pickle
@@ -12,11 +13,11 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from policy_files import arena_observations, make_checkpoint, torch_outputs
 
 from policies.export import export_checkpoint, main
 from policies.numpy_policy import NumpyPolicy, WeightsError, load_policy, read_weights
 from policies.torch_zip import read_torch_checkpoint
-from policy_files import arena_observations, make_checkpoint, torch_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 ATOL = 1e-5
@@ -80,9 +81,11 @@ def test_checkpoint_read_without_torch(exported, observations):
     assert data["global_step"] == 4096 and data["config"] == {"name": "test", "seed": 0}
     assert data["trainer_state"]["best_score"] == [-float("inf"), 0.25]
     # In a process where importing torch fails:
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from policies.numpy_policy import load_policy\n"
-            f"print(load_policy({str(checkpoint)!r}).act([[0.5] * 30])[0])")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from policies.numpy_policy import load_policy\n"
+        f"print(load_policy({str(checkpoint)!r}).act([[0.5] * 30])[0])"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert run.returncode == 0, run.stderr
     assert int(run.stdout) == torch_outputs(checkpoint, np.full((1, 30), 0.5, np.float32))[0].argmax()
@@ -122,8 +125,13 @@ def test_numpy_sampling_follows_the_policy():
 def test_cli_smoke(exported, tmp_path):
     checkpoint, _, _ = exported
     """The entry point, with --no-onnx (the ONNX path is the fixture's, in process)."""
-    run = subprocess.run([sys.executable, "-m", "policies.export", str(checkpoint), "--out", str(tmp_path / "cli"),
-                          "--no-onnx"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "policies.export", str(checkpoint), "--out", str(tmp_path / "cli"), "--no-onnx"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "policy.safetensors" in run.stdout and "manifest.json" in run.stdout and "model version 3" in run.stdout
     assert {p.name for p in (tmp_path / "cli").iterdir()} == {"manifest.json", "policy.safetensors"}
@@ -135,13 +143,16 @@ def _truncated(source: Path, dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("kind, needle", [
-    ("missing", "does not exist"),
-    ("truncated", "not a readable checkpoint"),
-    ("text", "not a readable checkpoint"),
-    ("foreign", "is not a wrestling-arena-agent checkpoint"),
-    ("folder", "is a folder"),
-])
+@pytest.mark.parametrize(
+    "kind, needle",
+    [
+        ("missing", "does not exist"),
+        ("truncated", "not a readable checkpoint"),
+        ("text", "not a readable checkpoint"),
+        ("foreign", "is not a wrestling-arena-agent checkpoint"),
+        ("folder", "is a folder"),
+    ],
+)
 def test_bad_checkpoints_are_clear_errors(exported, tmp_path, capsys, kind, needle):
     checkpoint, _, _ = exported
     path = {
@@ -189,6 +200,7 @@ def test_checkpoint_reader_runs_no_pickled_code(tmp_path):
     class Evil:
         def __reduce__(self):
             import os
+
             return os.system, (f"touch {marker}",)
 
     path = tmp_path / "evil.pt"

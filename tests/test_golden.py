@@ -1,10 +1,10 @@
 """The golden runs (tests/golden_runs.py) give, bit for bit, what they gave before the training
 core was reorganised: the same checkpoints (weights, optimizer state, versions, metrics), the
 same TensorBoard scalars and replays, the same summary figures and the same run-folder layout."""
+
 import json
 
 import pytest
-
 from golden_runs import GOLDEN_DIR, golden_commands, prepare, run
 
 

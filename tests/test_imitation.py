@@ -4,6 +4,7 @@ The recorded dataset: the chaser bot's matches against the random bot (demos.clo
 computes its actions with the kernel's own bot code), written with storage.Database as the
 ingest server stores them, plus a losing fighter and an open episode for the filters.
 """
+
 import json
 import os
 import subprocess
@@ -16,9 +17,9 @@ import pytest
 from configs import CONFIG_DIR, ConfigError, ImitationConfig, load_config
 from demos.clone_chaser import play_chaser_matches
 from policies import AgentCheckpoint, CheckpointError
-from training.demonstrations import ImitationDataError, action_labels, load_demonstrations, split_episodes
 from storage import Database
 from train import train
+from training.demonstrations import ImitationDataError, action_labels, load_demonstrations, split_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 MATCHES = 120
@@ -32,10 +33,17 @@ def one_hot(action: int) -> list[float]:
 
 
 def loser_frame(i: int, rng) -> dict:
-    return {"frame_number": 4 * i, "fighter_position": [0.0, 0.0], "fighter_health": 1.0,
-            "fighter_velocity": [0.0, 0.0], "enemies_state": [], "action_vector": one_hot(int(rng.integers(10))),
-            "reward_delta": 0.0, "cumulative_reward": 0.0,
-            "observation_vector": rng.uniform(-1, 1, 30).astype(np.float32).tolist()}
+    return {
+        "frame_number": 4 * i,
+        "fighter_position": [0.0, 0.0],
+        "fighter_health": 1.0,
+        "fighter_velocity": [0.0, 0.0],
+        "enemies_state": [],
+        "action_vector": one_hot(int(rng.integers(10))),
+        "reward_delta": 0.0,
+        "cumulative_reward": 0.0,
+        "observation_vector": rng.uniform(-1, 1, 30).astype(np.float32).tolist(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +59,9 @@ def recorded(tmp_path_factory):
         for match_frames, outcome in play_chaser_matches(MATCHES, seed=5):
             episode = db.create_episode(chaser, [loser])
             assert db.add_frames(episode, match_frames) == (len(match_frames), 0)
-            db.complete_episode(episode, outcome.total_reward, outcome.duration_frames, outcome.is_victory,
-                                outcome.rank)
+            db.complete_episode(
+                episode, outcome.total_reward, outcome.duration_frames, outcome.is_victory, outcome.rank
+            )
             frames, victories = frames + len(match_frames), victories + outcome.is_victory
         open_episode = db.create_episode(chaser)  # still streaming: left out by completed_only
         db.add_frames(open_episode, match_frames[:7])
@@ -64,8 +73,14 @@ def recorded(tmp_path_factory):
 
 
 def run_imitation(db, run_dir, **overrides):
-    settings = {"imitation.epochs": 80, "imitation.holdout": 0.2, "eval.opponents": ["random"],
-                "eval.matches": 100, "log_interval": 60.0, **overrides}
+    settings = {
+        "imitation.epochs": 80,
+        "imitation.holdout": 0.2,
+        "eval.opponents": ["random"],
+        "eval.matches": 100,
+        "log_interval": 60.0,
+        **overrides,
+    }
     return train(CONFIG_DIR / "imitation.yaml", settings, run_dir=run_dir, db=db, progress=False)
 
 
@@ -111,13 +126,23 @@ def test_the_result_is_a_normal_checkpoint_with_tensorboard_and_database_records
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"imitation/heldout_accuracy", "imitation/train_accuracy", "imitation/loss", "imitation/heldout_loss",
-            "charts/learning_rate", "eval/random/win_rate", "imitation/heldout_recall/attack"} <= tags
+    assert {
+        "imitation/heldout_accuracy",
+        "imitation/train_accuracy",
+        "imitation/loss",
+        "imitation/heldout_loss",
+        "charts/learning_rate",
+        "eval/random/win_rate",
+        "imitation/heldout_recall/attack",
+    } <= tags
     assert len(events.Scalars("imitation/heldout_accuracy")) == 80
 
     with Database.open(path) as db:
         fighter = db.get_fighter(cloned["fighter_id"])
-        assert fighter["glb_filename"] == "imitation.glb" and cloned["fighter_id"] not in (facts["chaser"], facts["loser"])
+        assert fighter["glb_filename"] == "imitation.glb" and cloned["fighter_id"] not in (
+            facts["chaser"],
+            facts["loser"],
+        )
         rows = db.list_checkpoints(cloned["fighter_id"])
         assert rows and {r["training_mode"] for r in rows} == {"imitation"}
         assert all(Path(r["weights_path"]).is_file() for r in rows)
@@ -126,10 +151,17 @@ def test_the_result_is_a_normal_checkpoint_with_tensorboard_and_database_records
 
 
 def test_ppo_fine_tunes_the_clone_with_init_from(cloned, tmp_path):
-    tiny = {"env.num_arenas": 32, "train.num_steps": 16, "train.total_timesteps": 1, "eval.interval": 0,
-            "torch_threads": 1, "log_interval": 60.0}
-    summary = train(CONFIG_DIR / "aggression.yaml", tiny, run_dir=tmp_path / "ppo", init_from=cloned["best"],
-                    progress=False)
+    tiny = {
+        "env.num_arenas": 32,
+        "train.num_steps": 16,
+        "train.total_timesteps": 1,
+        "eval.interval": 0,
+        "torch_threads": 1,
+        "log_interval": 60.0,
+    }
+    summary = train(
+        CONFIG_DIR / "aggression.yaml", tiny, run_dir=tmp_path / "ppo", init_from=cloned["best"], progress=False
+    )
     assert summary["global_step"] > 0 and not summary["interrupted"]
     assert AgentCheckpoint.load(summary["latest"]).config["mode"] == "aggression"
     with pytest.raises(CheckpointError, match="no trainer state; use --init-from"):
@@ -145,13 +177,17 @@ def test_filters_select_fighters_outcomes_ranks_dates_and_open_episodes(recorded
     every = load_demonstrations(path, ImitationConfig())
     assert len(every) == facts["frames"] + LOSER_EPISODES * LOSER_FRAMES
     assert len(load_demonstrations(path, ImitationConfig(fighters=chaser))) == facts["frames"]
-    assert len(load_demonstrations(path, ImitationConfig(fighters=[chaser], completed_only=False))) == facts["frames"] + 7
+    assert (
+        len(load_demonstrations(path, ImitationConfig(fighters=[chaser], completed_only=False))) == facts["frames"] + 7
+    )
     winners = load_demonstrations(path, ImitationConfig(victories_only=True))
     first = load_demonstrations(path, ImitationConfig(max_rank=1))
     assert winners.episodes == first.episodes == facts["victories"] and len(winners) == len(first)
     assert len(load_demonstrations(path, ImitationConfig(max_rank=2))) == len(every)
     assert len(load_demonstrations(path, ImitationConfig(since="2000-01-01", until="2999-01-01"))) == len(every)
-    with pytest.raises(ImitationDataError, match=r"no frames .* match the selection \(fighters \[2\], victories only\)"):
+    with pytest.raises(
+        ImitationDataError, match=r"no frames .* match the selection \(fighters \[2\], victories only\)"
+    ):
         load_demonstrations(path, ImitationConfig(fighters=[loser], victories_only=True))
     with pytest.raises(ImitationDataError, match="since 2999-01-01"):
         load_demonstrations(path, ImitationConfig(since="2999-01-01"))
@@ -187,8 +223,11 @@ def test_held_out_split_is_by_whole_episodes_and_seeded():
 # ---------------------------------------------------------------------------------------------
 def test_unknown_fighter_empty_missing_and_unreadable_databases_are_clear_errors(recorded, tmp_path):
     path, _ = recorded
-    with pytest.raises(ImitationDataError, match=r"fighter 99 \(imitation.fighters\) is not in .*its fighters are "
-                                                 r"1 'chaser.glb' \(\d[\d,]* frames\), 2 'loser.glb'"):
+    with pytest.raises(
+        ImitationDataError,
+        match=r"fighter 99 \(imitation.fighters\) is not in .*its fighters are "
+        r"1 'chaser.glb' \(\d[\d,]* frames\), 2 'loser.glb'",
+    ):
         load_demonstrations(path, ImitationConfig(fighters=[1, 99]))
     empty = tmp_path / "empty.db"
     with Database.open(empty) as db:
@@ -209,7 +248,9 @@ def test_unknown_fighter_empty_missing_and_unreadable_databases_are_clear_errors
 
 
 def test_config_fields_are_checked_and_dates_accepted():
-    config = load_config(CONFIG_DIR / "imitation.yaml", ["--imitation.since", "2026-11-24", "--imitation.fighters", "3"])
+    config = load_config(
+        CONFIG_DIR / "imitation.yaml", ["--imitation.since", "2026-11-24", "--imitation.fighters", "3"]
+    )
     assert config.mode == "imitation" and config.imitation.since == "2026-11-24" and config.imitation.fighters == 3
     with pytest.raises(ConfigError, match="'imitation.since' in the command line"):
         load_config(CONFIG_DIR / "imitation.yaml", ["--imitation.since", "last tuesday"])
@@ -229,9 +270,20 @@ def run_module(*args, timeout=120):
 
 def test_train_py_command_line_clones_and_reports_errors(recorded, tmp_path):
     path, facts = recorded
-    result = run_module("train.py", "configs/imitation.yaml", "--db", str(path), "--imitation.fighters",
-                        str(facts["chaser"]), "--imitation.epochs", "3", "--eval.interval", "0",
-                        "--run-dir", str(tmp_path / "run"))
+    result = run_module(
+        "train.py",
+        "configs/imitation.yaml",
+        "--db",
+        str(path),
+        "--imitation.fighters",
+        str(facts["chaser"]),
+        "--imitation.epochs",
+        "3",
+        "--eval.interval",
+        "0",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     assert "Finished: behavioural cloning" in result.stdout and "held-out action accuracy" in result.stdout
     assert AgentCheckpoint.load(tmp_path / "run" / "checkpoints" / "best.pt").metrics["epoch"] >= 1
@@ -242,9 +294,23 @@ def test_train_py_command_line_clones_and_reports_errors(recorded, tmp_path):
 
 def test_demo_records_through_the_server_clones_exports_and_checks(tmp_path):
     """The demo end to end at a tiny size (numpy check: tests/test_policy_js.py runs the browser)."""
-    result = run_module("-m", "demos.clone_chaser", "--matches", "16", "--epochs", "10", "--eval-matches", "20",
-                        "--browser", "numpy", "--no-onnx", "--out", str(tmp_path / "demo"),
-                        "--json", str(tmp_path / "demo.json"))
+    result = run_module(
+        "-m",
+        "demos.clone_chaser",
+        "--matches",
+        "16",
+        "--epochs",
+        "10",
+        "--eval-matches",
+        "20",
+        "--browser",
+        "numpy",
+        "--no-onnx",
+        "--out",
+        str(tmp_path / "demo"),
+        "--json",
+        str(tmp_path / "demo.json"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "demo.json").read_text())
     assert report["recorded"]["episodes"] == 16 and report["recorded"]["completed_episodes"] == 16

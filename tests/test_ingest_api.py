@@ -169,35 +169,42 @@ def test_pagination(api):
     assert api("GET", "/api/fighters?limit=20")[2]["limit"] == 20
 
 
-@pytest.mark.parametrize("body, status, needle", [
-    (b'{"episode_id": 1, "frames": [', 400, "malformed JSON"),
-    (b'{"episode_id": 1, "frames": [{"frame_number": NaN}]}', 400, "NaN and Infinity"),
-    (b'{"episode_id": 1, "frames": [{"frame_number": 1e999}]}', 422, "frame_number"),
-    (b"", 400, "empty body"),
-    (b"[1, 2]", 422, "Expected `object`"),
-])
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        (b'{"episode_id": 1, "frames": [', 400, "malformed JSON"),
+        (b'{"episode_id": 1, "frames": [{"frame_number": NaN}]}', 400, "NaN and Infinity"),
+        (b'{"episode_id": 1, "frames": [{"frame_number": 1e999}]}', 422, "frame_number"),
+        (b"", 400, "empty body"),
+        (b"[1, 2]", 422, "Expected `object`"),
+    ],
+)
 def test_malformed_bodies(api, body, status, needle):
     got, _, err = api("POST", "/api/fight-frames", raw=body)
     assert got == status and needle in err["error"] and err["status"] == status
 
 
-@pytest.mark.parametrize("change, needle", [
-    ({"observation_vector": [0.0] * 29}, "observation_vector"),
-    ({"observation_vector": [0.0] * 31}, "observation_vector"),
-    ({"fighter_position": [1.0]}, "fighter_position"),
-    ({"fighter_health": "full"}, "fighter_health"),
-    ({"frame_number": True}, "frame_number"),
-    ({"frame_number": -1}, "frame_number"),
-    ({"observation_vector": [1e39] + [0.0] * 29}, "observation_vector[0]"),
-    ({"action_vector": []}, "action_vector"),
-    ({"episode_id": 77}, "episode_id"),
-    ({"extra_field": 1}, "extra_field"),
-    ({"enemies_state": {"id": 1}}, "enemies_state: Expected a JSON array"),
-    ({"enemies_state": [{"name": "x" * 5000}]}, "enemies_state: 5"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"observation_vector": [0.0] * 29}, "observation_vector"),
+        ({"observation_vector": [0.0] * 31}, "observation_vector"),
+        ({"fighter_position": [1.0]}, "fighter_position"),
+        ({"fighter_health": "full"}, "fighter_health"),
+        ({"frame_number": True}, "frame_number"),
+        ({"frame_number": -1}, "frame_number"),
+        ({"observation_vector": [1e39] + [0.0] * 29}, "observation_vector[0]"),
+        ({"action_vector": []}, "action_vector"),
+        ({"episode_id": 77}, "episode_id"),
+        ({"extra_field": 1}, "extra_field"),
+        ({"enemies_state": {"id": 1}}, "enemies_state: Expected a JSON array"),
+        ({"enemies_state": [{"name": "x" * 5000}]}, "enemies_state: 5"),
+    ],
+)
 def test_invalid_frames_name_the_field(api, episode, change, needle):
-    status, _, err = api("POST", "/api/fight-frames",
-                         {"episode_id": episode["id"], "frames": [frame(0), frame(1, **change)]})
+    status, _, err = api(
+        "POST", "/api/fight-frames", {"episode_id": episode["id"], "frames": [frame(0), frame(1, **change)]}
+    )
     assert status == 422 and needle in err["error"], err
     assert api("GET", f"/api/episodes/{episode['id']}")[2]["frame_count"] == 0  # nothing half-stored
 
@@ -205,7 +212,8 @@ def test_invalid_frames_name_the_field(api, episode, change, needle):
 def test_enemies_state_is_stored_as_sent_but_must_be_finite(api, episode):
     eid = episode["id"]
     good = json.dumps({"episode_id": eid, "frames": [frame(0)]}).replace(
-        '"enemies_state": [', '"enemies_state": [{"tiny": 1e-300, "exp": 2.5E+2}, ')
+        '"enemies_state": [', '"enemies_state": [{"tiny": 1e-300, "exp": 2.5E+2}, '
+    )
     status, _, out = api("POST", "/api/fight-frames", raw=good.encode())
     assert status == 201 and out["stored"] == 1
     got = api("GET", f"/api/episodes/{eid}/frames")[2]["items"][0]["enemies_state"]
@@ -218,13 +226,16 @@ def test_enemies_state_is_stored_as_sent_but_must_be_finite(api, episode):
 def test_single_frame_missing_fields_and_mixed_body(api, episode):
     status, _, err = api("POST", "/api/fight-frames", {"episode_id": episode["id"], "frame_number": 3})
     assert status == 422 and "missing" in err["error"] and "observation_vector" in err["error"]
-    status, _, err = api("POST", "/api/fight-frames",
-                         {"episode_id": episode["id"], "frames": [frame(0)], "frame_number": 3})
+    status, _, err = api(
+        "POST", "/api/fight-frames", {"episode_id": episode["id"], "frames": [frame(0)], "frame_number": 3}
+    )
     assert status == 422 and "only episode_id and frames" in err["error"]
 
 
 def test_size_limits(api, episode):
-    status, _, err = api("POST", "/api/fight-frames", {"episode_id": episode["id"], "frames": [frame(n) for n in range(51)]})
+    status, _, err = api(
+        "POST", "/api/fight-frames", {"episode_id": episode["id"], "frames": [frame(n) for n in range(51)]}
+    )
     assert status == 413 and "51 frames" in err["error"]
     huge = b'{"episode_id": 1, "frames": [' + b" " * (300 * 1024) + b"]}"
     status, headers, err = api("POST", "/api/fight-frames", raw=huge)
@@ -234,7 +245,9 @@ def test_size_limits(api, episode):
 def test_methods_types_and_unknown_routes(api):
     status, headers, err = api("DELETE", "/api/fighters")
     assert status == 405 and "GET" in headers["allow"] and "POST" in headers["allow"]
-    status, _, err = api("POST", "/api/fighters", raw=b"glb_filename=a", headers={"content-type": "application/x-www-form-urlencoded"})
+    status, _, err = api(
+        "POST", "/api/fighters", raw=b"glb_filename=a", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert status == 415 and "application/json" in err["error"]
     assert api("GET", "/nope")[0] == 404
     assert api("GET", "/api/episodes/1/stream")[0] == 400  # a WebSocket endpoint
@@ -242,9 +255,15 @@ def test_methods_types_and_unknown_routes(api):
 
 
 def test_cors_preflight_and_origins(api):
-    status, headers, _ = api("OPTIONS", "/api/fight-frames", headers={
-        "origin": ORIGIN, "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type, authorization"})
+    status, headers, _ = api(
+        "OPTIONS",
+        "/api/fight-frames",
+        headers={
+            "origin": ORIGIN,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, authorization",
+        },
+    )
     assert status == 204
     assert headers["access-control-allow-origin"] == ORIGIN
     assert "POST" in headers["access-control-allow-methods"]
@@ -252,7 +271,9 @@ def test_cors_preflight_and_origins(api):
     assert int(headers["access-control-max-age"]) > 0
     status, headers, _ = api("GET", "/api/fighters", headers={"origin": ORIGIN})
     assert status == 200 and headers["access-control-allow-origin"] == ORIGIN and headers["vary"] == "Origin"
-    status, headers, err = api("POST", "/api/fighters", {"glb_filename": "x.glb"}, headers={"origin": "http://evil.example"})
+    status, headers, err = api(
+        "POST", "/api/fighters", {"glb_filename": "x.glb"}, headers={"origin": "http://evil.example"}
+    )
     assert status == 403 and "access-control-allow-origin" not in headers and "--cors-origin" in err["error"]
     assert api("OPTIONS", "/api/fighters", headers={"origin": "http://evil.example"})[0] == 403
     assert api("OPTIONS", "/nope", headers={"origin": ORIGIN})[0] == 404

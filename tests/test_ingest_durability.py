@@ -20,9 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def frame(n: int) -> dict:
     return {
-        "frame_number": n, "fighter_position": [0.0, 1.0], "fighter_health": 50.0,
-        "fighter_velocity": [0.0, 0.0], "enemies_state": [], "action_vector": [0.0, 1.0],
-        "reward_delta": 0.0, "cumulative_reward": 0.0,
+        "frame_number": n,
+        "fighter_position": [0.0, 1.0],
+        "fighter_health": 50.0,
+        "fighter_velocity": [0.0, 0.0],
+        "enemies_state": [],
+        "action_vector": [0.0, 1.0],
+        "reward_delta": 0.0,
+        "cumulative_reward": 0.0,
         "observation_vector": [float(n)] * OBSERVATION_SIZE,
     }
 
@@ -30,9 +35,20 @@ def frame(n: int) -> dict:
 class ServerProcess:
     def __init__(self, db: Path, port: int = 0):
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(db), "--port", str(port),
-             "--log-level", "INFO"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                str(ROOT / "ingest_server.py"),
+                "--db",
+                str(db),
+                "--port",
+                str(port),
+                "--log-level",
+                "INFO",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         line = self.proc.stdout.readline()
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -74,8 +90,7 @@ def run(coro):
 async def open_episodes(port: int, n: int) -> list[int]:
     http = await HttpClient.connect("127.0.0.1", port)
     fighter = (await http.request("POST", "/api/fighters", {"glb_filename": "d.glb"})).json()
-    ids = [(await http.request("POST", "/api/episodes", {"fighter_id": fighter["id"]})).json()["id"]
-           for _ in range(n)]
+    ids = [(await http.request("POST", "/api/episodes", {"fighter_id": fighter["id"]})).json()["id"] for _ in range(n)]
     await http.close()
     return ids
 
@@ -115,7 +130,9 @@ def test_restart_keeps_everything(tmp_path, processes):
     async def first(port):
         eid = (await open_episodes(port, 1))[0]
         http = await HttpClient.connect("127.0.0.1", port)
-        r = await http.request("POST", "/api/fight-frames", {"episode_id": eid, "frames": [frame(n) for n in range(10)]})
+        r = await http.request(
+            "POST", "/api/fight-frames", {"episode_id": eid, "frames": [frame(n) for n in range(10)]}
+        )
         await http.close()
         return eid, r.json()
 
@@ -129,7 +146,9 @@ def test_restart_keeps_everything(tmp_path, processes):
     async def second(port):
         http = await HttpClient.connect("127.0.0.1", port)
         before = (await http.request("GET", f"/api/episodes/{eid}")).json()
-        r = await http.request("POST", "/api/fight-frames", {"episode_id": eid, "frames": [frame(n) for n in range(5, 15)]})
+        r = await http.request(
+            "POST", "/api/fight-frames", {"episode_id": eid, "frames": [frame(n) for n in range(5, 15)]}
+        )
         after = (await http.request("GET", f"/api/episodes/{eid}/frames?limit=100")).json()
         await http.close()
         return before, r.json(), after
@@ -200,12 +219,21 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path, processes):
 def test_cli_errors(tmp_path, processes):
     server = processes(tmp_path / "a.db")
     clash = subprocess.run(
-        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(tmp_path / "b.db"),
-         "--port", str(server.port)], capture_output=True, text=True, timeout=30, cwd=ROOT)
+        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(tmp_path / "b.db"), "--port", str(server.port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
     assert clash.returncode == 1 and "pick another --port" in clash.stderr and "Traceback" not in clash.stderr
     assert server.stop()[0] == 0
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("not a database")
-    bad = subprocess.run([sys.executable, str(ROOT / "ingest_server.py"), "--db", str(not_a_db), "--port", "0"],
-                         capture_output=True, text=True, timeout=30, cwd=ROOT)
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(not_a_db), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
     assert bad.returncode == 1 and "cannot use the database" in bad.stderr and "Traceback" not in bad.stderr

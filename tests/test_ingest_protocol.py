@@ -55,6 +55,7 @@ def receive(data: bytes, eof: bool = True, **limits):
     async def go():
         conn, writer = connection(data, eof, **limits)
         return await conn.receive_request(), conn, writer
+
     return asyncio.run(go())
 
 
@@ -77,13 +78,22 @@ def test_pipelined_keep_alive_requests():
     assert written.startswith(b"HTTP/1.1 201 Created\r\n") and b"connection: close" in written
 
 
-@pytest.mark.parametrize("data, status", [
-    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n", 413),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + b"400\r\n" + b"x" * 1024 + b"\r\n" * 1, 413),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 5000 + b"\r\n\r\n", 431),
-    (b"NOT HTTP AT ALL\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 requires Host
-])
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n", 413),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"400\r\n"
+            + b"x" * 1024
+            + b"\r\n" * 1,
+            413,
+        ),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 5000 + b"\r\n\r\n", 431),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 requires Host
+    ],
+)
 def test_bad_requests_get_the_status_h11_hints(data, status):
     with pytest.raises(HttpError) as info:
         receive(data, max_body_bytes=1000, max_header_bytes=4096)
@@ -92,8 +102,7 @@ def test_bad_requests_get_the_status_h11_hints(data, status):
 
 def test_slow_request_times_out_with_408_and_idle_connection_closes_quietly():
     with pytest.raises(HttpError) as info:
-        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False,
-                request_timeout_s=0.2, keepalive_timeout_s=5)
+        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False, request_timeout_s=0.2, keepalive_timeout_s=5)
     assert info.value.status == 408 and "0.2 s" in info.value.message
     request, conn, _ = receive(b"", eof=False, keepalive_timeout_s=0.2)
     assert request is None and conn.idle
@@ -151,9 +160,17 @@ def test_router():
 
 
 def _frame(n=0):
-    return {"frame_number": n, "fighter_position": [0, 0], "fighter_health": 1, "fighter_velocity": [0, 0],
-            "enemies_state": [], "action_vector": [1], "reward_delta": 0, "cumulative_reward": 0,
-            "observation_vector": [0] * OBSERVATION_SIZE}
+    return {
+        "frame_number": n,
+        "fighter_position": [0, 0],
+        "fighter_health": 1,
+        "fighter_velocity": [0, 0],
+        "enemies_state": [],
+        "action_vector": [1],
+        "reward_delta": 0,
+        "cumulative_reward": 0,
+        "observation_vector": [0] * OBSERVATION_SIZE,
+    }
 
 
 def test_frames_body_forms():
@@ -169,13 +186,16 @@ def test_frames_body_forms():
         frames_of(empty, 10)
 
 
-@pytest.mark.parametrize("body, status, needle", [
-    (b'{"total_reward": 1, "duration_frames": 2}', 422, "is_victory"),
-    (b'{"total_reward": "1", "duration_frames": 2, "is_victory": true}', 422, "total_reward"),
-    (b'{"total_reward": 1, "duration_frames": 2, "is_victory": 1}', 422, "is_victory"),
-    (b'{"total_reward": Infinity, "duration_frames": 2, "is_victory": true}', 400, "NaN and Infinity"),
-    (b'{"total_reward": 1, "duration_frames": 2, "is_victory": true, "rank": 0}', 422, "rank"),
-])
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        (b'{"total_reward": 1, "duration_frames": 2}', 422, "is_victory"),
+        (b'{"total_reward": "1", "duration_frames": 2, "is_victory": true}', 422, "total_reward"),
+        (b'{"total_reward": 1, "duration_frames": 2, "is_victory": 1}', 422, "is_victory"),
+        (b'{"total_reward": Infinity, "duration_frames": 2, "is_victory": true}', 400, "NaN and Infinity"),
+        (b'{"total_reward": 1, "duration_frames": 2, "is_victory": true, "rank": 0}', 422, "rank"),
+    ],
+)
 def test_validation_messages(body, status, needle):
     with pytest.raises(ApiError) as info:
         decode(body, EpisodeResult)

@@ -34,8 +34,14 @@ def batch(seq: int, first: int, count: int) -> dict:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("stream") / "arena.db"
-    limits = Limits(max_body_bytes=64 * 1024, max_frames_per_batch=40, max_inflight_batches=4,
-                    ws_ping_interval_s=0.3, ws_idle_timeout_s=0.9, ws_auth_timeout_s=0.5)
+    limits = Limits(
+        max_body_bytes=64 * 1024,
+        max_frames_per_batch=40,
+        max_inflight_batches=4,
+        ws_ping_interval_s=0.3,
+        ws_idle_timeout_s=0.9,
+        ws_auth_timeout_s=0.5,
+    )
     config = ServerConfig(db_path=str(db), port=0, token="tok", cors_origins=[ORIGIN], limits=limits)
     with BackgroundServer(config) as s:
         yield s
@@ -125,7 +131,9 @@ def test_bad_messages_get_errors_and_the_stream_goes_on(server):
 
     eid, replies = run(go())
     assert replies[0]["status"] == 400 and replies[0]["seq"] is None and "malformed JSON" in replies[0]["error"]
-    assert replies[1]["status"] == 422 and replies[1]["seq"] == 1 and "frames[1].observation_vector" in replies[1]["error"]
+    assert (
+        replies[1]["status"] == 422 and replies[1]["seq"] == 1 and "frames[1].observation_vector" in replies[1]["error"]
+    )
     assert replies[2]["status"] == 413 and replies[2]["seq"] == 2
     assert replies[3]["status"] == 400 and "NaN" in replies[3]["error"]
     assert replies[4]["status"] == 400 and "text" in replies[4]["error"]
@@ -161,15 +169,25 @@ def test_handshake_refusals(server):
             "unknown query": await refused(f"/api/episodes/{eid}/stream?tokn=tok"),
         }
         http = await HttpClient.connect("127.0.0.1", server.port)
-        await http.request("PATCH", f"/api/episodes/{eid}", {"total_reward": 0, "duration_frames": 0,
-                           "is_victory": False}, headers={"authorization": "Bearer tok"})
+        await http.request(
+            "PATCH",
+            f"/api/episodes/{eid}",
+            {"total_reward": 0, "duration_frames": 0, "is_victory": False},
+            headers={"authorization": "Bearer tok"},
+        )
         statuses["completed episode"] = await refused(f"/api/episodes/{eid}/stream?token=tok")
         ok = await stream(server.port, await new_episode(server.port), origin=ORIGIN)
         await ok.close()
         return statuses
 
-    assert run(go()) == {"unknown episode": 404, "wrong token": 401, "other origin": 403,
-                         "not a stream": 404, "unknown query": 400, "completed episode": 409}
+    assert run(go()) == {
+        "unknown episode": 404,
+        "wrong token": 401,
+        "other origin": 403,
+        "not a stream": 404,
+        "unknown query": 400,
+        "completed episode": 409,
+    }
 
 
 def test_token_in_first_message(server):
@@ -200,8 +218,12 @@ def test_completing_mid_stream_refuses_later_batches(server):
         await ws.send_json(batch(0, 0, 5))
         first = await ws.receive_json()
         http = await HttpClient.connect("127.0.0.1", server.port)
-        await http.request("PATCH", f"/api/episodes/{eid}", {"total_reward": 1, "duration_frames": 5,
-                           "is_victory": True}, headers={"authorization": "Bearer tok"})
+        await http.request(
+            "PATCH",
+            f"/api/episodes/{eid}",
+            {"total_reward": 1, "duration_frames": 5, "is_victory": True},
+            headers={"authorization": "Bearer tok"},
+        )
         await ws.send_json(batch(1, 5, 5))
         late = await ws.receive_json()
         await ws.close()

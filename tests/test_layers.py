@@ -1,5 +1,6 @@
 """Imports flow one way: import-linter's contracts (pyproject.toml) hold, and no two modules
 import each other, directly or through others (an import inside a function counts too)."""
+
 import ast
 import subprocess
 import sys
@@ -31,8 +32,9 @@ def import_graph() -> dict[str, set[str]]:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([base] if base else []))
                 # a name imported from a package is its submodule if it is one, else the package
-                candidates = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base
-                              for alias in node.names]
+                candidates = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names
+                ]
             else:
                 continue
             for target in candidates:

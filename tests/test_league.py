@@ -1,4 +1,5 @@
 """The self-play league: the learner's rows only, frozen snapshots, pool sampling, promotion, configs."""
+
 import json
 import re
 from pathlib import Path
@@ -17,13 +18,35 @@ from train import train
 from training.state import Score, TrainerState
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--eval.interval", "0", "--torch_threads", "1",
-        "--log_interval", "0.01", "--league.snapshot_interval", "1000", "--league.rating_interval", "1",
-        "--league.specialists", "[]", "--league.fixed", "0", "--league.bots", "0.68", "--league.init_from", "null"]  # the shipped specialists train for minutes
+TINY = [
+    "--env.num_arenas",
+    "32",
+    "--train.num_steps",
+    "16",
+    "--eval.interval",
+    "0",
+    "--torch_threads",
+    "1",
+    "--log_interval",
+    "0.01",
+    "--league.snapshot_interval",
+    "1000",
+    "--league.rating_interval",
+    "1",
+    "--league.specialists",
+    "[]",
+    "--league.fixed",
+    "0",
+    "--league.bots",
+    "0.68",
+    "--league.init_from",
+    "null",
+]  # the shipped specialists train for minutes
 
 
-def stage(fighters=2, learners=1, num_arenas=16, latest=0.5, past=0.3, bots=0.2, bot_names=("chaser", "idle"),
-          promote=None) -> Stage:
+def stage(
+    fighters=2, learners=1, num_arenas=16, latest=0.5, past=0.3, bots=0.2, bot_names=("chaser", "idle"), promote=None
+) -> Stage:
     return Stage(0, "s", fighters, learners, num_arenas, latest, past, bots, list(bot_names), "seed", promote)
 
 
@@ -60,9 +83,12 @@ def test_league_env_exposes_only_the_learner_rows_and_drives_the_rest():
 
 
 def test_frozen_opponents_never_enter_the_learner_batch_and_stay_frozen(tmp_path):
-    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "2000",
-                                                           "--league.stages", "[{fighters: 4, learners: 1}]"],
-                    run_dir=tmp_path / "run", progress=False)
+    summary = train(
+        CONFIG_DIR / "selfplay.yaml",
+        TINY + ["--train.total_timesteps", "2000", "--league.stages", "[{fighters: 4, learners: 1}]"],
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     # 32 arenas x 1 learner slot x 16 steps per update: only the learner's live rows count
     # (each opponent slot is a frozen snapshot or a bot and adds none).
     assert summary["global_step"] <= summary["iterations"] * 16 * 32
@@ -89,7 +115,7 @@ def test_frozen_snapshot_has_no_gradients_and_ignores_later_training():
     assert all(not p.requires_grad for p in frozen.parameters())
     for k, v in frozen.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
-    assert any(not torch.equal(a, b) for a, b in zip(policy.state_dict().values(), before.values()))
+    assert any(not torch.equal(a, b) for a, b in zip(policy.state_dict().values(), before.values(), strict=True))
 
 
 # --------------------------------------------------------------------------- snapshots on disk
@@ -145,8 +171,10 @@ def test_pool_sampling_follows_its_probabilities():
 def test_prioritised_sampling_favours_opponents_that_beat_the_learner():
     pool = pool_with_snapshots(4, bots=("chaser", "idle"), prioritized=True, priority_exponent=2.0)
     v1, v2, v3 = (e.id for e in pool.snapshots()[:3])
-    pool.record([v1] * 10 + [v2] * 10, [1.0] * 10 + [0.0] * 10)  # scores are means: fading keeps them  # beats v1 always, loses to v2 always
-    pool.record([0] * 4 + [1] * 4, [0.5] * 4 + [1.0] * 4)          # draws with chaser, beats idle
+    pool.record(
+        [v1] * 10 + [v2] * 10, [1.0] * 10 + [0.0] * 10
+    )  # scores are means: fading keeps them  # beats v1 always, loses to v2 always
+    pool.record([0] * 4 + [1] * 4, [0.5] * 4 + [1.0] * 4)  # draws with chaser, beats idle
     probs = pool.probabilities(latest=0.5, past=0.3, bots=0.2)
     # Past weights (1 - s)^2: v1 -> floor 1e-3, v2 -> 1, v3 (no results, counts as even) -> 0.25.
     w = np.array([1e-3, 1.0, 0.25])
@@ -179,14 +207,18 @@ def test_share_caps_keep_an_opponent_the_learner_only_draws_with_from_taking_ove
 INF = np.inf
 
 
-@pytest.mark.parametrize("shares, caps, expected", [
-    ([0.7, 0.2, 0.1], [0.5, INF, INF], [0.5, 0.2 / 0.3 * 0.5, 0.1 / 0.3 * 0.5]),
-    ([0.5, 0.45, 0.05], [0.4, 0.4, INF], [0.4, 0.4, 0.2]),  # the second goes over once the first gives its excess
-    ([0.9, 0.1], [0.2, 0.3], [0.4, 0.6]),  # every entry capped, caps short of 1: shares follow the caps
-    ([0.3, 0.3, 0.4], [INF, INF, INF], [0.3, 0.3, 0.4]),
-])
+@pytest.mark.parametrize(
+    "shares, caps, expected",
+    [
+        ([0.7, 0.2, 0.1], [0.5, INF, INF], [0.5, 0.2 / 0.3 * 0.5, 0.1 / 0.3 * 0.5]),
+        ([0.5, 0.45, 0.05], [0.4, 0.4, INF], [0.4, 0.4, 0.2]),  # the second goes over once the first gives its excess
+        ([0.9, 0.1], [0.2, 0.3], [0.4, 0.6]),  # every entry capped, caps short of 1: shares follow the caps
+        ([0.3, 0.3, 0.4], [INF, INF, INF], [0.3, 0.3, 0.4]),
+    ],
+)
 def test_capped_shares_stay_under_their_caps_and_sum_to_one(shares, caps, expected):
     from league.pool import capped
+
     out = capped(np.array(shares), np.array(caps))
     np.testing.assert_allclose(out, expected)
     assert out.sum() == pytest.approx(1.0)
@@ -198,7 +230,7 @@ def test_results_fade_to_the_window_and_give_ratings():
     pool.record([chaser] * 1000, [0.0] * 1000)
     assert pool.games[chaser] == pytest.approx(100, rel=1e-3)  # about the last result_window results
     pool.record([chaser] * 100, [1.0] * 100)  # recent wins outweigh the old losses
-    keep = 0.99 ** 100
+    keep = 0.99**100
     assert pool.recent_scores()["chaser"] == pytest.approx(1 - keep, rel=1e-3)
     pool.record([pool.latest.id] * 50, [0.0] * 50)
     ratings = pool.ratings()
@@ -248,8 +280,9 @@ def test_a_greedy_share_makes_that_share_of_snapshot_opponents_play_their_argmax
     rows = env.opponent_rows
     obs = torch.from_numpy(env.env.observations[rows])
     with torch.no_grad():
-        argmax = np.stack([pool.policy(int(i))(obs[k:k + 1])[0].argmax(-1).item()
-                           for k, i in enumerate(env.assignment.reshape(-1))])
+        argmax = np.stack(
+            [pool.policy(int(i))(obs[k : k + 1])[0].argmax(-1).item() for k, i in enumerate(env.assignment.reshape(-1))]
+        )
     env.opponent_actions()
     greedy = env.greedy.reshape(-1)
     np.testing.assert_array_equal(env.actions[rows][greedy], argmax[greedy])
@@ -308,26 +341,50 @@ def test_fixed_opponents_play_their_own_network_and_survive_a_resume(tmp_path):
 
 def test_a_training_run_fields_fixed_opponents_and_rates_them(tmp_path):
     path = fighter_file(tmp_path / "runs" / "final-tactical" / "checkpoints" / "best.pt")
-    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5", "--league.bots", "0.18",
-                                                           "--league.fixed_opponents", f"[{path}]"],
-                    run_dir=tmp_path / "run", progress=False)
+    summary = train(
+        CONFIG_DIR / "selfplay.yaml",
+        TINY
+        + [
+            "--train.total_timesteps",
+            "3000",
+            "--league.fixed",
+            "0.5",
+            "--league.bots",
+            "0.18",
+            "--league.fixed_opponents",
+            f"[{path}]",
+        ],
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     assert "final-tactical" in summary["league"]["scores"] and "final-tactical" in summary["league"]["ratings"]
 
 
 def tiny_mode(tmp_path, name="tiny_tactical"):
     """A mode config that trains in seconds, for specialists."""
     mode = tmp_path / f"{name}.yaml"
-    mode.write_text(f"extends: {CONFIG_DIR / 'tactical.yaml'}\nenv: {{num_arenas: 32}}\n"
-                    "train: {num_steps: 16, total_timesteps: 1500}\neval: {interval: 0}\ntorch_threads: 1\n")
+    mode.write_text(
+        f"extends: {CONFIG_DIR / 'tactical.yaml'}\nenv: {{num_arenas: 32}}\n"
+        "train: {num_steps: 16, total_timesteps: 1500}\neval: {interval: 0}\ntorch_threads: 1\n"
+    )
     return mode
 
 
 def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path, capsys):
     mode = tiny_mode(tmp_path)
     run = tmp_path / "run"
-    overrides = TINY + ["--train.total_timesteps", "3000", "--league.fixed", "0.5", "--league.bots", "0.18",
-                        "--league.specialists", f"[{{config: {mode}, seed: 5, update_precision: bfloat16}}]",
-                        "--league.init_from", "tiny_tactical_s5"]
+    overrides = TINY + [
+        "--train.total_timesteps",
+        "3000",
+        "--league.fixed",
+        "0.5",
+        "--league.bots",
+        "0.18",
+        "--league.specialists",
+        f"[{{config: {mode}, seed: 5, update_precision: bfloat16}}]",
+        "--league.init_from",
+        "tiny_tactical_s5",
+    ]
     summary = train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=run, progress=False)
     specialist = run / "specialists" / "tiny_tactical_s5"
     assert json.loads((specialist / "summary.json").read_text())["update_precision"] == "bfloat16"
@@ -360,11 +417,14 @@ def test_a_league_config_cannot_be_a_specialist(tmp_path):
         train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=tmp_path / "run", progress=False)
 
 
-@pytest.mark.parametrize("opponents, message", [
-    (["missing.pt"], r"league.fixed_opponents: no checkpoint file 'missing.pt'"),
-    (["small"], r"hidden size 64; the league runs opponents with the learner's shape \(30, 10, 128\)"),
-    (["junk"], r"league.fixed_opponents: .*junk.pt"),
-])
+@pytest.mark.parametrize(
+    "opponents, message",
+    [
+        (["missing.pt"], r"league.fixed_opponents: no checkpoint file 'missing.pt'"),
+        (["small"], r"hidden size 64; the league runs opponents with the learner's shape \(30, 10, 128\)"),
+        (["junk"], r"league.fixed_opponents: .*junk.pt"),
+    ],
+)
 def test_bad_fixed_opponents_are_clear_errors(tmp_path, opponents, message):
     fighter_file(tmp_path / "small.pt", hidden_size=64)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -373,8 +433,16 @@ def test_bad_fixed_opponents_are_clear_errors(tmp_path, opponents, message):
     with pytest.raises(CheckpointError, match=message):
         League(config, tmp_path / "league")
     # train.py reads them before the specialists train (minutes with the shipped ones), not after.
-    overrides = TINY + ["--league.fixed", "0.5", "--league.bots", "0.18", "--league.fixed_opponents", f"[{specs[0]}]",
-                        "--league.specialists", f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]"]
+    overrides = TINY + [
+        "--league.fixed",
+        "0.5",
+        "--league.bots",
+        "0.18",
+        "--league.fixed_opponents",
+        f"[{specs[0]}]",
+        "--league.specialists",
+        f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]",
+    ]
     with pytest.raises(CheckpointError, match=message):
         train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "specialists").exists()
@@ -409,11 +477,17 @@ def test_promotion_by_mean_rank_and_by_max_steps():
 
 
 def test_curriculum_run_promotes_changes_the_ring_and_resumes(tmp_path):
-    stages = ("[{name: duel, fighters: 2, promote: {max_steps: 1500}}, "
-              "{name: ffa, fighters: 4, learners: 2, num_arenas: 8, bots: 1.0, latest: 0.0, past: 0.0}]")
+    stages = (
+        "[{name: duel, fighters: 2, promote: {max_steps: 1500}}, "
+        "{name: ffa, fighters: 4, learners: 2, num_arenas: 8, bots: 1.0, latest: 0.0, past: 0.0}]"
+    )
     run = tmp_path / "run"
-    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "2500", "--league.stages", stages],
-                    run_dir=run, progress=False)
+    summary = train(
+        CONFIG_DIR / "selfplay.yaml",
+        TINY + ["--train.total_timesteps", "2500", "--league.stages", stages],
+        run_dir=run,
+        progress=False,
+    )
     league = summary["league"]
     assert league["stage"] == "ffa" and [h["stage"] for h in league["stage_history"]] == ["duel", "ffa"]
     assert 1500 <= league["stage_history"][1]["from_step"] < 2500
@@ -438,55 +512,120 @@ def test_start_stage_skips_the_curriculum():
 def test_resolved_stages_fill_in_league_and_env_values():
     config = load_config(CONFIG_DIR / "selfplay.yaml", {"league.stages": [{"fighters": 4, "bots": 0.2, "fixed": 0.48}]})
     (s,) = resolve_stages(config)
-    assert (s.fighters, s.learners, s.num_arenas, s.bots, s.latest) == (4, 1, config.env.num_arenas, 0.2, config.league.latest)
+    assert (s.fighters, s.learners, s.num_arenas, s.bots, s.latest) == (
+        4,
+        1,
+        config.env.num_arenas,
+        0.2,
+        config.league.latest,
+    )
     assert s.rewards == config.env.rewards and s.promote is None
     assert bot_id(s.bot_names[0]) >= 0
 
 
 # --------------------------------------------------------------------------- bad configs
-@pytest.mark.parametrize("override, message", [
-    ({"league.stages": [{"fighters": 2, "learners": 2}]}, r"league.stages\[0\].learners' .* from 1 to fighters - 1"),
-    ({"league.stages": [{"fighters": 9}]}, r"league.stages\[0\].fighters' .* from 2 to 8"),
-    ({"league.stages": [{"fightrs": 4}]}, r"unknown key 'league.stages\[0\].fightrs'.*did you mean 'league.stages\[0\].fighters'"),
-    ({"league.stages": [{"promote": {"metric": "elo"}}, {}]}, r"promote.metric' .* win_rate or mean_rank"),
-    ({"league.stages": [{"promote": {"threshold": 1.5}}, {}]}, r"stages\[0\].promote.threshold' .* a win rate in \[0, 1\], got 1.5"),
-    ({"league.stages": [{"fighters": 4, "promote": {"metric": "mean_rank", "threshold": 0.5}}, {}]},
-     r"stages\[0\].promote.threshold' .* a mean rank from 1 to fighters = 4, got 0.5"),
-    ({"league.stages": [{"fighters": 4, "promote": {"metric": "mean_rank", "threshold": 9}}, {}]}, r"from 1 to fighters = 4, got 9"),
-    ({"league.stages": [{}, {"promote": {"threshold": 0.8}}]}, r"stages\[1\].promote' .* the last stage, which never ends"),
-    ({"league.stages": [{"bot_names": ["chasr"]}]}, r"unknown bot 'chasr'"),
-    ({"league.stages": [{"rewards": {"hits": 1.0}}]}, r"unknown reward term 'hits'"),
-    ({"league.stages": "duel"}, r"league.stages' .* must be a list of mappings"),
-    ({"league.latest": 0, "league.past": 0, "league.bots": 0, "league.fixed": 1.0}, r"positive total probability"),
-    ({"league.latest": 1.5}, r"league.latest' .* a probability in \[0, 1\], got 1.5"),
-    ({"league.bots": 0.5}, r"opponent mix of league \(set in .*selfplay.yaml and the command line \(league.bots=0.5\)\) "
-                           r"must sum to 1: latest 0.14 \+ past 0.18 \+ bots 0.5 \+ fixed 0.24 = 1.06"),
-    ({"league.stages": [{"bots": 1.0}]}, r"opponent mix of league.stages\[0\] \(set in .*selfplay.yaml and the command line .*\) must sum to 1: "
-                                          r"latest 0.14 \+ past 0.18 \+ bots 1 \+ fixed 0.24 = 1.56"),
-    ({"league.start_stage": 3}, r"league.start_stage' .* from 0 to 0"),
-    ({"league.pool_size": 0}, r"league.pool_size' .* >= 1"),
-    ({"league.opponent_greedy": 1.5}, r"league.opponent_greedy' .* true, false or a share from 0 to 1, got 1.5"),
-    ({"league.opponent_greedy": "often"}, r"league.opponent_greedy' .* must be bool or float"),
-    ({"league.specialists": []},
-     r"league.fixed' .* is 0.24 but neither league.fixed_opponents nor league.specialists"),
-    ({"league.stages": [{"fixed": 0.2, "bots": 0.48}], "league.fixed": 0, "league.bots": 0.68, "league.specialists": []},
-     r"league.stages\[0\].fixed' .* neither league.fixed_opponents"),
-    ({"league.specialists": [{"config": "tactcal.yaml"}]}, r"league.specialists\[0\].config' .* names no config file"),
-    ({"league.specialists": [{"config": "tactical.yaml"}, {"config": "tactical.yaml"}]},
-     r"league.specialists\[1\].name' .* 'tactical_s101' is taken"),
-    ({"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]}, r"total_timesteps' .* >= 1 or null"),
-    ({"league.specialists": [{"config": "tactical.yaml", "name": "../elsewhere"}]},
-     r"specialists\[0\].name' .* '../elsewhere' must be a folder name"),
-    ({"league.specialists": [{"config": "tactical.yaml", "seed": -3}]}, r"specialists\[0\].seed' .* from 0 to 2\*\*32 - 1 .*got -3"),
-    ({"league.fixed": -0.1}, r"league.fixed' .* a probability in \[0, 1\], got -0.1"),
-    ({"league.share_caps": {"chaser": 0}}, r"league.share_caps.chaser' .* a fraction of its group's share in \(0, 1\]"),
-    ({"league.share_caps": {"chasr": 0.1}}, r"league.share_caps.chasr' .* names no bot or fixed opponent .*chaser"),
-    ({"league.share_caps": {"striker": 0.1}}, r"league.share_caps.striker' .* names no bot or fixed opponent of this league"),
-    ({"league.share_caps": "striker"}, r"league.share_caps' .* must be a mapping"),
-    ({"league.init_from": "tactical_s9"}, r"league.init_from' .* names no specialist: 'tactical_s9' \(specialists: aggr"),
-    ({"league.init_from": "x", "league.specialists": [], "league.fixed": 0, "league.bots": 0.68},
-     r"league.init_from' .* names no specialist: 'x' \(specialists: none\)"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            {"league.stages": [{"fighters": 2, "learners": 2}]},
+            r"league.stages\[0\].learners' .* from 1 to fighters - 1",
+        ),
+        ({"league.stages": [{"fighters": 9}]}, r"league.stages\[0\].fighters' .* from 2 to 8"),
+        (
+            {"league.stages": [{"fightrs": 4}]},
+            r"unknown key 'league.stages\[0\].fightrs'.*did you mean 'league.stages\[0\].fighters'",
+        ),
+        ({"league.stages": [{"promote": {"metric": "elo"}}, {}]}, r"promote.metric' .* win_rate or mean_rank"),
+        (
+            {"league.stages": [{"promote": {"threshold": 1.5}}, {}]},
+            r"stages\[0\].promote.threshold' .* a win rate in \[0, 1\], got 1.5",
+        ),
+        (
+            {"league.stages": [{"fighters": 4, "promote": {"metric": "mean_rank", "threshold": 0.5}}, {}]},
+            r"stages\[0\].promote.threshold' .* a mean rank from 1 to fighters = 4, got 0.5",
+        ),
+        (
+            {"league.stages": [{"fighters": 4, "promote": {"metric": "mean_rank", "threshold": 9}}, {}]},
+            r"from 1 to fighters = 4, got 9",
+        ),
+        (
+            {"league.stages": [{}, {"promote": {"threshold": 0.8}}]},
+            r"stages\[1\].promote' .* the last stage, which never ends",
+        ),
+        ({"league.stages": [{"bot_names": ["chasr"]}]}, r"unknown bot 'chasr'"),
+        ({"league.stages": [{"rewards": {"hits": 1.0}}]}, r"unknown reward term 'hits'"),
+        ({"league.stages": "duel"}, r"league.stages' .* must be a list of mappings"),
+        ({"league.latest": 0, "league.past": 0, "league.bots": 0, "league.fixed": 1.0}, r"positive total probability"),
+        ({"league.latest": 1.5}, r"league.latest' .* a probability in \[0, 1\], got 1.5"),
+        (
+            {"league.bots": 0.5},
+            r"opponent mix of league \(set in .*selfplay.yaml and the command line \(league.bots=0.5\)\) "
+            r"must sum to 1: latest 0.14 \+ past 0.18 \+ bots 0.5 \+ fixed 0.24 = 1.06",
+        ),
+        (
+            {"league.stages": [{"bots": 1.0}]},
+            r"opponent mix of league.stages\[0\] \(set in .*selfplay.yaml and the command line .*\) must sum to 1: "
+            r"latest 0.14 \+ past 0.18 \+ bots 1 \+ fixed 0.24 = 1.56",
+        ),
+        ({"league.start_stage": 3}, r"league.start_stage' .* from 0 to 0"),
+        ({"league.pool_size": 0}, r"league.pool_size' .* >= 1"),
+        ({"league.opponent_greedy": 1.5}, r"league.opponent_greedy' .* true, false or a share from 0 to 1, got 1.5"),
+        ({"league.opponent_greedy": "often"}, r"league.opponent_greedy' .* must be bool or float"),
+        (
+            {"league.specialists": []},
+            r"league.fixed' .* is 0.24 but neither league.fixed_opponents nor league.specialists",
+        ),
+        (
+            {
+                "league.stages": [{"fixed": 0.2, "bots": 0.48}],
+                "league.fixed": 0,
+                "league.bots": 0.68,
+                "league.specialists": [],
+            },
+            r"league.stages\[0\].fixed' .* neither league.fixed_opponents",
+        ),
+        (
+            {"league.specialists": [{"config": "tactcal.yaml"}]},
+            r"league.specialists\[0\].config' .* names no config file",
+        ),
+        (
+            {"league.specialists": [{"config": "tactical.yaml"}, {"config": "tactical.yaml"}]},
+            r"league.specialists\[1\].name' .* 'tactical_s101' is taken",
+        ),
+        (
+            {"league.specialists": [{"config": "tactical.yaml", "total_timesteps": 0}]},
+            r"total_timesteps' .* >= 1 or null",
+        ),
+        (
+            {"league.specialists": [{"config": "tactical.yaml", "name": "../elsewhere"}]},
+            r"specialists\[0\].name' .* '../elsewhere' must be a folder name",
+        ),
+        (
+            {"league.specialists": [{"config": "tactical.yaml", "seed": -3}]},
+            r"specialists\[0\].seed' .* from 0 to 2\*\*32 - 1 .*got -3",
+        ),
+        ({"league.fixed": -0.1}, r"league.fixed' .* a probability in \[0, 1\], got -0.1"),
+        (
+            {"league.share_caps": {"chaser": 0}},
+            r"league.share_caps.chaser' .* a fraction of its group's share in \(0, 1\]",
+        ),
+        ({"league.share_caps": {"chasr": 0.1}}, r"league.share_caps.chasr' .* names no bot or fixed opponent .*chaser"),
+        (
+            {"league.share_caps": {"striker": 0.1}},
+            r"league.share_caps.striker' .* names no bot or fixed opponent of this league",
+        ),
+        ({"league.share_caps": "striker"}, r"league.share_caps' .* must be a mapping"),
+        (
+            {"league.init_from": "tactical_s9"},
+            r"league.init_from' .* names no specialist: 'tactical_s9' \(specialists: aggr",
+        ),
+        (
+            {"league.init_from": "x", "league.specialists": [], "league.fixed": 0, "league.bots": 0.68},
+            r"league.init_from' .* names no specialist: 'x' \(specialists: none\)",
+        ),
+    ],
+)
 def test_bad_league_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(CONFIG_DIR / "selfplay.yaml", override)
@@ -503,8 +642,15 @@ def test_league_config_file_errors_name_the_file(tmp_path):
 def test_pbt_trains_the_population_rates_it_and_exploits(tmp_path):
     from league.pbt import main, run_pbt
 
-    summary = run_pbt(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "2000"], population=2,
-                      generations=2, out=tmp_path / "pbt", matches=8, seed=1)
+    summary = run_pbt(
+        CONFIG_DIR / "selfplay.yaml",
+        TINY + ["--train.total_timesteps", "2000"],
+        population=2,
+        generations=2,
+        out=tmp_path / "pbt",
+        matches=8,
+        seed=1,
+    )
     history = json.loads((tmp_path / "pbt" / "pbt.json").read_text())["history"]
     assert [h["generation"] for h in history] == [1, 2] and history == summary["history"]
     first = history[0]
@@ -530,7 +676,8 @@ def test_pbt_exploit_points_the_copied_replay_candidates_at_the_source_files(tmp
         (d / "checkpoints").mkdir(parents=True)
         (d / "checkpoints" / "step_000000001000.pt").write_bytes(f"member{k}".encode())
         AgentCheckpoint(Policy(), trainer_state={"evals": [[1000, [0.5, 0.0], "step_000000001000.pt"]]}).save(
-            d / "checkpoints" / "latest.pt")
+            d / "checkpoints" / "latest.pt"
+        )
     exploit(members[0], members[1])  # member1 carries on from member0's weights and its candidates
     exploit(members[1], members[2])  # and member2 from those: still member0's file
     for d in members[1:]:
@@ -539,14 +686,17 @@ def test_pbt_exploit_points_the_copied_replay_candidates_at_the_source_files(tmp
         assert (d / "checkpoints" / entry.checkpoint).read_bytes() == b"member0"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--population", "1"], "population must be at least 2, got 1"),
-    (["--matches", "0"], "matches must be at least 1"),
-    (["--exploit", "1.5"], r"exploit must be a fraction of the population in \(0, 1\], got 1.5"),
-    (["--seed", "-1"], r"seed must be an integer from 0 to 2\*\*32 - 1, got -1"),
-    (["--league.bots", "0.5"], "opponent mix of league .* must sum to 1"),
-    (["--league.fixed_opponents", "[missing.pt]"], "league.fixed_opponents: no checkpoint file 'missing.pt'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--population", "1"], "population must be at least 2, got 1"),
+        (["--matches", "0"], "matches must be at least 1"),
+        (["--exploit", "1.5"], r"exploit must be a fraction of the population in \(0, 1\], got 1.5"),
+        (["--seed", "-1"], r"seed must be an integer from 0 to 2\*\*32 - 1, got -1"),
+        (["--league.bots", "0.5"], "opponent mix of league .* must sum to 1"),
+        (["--league.fixed_opponents", "[missing.pt]"], "league.fixed_opponents: no checkpoint file 'missing.pt'"),
+    ],
+)
 def test_pbt_bad_arguments_are_one_line_errors_before_anything_trains(tmp_path, capsys, args, message):
     from league.pbt import main
 
@@ -559,16 +709,25 @@ def test_pbt_bad_arguments_are_one_line_errors_before_anything_trains(tmp_path, 
 def test_pbt_trains_the_specialists_once_for_every_member(tmp_path, capsys):
     from league.pbt import run_pbt
 
-    overrides = TINY + ["--train.total_timesteps", "1000", "--league.fixed", "0.5", "--league.bots", "0.18",
-                        "--league.specialists", f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]"]
+    overrides = TINY + [
+        "--train.total_timesteps",
+        "1000",
+        "--league.fixed",
+        "0.5",
+        "--league.bots",
+        "0.18",
+        "--league.specialists",
+        f"[{{config: {tiny_mode(tmp_path)}, seed: 5}}]",
+    ]
     run_pbt(CONFIG_DIR / "selfplay.yaml", overrides, population=2, generations=1, out=tmp_path / "pbt", matches=4)
     assert capsys.readouterr().out.count("league: training specialist tiny_tactical_s5") == 1
     shared = tmp_path / "pbt" / "specialists" / "tiny_tactical_s5" / "checkpoints" / "latest.pt"
     for k in (0, 1):
         copy = tmp_path / "pbt" / f"member{k}" / "specialists" / "tiny_tactical_s5" / "checkpoints" / "latest.pt"
         assert copy.read_bytes() == shared.read_bytes()
-        entries = read_checkpoint(tmp_path / "pbt" / f"member{k}" / "checkpoints" / "latest.pt")[
-            "trainer_state"]["league"]["pool"]["entries"]
+        entries = read_checkpoint(tmp_path / "pbt" / f"member{k}" / "checkpoints" / "latest.pt")["trainer_state"][
+            "league"
+        ]["pool"]["entries"]
         fielded = copy.parent / "best.pt" if (copy.parent / "best.pt").is_file() else copy
         assert [e["path"] for e in entries if e["kind"] == "fixed"] == [str(fielded.resolve())]  # its own copy
 
@@ -578,16 +737,21 @@ def test_exploit_copies_weights_optimizer_and_pool(tmp_path):
 
     a, b = tmp_path / "a", tmp_path / "b"
     train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1000"], run_dir=a, progress=False)
-    train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1000", "--seed", "7"], run_dir=b,
-          progress=False)
+    train(
+        CONFIG_DIR / "selfplay.yaml",
+        TINY + ["--train.total_timesteps", "1000", "--seed", "7"],
+        run_dir=b,
+        progress=False,
+    )
     exploit(a, b)
     for key in ("state_dict",):
         sa = read_checkpoint(a / "checkpoints" / "latest.pt")[key]
         sb = read_checkpoint(b / "checkpoints" / "latest.pt")[key]
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert sorted(p.name for p in (a / "league").iterdir()) == sorted(p.name for p in (b / "league").iterdir())
-    resumed = train(resume=b, overrides=["--train.total_timesteps", "2000", "--train.learning_rate", "1e-3"],
-                    progress=False)
+    resumed = train(
+        resume=b, overrides=["--train.total_timesteps", "2000", "--train.learning_rate", "1e-3"], progress=False
+    )
     assert resumed["global_step"] >= 2000
 
 
@@ -606,22 +770,45 @@ def test_worst_case_best_checkpoint_selection(tmp_path, monkeypatch):
 
     def fake_evaluate(policy, opponents, **kw):  # scripted results, one set per evaluation
         rates = next(calls, {"random": 0.0, "chaser": 0.0})
-        return {o: dict(win_rate=rates[o], survival_rate=0.0, avg_reward=0.0, knockouts=0.0, ring_outs=0.0,
-                        mean_rank=1.5, match_length=1.0) for o in opponents}
+        return {
+            o: dict(
+                win_rate=rates[o],
+                survival_rate=0.0,
+                avg_reward=0.0,
+                knockouts=0.0,
+                ring_outs=0.0,
+                mean_rank=1.5,
+                match_length=1.0,
+            )
+            for o in opponents
+        }
 
     monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
     monkeypatch.setattr("evaluation.replay.replay_clip", lambda *a, **k: None)
     monkeypatch.setattr("training.tensorboard.RunWriter.add_clip", lambda *a, **k: None)
-    summary = train(CONFIG_DIR / "selfplay.yaml", TINY + ["--train.total_timesteps", "1500", "--eval.interval", "1",
-                                                           "--eval.final_candidates", "0",  # the periodic choice
-                                                           "--eval.opponents", "random,chaser"],
-                    run_dir=tmp_path / "run", progress=False)
+    summary = train(
+        CONFIG_DIR / "selfplay.yaml",
+        TINY
+        + [
+            "--train.total_timesteps",
+            "1500",
+            "--eval.interval",
+            "1",
+            "--eval.final_candidates",
+            "0",  # the periodic choice
+            "--eval.opponents",
+            "random,chaser",
+        ],
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     # Means 0.55, 0.45, 0.55; worst cases 0.2, 0.4, 0.1: the second evaluation is the best.
     assert summary["best_eval"]["chaser"]["win_rate"] == 0.4 and summary["best_score"][0] == 0.4
 
 
 def test_league_bench_runs_and_reports_both_timings(capsys):
     from league.bench import main
+
     result = main(["--rows", "64", "--snapshots", "5", "--steps", "1", "--repeats", "1", "--json"])
     assert result["snapshots"] == 5 and 0 < result["snapshot_rows"] <= 64
     assert result["per_snapshot_ms"] > 0 and result["stacked_ms"] > 0

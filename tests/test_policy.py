@@ -1,4 +1,5 @@
 """The network and the checkpoint format."""
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +42,7 @@ def test_gumbel_sampling_follows_the_distribution():
 @pytest.mark.parametrize("dense_above", [0, 8, 32, 10_000])  # all dense, mixed, all padded
 def test_policy_stack_matches_each_policys_own_forward(dense_above):
     from policies.network import PolicyStack
+
     torch.manual_seed(0)
     policies = [Policy(hidden_size=32) for _ in range(5)]
     rng = np.random.default_rng(0)
@@ -56,14 +58,16 @@ def test_policy_stack_matches_each_policys_own_forward(dense_above):
 
 def test_policy_stack_rejects_mixed_shapes():
     from policies.network import PolicyStack
+
     with pytest.raises(ValueError, match="one shape"):
         PolicyStack([Policy(hidden_size=32), Policy(hidden_size=64)])
 
 
 def test_checkpoint_round_trip(tmp_path):
     policy = Policy()
-    ckpt = AgentCheckpoint(policy, config={"name": "x"}, fighter_id=7, model_version=3, global_step=1234,
-                           metrics={"win_rate": 0.5})
+    ckpt = AgentCheckpoint(
+        policy, config={"name": "x"}, fighter_id=7, model_version=3, global_step=1234, metrics={"win_rate": 0.5}
+    )
     path = ckpt.save(tmp_path / "sub" / "model.pt")
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary file left behind
     loaded = AgentCheckpoint.load(path)
@@ -96,7 +100,9 @@ def test_load_errors_are_clear(tmp_path):
         AgentCheckpoint.load(snapshots)  # a league folder: suggest a file that is there
     (tmp_path / "run" / "checkpoints").mkdir()
     AgentCheckpoint(Policy()).save(tmp_path / "run" / "checkpoints" / "latest.pt")
-    with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file such as .*run/checkpoints/latest.pt"):
+    with pytest.raises(
+        CheckpointError, match=r"is a folder; give a checkpoint file such as .*run/checkpoints/latest.pt"
+    ):
         AgentCheckpoint.load(tmp_path / "run")
     (tmp_path / "garbage.pt").write_bytes(b"this is not a checkpoint at all")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):

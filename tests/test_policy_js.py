@@ -6,16 +6,17 @@ every observation, its logits torch's within 1e-5, and its seeded samples must f
 policy's distribution. Chromium is Debian's package (.ci/run installs it); without it
 this test fails rather than skips.
 """
+
 import queue
 from pathlib import Path
 
 import numpy as np
+from policy_files import arena_observations, make_checkpoint, torch_outputs
+from test_ingest_browser import find_chromium
 
 from demos.browser import headless_chromium
 from demos.clone_chaser import ReportSite
 from policies.export import export_checkpoint
-from policy_files import arena_observations, make_checkpoint, torch_outputs
-from test_ingest_browser import find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 OBSERVATIONS = 10_000
@@ -31,8 +32,12 @@ def test_browser_policy_agrees_with_python(tmp_path):
     export_checkpoint(checkpoint, site / "export", onnx=False)
     for name in ("policy.js", "policy-test.html"):
         (site / name).symlink_to(ROOT / "web" / name)  # the shipped files themselves
-    obs = np.concatenate([arena_observations(OBSERVATIONS - 2000),
-                          np.random.default_rng(2).normal(0.0, 1.0, (2000, 30)).astype(np.float32)])
+    obs = np.concatenate(
+        [
+            arena_observations(OBSERVATIONS - 2000),
+            np.random.default_rng(2).normal(0.0, 1.0, (2000, 30)).astype(np.float32),
+        ]
+    )
     (site / "observations.bin").write_bytes(obs.astype("<f4").tobytes())
     logits, values = torch_outputs(checkpoint, obs)
     probs = np.exp(logits - logits.max(1, keepdims=True))

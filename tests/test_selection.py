@@ -1,16 +1,17 @@
 """best.pt's choice: the periodic score, and the final replay of the strongest candidates."""
+
 import json
 import re
 from types import SimpleNamespace
 
 import pytest
+from test_train import TINY
 
 from configs import CONFIG_DIR, ConfigError, load_config
-from training.selection import final_seed, final_selection, format_selection, score
-from training.state import EvalRecord, Score, TrainerState
 from policies import read_checkpoint
 from train import train
-from test_train import TINY
+from training.selection import final_seed, final_selection, format_selection, score
+from training.state import EvalRecord, Score, TrainerState
 
 
 def results(**win_rates):
@@ -73,11 +74,13 @@ def test_final_selection_skips_deleted_candidates_and_says_so(tmp_path):
 
 
 def test_final_seed_stays_in_numpy_range():
-    assert final_seed(12345) == 12346 and final_seed(2 ** 32 - 1) == 0
+    assert final_seed(12345) == 12346 and final_seed(2**32 - 1) == 0
 
 
-@pytest.mark.parametrize("key,value,message", [("eval.final_candidates", "-1", "an integer >= 0"),
-                                               ("eval.final_matches", "0", "an integer >= 1")])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [("eval.final_candidates", "-1", "an integer >= 0"), ("eval.final_matches", "0", "an integer >= 1")],
+)
 def test_bad_final_selection_settings_are_errors(key, value, message):
     with pytest.raises(ConfigError, match=rf"'{key}'.*{message}"):
         load_config(CONFIG_DIR / "aggression.yaml", [f"--{key}", value])
@@ -108,24 +111,43 @@ def test_select_re_picks_best_pt_of_a_run_trained_without_it_from_its_tensorboar
     train(CONFIG_DIR / "aggression.yaml", TINY, run_dir=run_dir, progress=False)
     best = run_dir / "checkpoints" / "best.pt"
     periodic_best = best.read_bytes()
-    assert main(["select", str(run_dir), "--candidates", "2", "--matches", "8", "--dry-run",
-                 "--json", str(tmp_path / "sel.json")]) == 0
+    assert (
+        main(
+            [
+                "select",
+                str(run_dir),
+                "--candidates",
+                "2",
+                "--matches",
+                "8",
+                "--dry-run",
+                "--json",
+                str(tmp_path / "sel.json"),
+            ]
+        )
+        == 0
+    )
     assert best.read_bytes() == periodic_best  # a dry run changes nothing
     selection = json.loads((tmp_path / "sel.json").read_text())
     assert len(selection["candidates"]) == 2 and selection["matches"] == 8 and selection["seed"] == 12346
     on_disk = {p.name for p in (run_dir / "checkpoints").glob("step_*.pt")}
     assert {c["checkpoint"] for c in selection["candidates"]} <= on_disk
     chosen_version = read_checkpoint(run_dir / "checkpoints" / selection["chosen"])["model_version"]
-    assert f"would copy {run_dir / 'checkpoints' / selection['chosen']} (model version {chosen_version})" \
+    assert (
+        f"would copy {run_dir / 'checkpoints' / selection['chosen']} (model version {chosen_version})"
         in capsys.readouterr().out
+    )
     assert main(["select", str(run_dir), "--candidates", "2", "--matches", "8"]) == 0
     assert best.read_bytes() == (run_dir / "checkpoints" / selection["chosen"]).read_bytes()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["select", "nowhere"], r"'nowhere' is not a run folder \(no config.yaml\)"),
-    (["select", ".", "--candidates", "0"], "--candidates must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["select", "nowhere"], r"'nowhere' is not a run folder \(no config.yaml\)"),
+        (["select", ".", "--candidates", "0"], "--candidates must be at least 1, got 0"),
+    ],
+)
 def test_select_bad_input_is_a_one_line_error(args, message, capsys):
     from evaluate import main
 

@@ -10,7 +10,11 @@ import orjson
 import pytest
 
 from storage import (
-    SCHEMA_VERSION, ConflictError, Database, NotFoundError, SchemaError,
+    SCHEMA_VERSION,
+    ConflictError,
+    Database,
+    NotFoundError,
+    SchemaError,
 )
 from storage.records import OBSERVATION_SIZE, Frame, frame_rows, settle_enemies
 
@@ -142,8 +146,7 @@ def test_add_frame_rows_bulk_loads_prebuilt_rows_in_one_transaction(db):
     settle_enemies(frames)
     assert db.add_frame_rows(frame_rows(e1, frames) + frame_rows(e2, frames[:3])) == 703
     assert db.add_frame_rows(frame_rows(e2, frames[:5])) == 2  # stored frames are skipped
-    assert db.list_frames(e1)[699]["observation_vector"] == pytest.approx(
-        frame(699)["observation_vector"], rel=1e-6)
+    assert db.list_frames(e1)[699]["observation_vector"] == pytest.approx(frame(699)["observation_vector"], rel=1e-6)
     assert [f["frame_number"] for f in db.list_frames(e2)] == [0, 1, 2, 3, 4]
     with pytest.raises(sqlite3.IntegrityError):  # the last row's episode does not exist
         db.add_frame_rows(frame_rows(e2, frames[5:600]) + frame_rows(12345, frames[:1]))
@@ -205,9 +208,15 @@ def test_seed_database_is_migrated_with_its_data(tmp_path):
     for n in range(2):
         conn.execute(
             "INSERT INTO fight_frames VALUES (?, 5, ?, ?, 90.0, ?, ?, ?, 0.5, 1.0, ?)",
-            (10 + n, n, orjson.dumps(f["fighter_position"]).decode(), orjson.dumps(f["fighter_velocity"]).decode(),
-             orjson.dumps(f["enemies_state"]).decode(), orjson.dumps(f["action_vector"]).decode(),
-             orjson.dumps(f["observation_vector"]).decode()),
+            (
+                10 + n,
+                n,
+                orjson.dumps(f["fighter_position"]).decode(),
+                orjson.dumps(f["fighter_velocity"]).decode(),
+                orjson.dumps(f["enemies_state"]).decode(),
+                orjson.dumps(f["action_vector"]).decode(),
+                orjson.dumps(f["observation_vector"]).decode(),
+            ),
         )
     conn.commit()
     conn.close()

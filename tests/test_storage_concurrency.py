@@ -17,9 +17,15 @@ PAUSE_S = 0.01
 
 def frame(n: int) -> dict:
     return {
-        "frame_number": n, "fighter_position": [1.0, 2.0], "fighter_health": 75.0,
-        "fighter_velocity": [0.0, -1.0], "enemies_state": [{"id": 1}], "action_vector": [0.0] * 9 + [1.0],
-        "reward_delta": 0.1, "cumulative_reward": n / 10, "observation_vector": [0.5] * OBSERVATION_SIZE,
+        "frame_number": n,
+        "fighter_position": [1.0, 2.0],
+        "fighter_health": 75.0,
+        "fighter_velocity": [0.0, -1.0],
+        "enemies_state": [{"id": 1}],
+        "action_vector": [0.0] * 9 + [1.0],
+        "reward_delta": 0.1,
+        "cumulative_reward": n / 10,
+        "observation_vector": [0.5] * OBSERVATION_SIZE,
     }
 
 
@@ -32,7 +38,9 @@ def trainer(path: str, deadline: float) -> dict:
             while time.time() < deadline:
                 db.add_training_metrics(fid, "session-1", iterations, 1.0, 0.5, 0.1, 0.9)
                 if iterations % 5 == 0:
-                    db.add_checkpoint(fid, iterations, iterations, 0.5, 1.0, iterations, f"w{iterations}.pt", "aggression")
+                    db.add_checkpoint(
+                        fid, iterations, iterations, 0.5, 1.0, iterations, f"w{iterations}.pt", "aggression"
+                    )
                     checkpoints += 1
                 iterations += 1
                 time.sleep(PAUSE_S)
@@ -74,7 +82,9 @@ async def game(port: int, fighter_id: int, deadline: float) -> tuple[int, int]:
     while acked // 30 < seq:
         acked += (await ws.receive_json())["stored"]
     await ws.close()
-    r = await http.request("PATCH", f"/api/episodes/{eid}", {"total_reward": 0, "duration_frames": acked, "is_victory": False})
+    r = await http.request(
+        "PATCH", f"/api/episodes/{eid}", {"total_reward": 0, "duration_frames": acked, "is_victory": False}
+    )
     assert r.status == 200, r.body
     await http.close()
     return eid, acked
@@ -84,6 +94,7 @@ def test_server_trainer_and_evaluator_write_at_once(tmp_path):
     """The server streams at full speed; every writer gets its turn and none sees "locked"."""
     path = str(tmp_path / "shared.db")
     with BackgroundServer(ServerConfig(db_path=path, port=0)) as server:
+
         async def games():
             http = await HttpClient.connect("127.0.0.1", server.port)
             fid = (await http.request("POST", "/api/fighters", {"glb_filename": "game.glb"})).json()["id"]

@@ -1,4 +1,5 @@
 """The trainer: GAE by hand, one PPO update, a subprocess smoke run, resume, Ctrl-C, learning."""
+
 import json
 import os
 import signal
@@ -11,16 +12,31 @@ import torch
 
 from configs import CONFIG_DIR, load_config
 from policies import AgentCheckpoint, Policy, read_checkpoint
-from training.episodes import EpisodeLog
 from policies.runtime import native_bf16, precision_name, select_precision
 from train import train
+from training.episodes import EpisodeLog
 from training.ppo import compute_gae, ppo_loss, ppo_update
 
 ROOT = Path(__file__).resolve().parents[1]
 # A small arena run: 32 rings x 16 steps = 512 rows per update, a handful of updates.
-TINY = ["--env.num_arenas", "32", "--train.num_steps", "16", "--train.total_timesteps", "3000",
-        "--eval.interval", "2", "--eval.matches", "8", "--checkpoint_interval", "3", "--torch_threads", "1",
-        "--log_interval", "0.01"]
+TINY = [
+    "--env.num_arenas",
+    "32",
+    "--train.num_steps",
+    "16",
+    "--train.total_timesteps",
+    "3000",
+    "--eval.interval",
+    "2",
+    "--eval.matches",
+    "8",
+    "--checkpoint_interval",
+    "3",
+    "--torch_threads",
+    "1",
+    "--log_interval",
+    "0.01",
+]
 
 
 def test_gae_matches_a_hand_computed_example():
@@ -45,8 +61,14 @@ def rollout_batch(policy, n):
     obs = torch.randn(n, 30)
     with torch.no_grad():
         actions, logprobs, _, values = policy.get_action_and_value(obs)
-    return dict(obs=obs, actions=actions, logprobs=logprobs, values=values,
-                advantages=torch.randn(n), returns=values + torch.randn(n))
+    return dict(
+        obs=obs,
+        actions=actions,
+        logprobs=logprobs,
+        values=values,
+        advantages=torch.randn(n),
+        returns=values + torch.randn(n),
+    )
 
 
 @pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
@@ -81,7 +103,7 @@ def test_bfloat16_loss_matches_float32_within_its_rounding():
     (loss32, stats32, grad32), (loss16, stats16, grad16) = results[torch.float32], results[torch.bfloat16]
     assert loss32 == pytest.approx(loss16, rel=0.02, abs=0.01)
     assert stats32["approx_kl"].item() == pytest.approx(0.0, abs=1e-6)  # float32 recomputes the rollout's numbers
-    assert stats16["approx_kl"].item() < 1e-3                          # bfloat16 rounding moves them a little
+    assert stats16["approx_kl"].item() < 1e-3  # bfloat16 rounding moves them a little
     assert torch.nn.functional.cosine_similarity(grad32, grad16, dim=0).item() > 0.99
 
 
@@ -96,8 +118,12 @@ def test_precision_names_and_auto():
 
 def test_episode_log_weights_reports_by_matches():
     log = EpisodeLog(window=100)
-    assert log.add([{"episode_return": 1.0, "win": 0.0, "matches": 30},
-                    {"episode_return": 3.0, "win": 1.0, "matches": 10}]) == 40
+    assert (
+        log.add(
+            [{"episode_return": 1.0, "win": 0.0, "matches": 30}, {"episode_return": 3.0, "win": 1.0, "matches": 10}]
+        )
+        == 40
+    )
     assert log.recent_mean("episode_return") == pytest.approx(1.5)
     assert log.pop_means()["win"] == pytest.approx(0.25)
     log.add([{"episode_return": 5.0, "matches": 100}])  # the window keeps the newest 100 episodes
@@ -106,8 +132,14 @@ def test_episode_log_weights_reports_by_matches():
 
 def run_train(*args, timeout=240):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_subprocess_run_writes_events_config_checkpoints_and_resumes(tmp_path):
@@ -186,9 +218,24 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     run_dir = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), "configs/aggression.yaml", *TINY, "--train.total_timesteps",
-         "100000000", "--eval.interval", "0", "--run-dir", str(run_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "configs/aggression.yaml",
+            *TINY,
+            "--train.total_timesteps",
+            "100000000",
+            "--eval.interval",
+            "0",
+            "--run-dir",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         assert proc.stdout.readline().startswith("step")  # training is under way
         proc.send_signal(signal.SIGINT)
@@ -206,8 +253,13 @@ def test_init_from_starts_a_new_run_from_trained_weights(tmp_path):
     source = Policy()
     torch.nn.init.constant_(source.actor.bias, 0.5)
     AgentCheckpoint(source).save(tmp_path / "source.pt")
-    summary = train(CONFIG_DIR / "aggression.yaml", TINY + ["--train.total_timesteps", "1", "--eval.interval", "0"],
-                    run_dir=tmp_path / "run", init_from=tmp_path / "source.pt", progress=False)
+    summary = train(
+        CONFIG_DIR / "aggression.yaml",
+        TINY + ["--train.total_timesteps", "1", "--eval.interval", "0"],
+        run_dir=tmp_path / "run",
+        init_from=tmp_path / "source.pt",
+        progress=False,
+    )
     assert summary["global_step"] > 0 and summary["interrupted"] is False
     with pytest.raises(Exception, match="does not fit"):
         AgentCheckpoint(Policy(hidden_size=16)).save(tmp_path / "small.pt")
@@ -218,10 +270,20 @@ def test_short_training_beats_the_random_policy(tmp_path):
     """Learning smoke test: ~0.4M agent-steps against the random bot (a few seconds)."""
     from evaluate import evaluate, uniform_policy
 
-    summary = train(CONFIG_DIR / "aggression.yaml", {
-        "env.opponents": ["random"], "env.num_arenas": 256, "train.num_steps": 32,
-        "train.total_timesteps": 400_000, "eval.interval": 0, "torch_threads": 1, "seed": 3},
-        run_dir=tmp_path / "run", progress=False)
+    summary = train(
+        CONFIG_DIR / "aggression.yaml",
+        {
+            "env.opponents": ["random"],
+            "env.num_arenas": 256,
+            "train.num_steps": 32,
+            "train.total_timesteps": 400_000,
+            "eval.interval": 0,
+            "torch_threads": 1,
+            "seed": 3,
+        },
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     trained = evaluate(AgentCheckpoint.load(summary["latest"]), ["random"], matches=100, seed=11)["random"]
     baseline = evaluate(uniform_policy(11), ["random"], matches=100, seed=11)["random"]
     assert baseline["win_rate"] < 0.65
@@ -231,8 +293,14 @@ def test_short_training_beats_the_random_policy(tmp_path):
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_same_seed_same_weights_in_either_precision(tmp_path, precision):
     """A seed reproduces a run exactly, bfloat16 updates included; summary.json names the precision."""
-    overrides = TINY + ["--train.total_timesteps", "1500", "--eval.interval", "0",
-                        "--train.update_precision", precision]
+    overrides = TINY + [
+        "--train.total_timesteps",
+        "1500",
+        "--eval.interval",
+        "0",
+        "--train.update_precision",
+        precision,
+    ]
     weights = []
     for name in ("a", "b"):
         summary = train(CONFIG_DIR / "aggression.yaml", overrides, run_dir=tmp_path / name, progress=False)

@@ -1,17 +1,17 @@
 """The trainer's vector env (training/vecenv.py): every env seeded apart whatever the backend and the
 split, Multiprocessing running exactly what Serial runs, the envs' state saved and restored, and
 envs train.py cannot train refused with one line, nothing left on disk."""
+
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from golden_runs import ROOT
 
 from configs import CONFIG_DIR, EnvConfig
 from training.vecenv import env_state, make_vecenv, start_env
-
-from golden_runs import ROOT
 
 
 def rollout(vecenv, steps=40, seed=9):
@@ -67,7 +67,7 @@ def test_the_arena_state_saved_mid_run_continues_exactly():
         a.send(act)
         b.send(act)
         out_a, out_b = a.recv(), b.recv()
-        for x, y in zip(out_a[:4], out_b[:4]):
+        for x, y in zip(out_a[:4], out_b[:4], strict=True):
             np.testing.assert_array_equal(x, y)
         assert out_a[4] == out_b[4]  # the same episode reports
     a.close()
@@ -76,14 +76,18 @@ def test_the_arena_state_saved_mid_run_continues_exactly():
 
 def run_train(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
 
 
-@pytest.mark.parametrize("env_id, message", [
-    ("NoSuchEnv-v0", "env.id 'NoSuchEnv-v0' is not a Gymnasium env"),
-    ("Pendulum-v1", "env.id 'Pendulum-v1' has Box actions .* discrete actions only"),
-])
+@pytest.mark.parametrize(
+    "env_id, message",
+    [
+        ("NoSuchEnv-v0", "env.id 'NoSuchEnv-v0' is not a Gymnasium env"),
+        ("Pendulum-v1", "env.id 'Pendulum-v1' has Box actions .* discrete actions only"),
+    ],
+)
 def test_envs_train_py_cannot_train_are_one_line_errors_and_leave_nothing(tmp_path, env_id, message):
     import re
 

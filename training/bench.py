@@ -14,6 +14,7 @@
    second and the time split between env, inference, update and the rest.
 Figures are medians of --repeats timings after a warm-up.
 """
+
 if __name__ == "__main__":  # same malloc setup as train.py (the policy figures run here)
     from policies.runtime import reexec_with_malloc_tunables
 
@@ -34,8 +35,15 @@ from policies.runtime import precision_name
 from training.ppo import ppo_loss
 
 
-def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidden_size: int = 128,
-                 train_args=None, repeats: int = 5, precision=torch.float32) -> dict:
+def policy_bound(
+    num_agents: int,
+    minibatch_size: int,
+    update_epochs: int,
+    hidden_size: int = 128,
+    train_args=None,
+    repeats: int = 5,
+    precision=torch.float32,
+) -> dict:
     """Inference and training samples/s of the network (training in float32 and bfloat16) and the
     agent-steps/s bound with training at ``precision``."""
     torch.manual_seed(0)
@@ -51,9 +59,14 @@ def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidde
             logprobs.gather(-1, action.unsqueeze(-1))
             action.to(torch.int32).numpy()
 
-    mb = dict(obs=torch.randn(minibatch_size, policy.obs_size), actions=torch.randint(0, 10, (minibatch_size,)),
-              logprobs=torch.full((minibatch_size,), -math.log(10)), advantages=torch.randn(minibatch_size),
-              returns=torch.randn(minibatch_size), values=torch.randn(minibatch_size))
+    mb = dict(
+        obs=torch.randn(minibatch_size, policy.obs_size),
+        actions=torch.randint(0, 10, (minibatch_size,)),
+        logprobs=torch.full((minibatch_size,), -math.log(10)),
+        advantages=torch.randn(minibatch_size),
+        returns=torch.randn(minibatch_size),
+        values=torch.randn(minibatch_size),
+    )
 
     def update(dtype):
         loss, _ = ppo_loss(policy, mb, train_args, dtype)
@@ -63,22 +76,30 @@ def policy_bound(num_agents: int, minibatch_size: int, update_epochs: int, hidde
         optimizer.step()
 
     inference = median_rate(infer, num_agents, repeats, min_time=0.3)
-    training = {dtype: median_rate(lambda: update(dtype), minibatch_size, repeats, min_time=0.3)
-                for dtype in (torch.float32, torch.bfloat16)}
+    training = {
+        dtype: median_rate(lambda dtype=dtype: update(dtype), minibatch_size, repeats, min_time=0.3)
+        for dtype in (torch.float32, torch.bfloat16)
+    }
     bound = 1.0 / (1.0 / inference + update_epochs / training[precision])
-    return dict(inference_samples_per_s=round(inference),
-                training_samples_per_s=round(training[precision]),
-                training_float32_samples_per_s=round(training[torch.float32]),
-                training_bfloat16_samples_per_s=round(training[torch.bfloat16]),
-                update_precision=precision_name(precision),
-                policy_bound_sps=round(bound), num_agents=num_agents, minibatch_size=minibatch_size,
-                update_epochs=update_epochs)
+    return dict(
+        inference_samples_per_s=round(inference),
+        training_samples_per_s=round(training[precision]),
+        training_float32_samples_per_s=round(training[torch.float32]),
+        training_bfloat16_samples_per_s=round(training[torch.bfloat16]),
+        update_precision=precision_name(precision),
+        policy_bound_sps=round(bound),
+        num_agents=num_agents,
+        minibatch_size=minibatch_size,
+        update_epochs=update_epochs,
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/aggression.yaml")
-    parser.add_argument("--timesteps", type=float, default=None, help="train this many agent-steps (default: the config's)")
+    parser.add_argument(
+        "--timesteps", type=float, default=None, help="train this many agent-steps (default: the config's)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--run-dir", help="keep the training run here (default: a temporary folder, deleted)")
@@ -97,10 +118,16 @@ def main(argv=None) -> int:
     num_agents = vecenv.num_agents
     vecenv.close()
     rows = num_agents * config.train.num_steps
-    bound = policy_bound(num_agents, math.ceil(rows / config.train.num_minibatches), config.train.update_epochs,
-                         config.policy.hidden_size, config.train, args.repeats,
-                         # the bound is timed on the CPU, so auto resolves for the CPU here
-                         select_precision(config.train.update_precision, torch.device("cpu")))
+    bound = policy_bound(
+        num_agents,
+        math.ceil(rows / config.train.num_minibatches),
+        config.train.update_epochs,
+        config.policy.hidden_size,
+        config.train,
+        args.repeats,
+        # the bound is timed on the CPU, so auto resolves for the CPU here
+        select_precision(config.train.update_precision, torch.device("cpu")),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         save_config(config, f"{tmp}/bench.yaml")
         summary = train_in_subprocess(f"{tmp}/bench.yaml", run_dir=args.run_dir or f"{tmp}/run")
@@ -109,23 +136,42 @@ def main(argv=None) -> int:
     total = sum(split.values())
     env_sps = summary["global_step"] / split["env"] if split.get("env") else float("nan")
     figures = dict(
-        config=args.config, overrides=args.overrides, total_timesteps=config.train.total_timesteps,
-        torch_threads=config.torch_threads, glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
+        config=args.config,
+        overrides=args.overrides,
+        total_timesteps=config.train.total_timesteps,
+        torch_threads=config.torch_threads,
+        glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, device {summary['device']}",
-        **bound, end_to_end_sps=summary["sps"], fraction_of_bound=round(summary["sps"] / bound["policy_bound_sps"], 3),
-        env_only_sps=round(env_sps), time_split_s={k: round(v, 2) for k, v in split.items()},
+        **bound,
+        end_to_end_sps=summary["sps"],
+        fraction_of_bound=round(summary["sps"] / bound["policy_bound_sps"], 3),
+        env_only_sps=round(env_sps),
+        time_split_s={k: round(v, 2) for k, v in split.items()},
         time_split_fraction={k: round(v / total, 3) for k, v in split.items()},
-        run_time_s=summary["run_time_s"], global_step=summary["global_step"], best_eval=summary["best_eval"])
-    print(f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads {config.torch_threads})")
+        run_time_s=summary["run_time_s"],
+        global_step=summary["global_step"],
+        best_eval=summary["best_eval"],
+    )
+    print(
+        f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads {config.torch_threads})"
+    )
     print(f"policy inference     {bound['inference_samples_per_s']:>12,} samples/s   (batch {num_agents})")
     for name in ("float32", "bfloat16"):
         rate = bound[f"training_{name}_samples_per_s"]
-        print(f"policy training      {rate:>12,} samples/s   (minibatch {bound['minibatch_size']}, fwd+bwd+Adam, "
-              f"{name}: {rate / bound['training_float32_samples_per_s']:.2f}x float32"
-              f"{', the config' if name == bound['update_precision'] else ''})")
-    print(f"policy compute bound {bound['policy_bound_sps']:>12,} agent-steps/s (1 inference + {config.train.update_epochs} epochs)")
-    print(f"end to end           {summary['sps']:>12,.0f} agent-steps/s = {figures['fraction_of_bound']:.0%} of the bound "
-          f"({summary['global_step']:,} steps in {summary['run_time_s']:.1f} s)")
+        print(
+            f"policy training      {rate:>12,} samples/s   (minibatch {bound['minibatch_size']}, fwd+bwd+Adam, "
+            f"{name}: {rate / bound['training_float32_samples_per_s']:.2f}x float32"
+            f"{', the config' if name == bound['update_precision'] else ''})"
+        )
+    print(
+        f"policy compute bound {bound['policy_bound_sps']:>12,} agent-steps/s "
+        f"(1 inference + {config.train.update_epochs} epochs)"
+    )
+    print(
+        f"end to end           {summary['sps']:>12,.0f} agent-steps/s = "
+        f"{figures['fraction_of_bound']:.0%} of the bound "
+        f"({summary['global_step']:,} steps in {summary['run_time_s']:.1f} s)"
+    )
     print(f"env alone            {env_sps:>12,.0f} agent-steps/s")
     print("time split           " + "  ".join(f"{k} {v:.1%}" for k, v in figures["time_split_fraction"].items()))
     if args.json:

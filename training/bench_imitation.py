@@ -9,6 +9,7 @@ action vectors, as the ingest server stores them), then times ``load_demonstrati
 from a fresh connection ``--repeats`` times, and one training epoch over the frames at the
 imitation config's batch size. Prints the figures (``--json``: as JSON).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,20 @@ def fill_database(path: str, frames: int, seed: int = 0) -> int:
     rng = np.random.default_rng(seed)
     obs = rng.uniform(-1, 1, (EPISODE_FRAMES, 30)).astype(np.float32).tolist()
     actions = rng.integers(0, 10, EPISODE_FRAMES).tolist()
-    template = [Frame(frame_number=4 * i, fighter_position=[0.5, -0.25], fighter_health=1.0,
-                      fighter_velocity=[0.0, 1.0], enemies_state=[{"slot": 1, "health": 0.8}],
-                      action_vector=[1.0 if k == actions[i] else 0.0 for k in range(10)],
-                      reward_delta=0.0, cumulative_reward=0.0, observation_vector=obs[i])
-                for i in range(EPISODE_FRAMES)]
+    template = [
+        Frame(
+            frame_number=4 * i,
+            fighter_position=[0.5, -0.25],
+            fighter_health=1.0,
+            fighter_velocity=[0.0, 1.0],
+            enemies_state=[{"slot": 1, "health": 0.8}],
+            action_vector=[1.0 if k == actions[i] else 0.0 for k in range(10)],
+            reward_delta=0.0,
+            cumulative_reward=0.0,
+            observation_vector=obs[i],
+        )
+        for i in range(EPISODE_FRAMES)
+    ]
     settle_enemies(template)
     db = Database.open(path, synchronous="OFF")
     try:
@@ -84,10 +94,16 @@ def run(frames: int, repeats: int, epochs: int) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     times.sort()
     read_times.sort()
-    result = {"frames": len(demos), "database_bytes": size, "fill_s": round(fill_s, 1),
-              "load_median_s": round(times[len(times) // 2], 3), "load_best_s": round(times[0], 3),
-              "read_frames_median_s": round(read_times[len(read_times) // 2], 3),
-              "frames_per_s": round(len(demos) / times[len(times) // 2]), "repeats": repeats}
+    result = {
+        "frames": len(demos),
+        "database_bytes": size,
+        "fill_s": round(fill_s, 1),
+        "load_median_s": round(times[len(times) // 2], 3),
+        "load_best_s": round(times[0], 3),
+        "read_frames_median_s": round(read_times[len(read_times) // 2], 3),
+        "frames_per_s": round(len(demos) / times[len(times) // 2]),
+        "repeats": repeats,
+    }
     if epochs:
         from policies.network import Policy
 
@@ -101,15 +117,19 @@ def run(frames: int, repeats: int, epochs: int) -> dict:
         for _ in range(epochs):
             b_inds = torch.randperm(len(b_obs))
             for start in range(0, len(b_obs), batch):
-                mb_inds = b_inds[start:start + batch]
+                mb_inds = b_inds[start : start + batch]
                 logits, _ = policy(b_obs[mb_inds])
                 loss = torch.nn.functional.cross_entropy(logits, b_actions[mb_inds], label_smoothing=0.1)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
         epoch_s = (time.perf_counter() - t0) / epochs
-        result.update(epoch_s=round(epoch_s, 2), train_samples_per_s=round(len(b_obs) / epoch_s),
-                      batch_size=batch, torch_threads=config.torch_threads)
+        result.update(
+            epoch_s=round(epoch_s, 2),
+            train_samples_per_s=round(len(b_obs) / epoch_s),
+            batch_size=batch,
+            torch_threads=config.torch_threads,
+        )
     return result
 
 
@@ -126,13 +146,19 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"stored {result['frames']:,} frames ({result['database_bytes'] / 2**20:,.0f} MiB) in {result['fill_s']} s")
-        print(f"load_demonstrations: median {result['load_median_s']} s, best {result['load_best_s']} s over "
-              f"{result['repeats']} loads ({result['frames_per_s']:,} frames/s); of it Database.read_frames "
-              f"{result['read_frames_median_s']} s")
+        print(
+            f"stored {result['frames']:,} frames ({result['database_bytes'] / 2**20:,.0f} MiB) in {result['fill_s']} s"
+        )
+        print(
+            f"load_demonstrations: median {result['load_median_s']} s, best {result['load_best_s']} s over "
+            f"{result['repeats']} loads ({result['frames_per_s']:,} frames/s); of it Database.read_frames "
+            f"{result['read_frames_median_s']} s"
+        )
         if "epoch_s" in result:
-            print(f"one epoch at batch {result['batch_size']}: {result['epoch_s']} s "
-                  f"({result['train_samples_per_s']:,} frames/s, {result['torch_threads']} torch thread)")
+            print(
+                f"one epoch at batch {result['batch_size']}: {result['epoch_s']} s "
+                f"({result['train_samples_per_s']:,} frames/s, {result['torch_threads']} torch thread)"
+            )
     return 0
 
 

@@ -18,6 +18,7 @@ auto     (default) index for vectors of length 1, argmax for length 10, an error
 Actions: 0-7 move north, north-east, ..., north-west; 8 idle; 9 attack (arena/spec.py).
 ``split_episodes`` holds out whole episodes for measuring action accuracy.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -70,8 +71,9 @@ class Demonstrations:
         return len(np.unique(self.episode_id))
 
 
-def action_labels(vectors: np.ndarray, encoding: str = "auto", num_actions: int = NUM_ACTIONS,
-                  where: str = "the frames") -> tuple[np.ndarray, np.ndarray, str]:
+def action_labels(
+    vectors: np.ndarray, encoding: str = "auto", num_actions: int = NUM_ACTIONS, where: str = "the frames"
+) -> tuple[np.ndarray, np.ndarray, str]:
     """(labels int64 (N,), keep bool (N,), encoding used) for action vectors (N, A).
 
     ``keep`` is False for argmax rows of all zeros (no action recorded). Raises
@@ -83,25 +85,29 @@ def action_labels(vectors: np.ndarray, encoding: str = "auto", num_actions: int 
             raise ImitationDataError(
                 f"{where} have action_vector of {width} numbers; imitation reads either {num_actions} "
                 f"(one per action: a one-hot or scores, label = argmax) or 1 (the action index). "
-                f"Select other episodes, or set imitation.action_encoding")
+                f"Select other episodes, or set imitation.action_encoding"
+            )
     if encoding == "argmax":
         if width != num_actions:
             raise ImitationDataError(
                 f"imitation.action_encoding is argmax, but {where} have action_vector of {width} numbers, "
-                f"not {num_actions} (one per action)")
+                f"not {num_actions} (one per action)"
+            )
         keep = (vectors != 0).any(axis=1)
         return vectors.argmax(axis=1).astype(np.int64), keep, encoding
     if encoding == "index":
         if width != 1:
             raise ImitationDataError(
-                f"imitation.action_encoding is index, but {where} have action_vector of {width} numbers, not 1")
+                f"imitation.action_encoding is index, but {where} have action_vector of {width} numbers, not 1"
+            )
         values = vectors[:, 0]
         labels = np.rint(values).astype(np.int64)
         bad = (labels != values) | (labels < 0) | (labels >= num_actions)
         if bad.any():
             raise ImitationDataError(
                 f"{int(bad.sum())} of {where} carry an action index that is not an integer from 0 to "
-                f"{num_actions - 1} (first: {float(values[bad][0])!r}, row {int(np.flatnonzero(bad)[0])})")
+                f"{num_actions - 1} (first: {float(values[bad][0])!r}, row {int(np.flatnonzero(bad)[0])})"
+            )
         return labels, np.ones(len(labels), dtype=bool), encoding
     raise ImitationDataError(f"imitation.action_encoding must be auto, argmax or index, got {encoding!r}")
 
@@ -116,12 +122,14 @@ def load_demonstrations(db_path, imitation, num_actions: int = NUM_ACTIONS) -> D
     if not db_path:
         raise ImitationDataError(
             "imitation reads recorded frames from the arena database: pass --db data/arena.db "
-            "(or set db: in the config)")
+            "(or set db: in the config)"
+        )
     path = Path(db_path)
     if not path.is_file():
         raise FileNotFoundError(
             f"database {str(path)!r} does not exist; record matches into it first "
-            f"(python ingest_server.py --db {path}; python -m demos.clone_chaser shows the whole loop)")
+            f"(python ingest_server.py --db {path}; python -m demos.clone_chaser shows the whole loop)"
+        )
     start = time.perf_counter()
     try:
         db = Database.open(path)
@@ -136,11 +144,15 @@ def load_demonstrations(db_path, imitation, num_actions: int = NUM_ACTIONS) -> D
             if unknown:
                 raise ImitationDataError(
                     f"fighter {unknown[0]!r} (imitation.fighters) is not in {str(path)!r}; "
-                    f"{_describe_fighters(db, known)}")
-        filters = dict(is_victory=True if imitation.victories_only else None,
-                       completed_only=imitation.completed_only, max_rank=imitation.max_rank,
-                       since=iso_utc(imitation.since) if imitation.since else None,
-                       until=iso_utc(imitation.until) if imitation.until else None)
+                    f"{_describe_fighters(db, known)}"
+                )
+        filters = dict(
+            is_victory=True if imitation.victories_only else None,
+            completed_only=imitation.completed_only,
+            max_rank=imitation.max_rank,
+            since=iso_utc(imitation.since) if imitation.since else None,
+            until=iso_utc(imitation.until) if imitation.until else None,
+        )
         selection = _describe_selection(fighters, imitation)
         parts = []
         for fighter in fighters or [None]:
@@ -156,7 +168,8 @@ def load_demonstrations(db_path, imitation, num_actions: int = NUM_ACTIONS) -> D
         if len(set(widths.values())) > 1:
             raise ImitationDataError(
                 f"the selected fighters recorded action_vector of different lengths ({widths}, by fighter); "
-                "clone from fighters that share one action encoding")
+                "clone from fighters that share one action encoding"
+            )
         obs = np.concatenate([frames.observation for _, frames in parts])
         vectors = np.concatenate([frames.action for _, frames in parts])
         episode_id = np.concatenate([frames.episode_id for _, frames in parts])
@@ -164,17 +177,25 @@ def load_demonstrations(db_path, imitation, num_actions: int = NUM_ACTIONS) -> D
         raise ImitationDataError(f"cannot read frames from {str(path)!r}: {exc}") from None
     finally:
         db.close()
-    labels, keep, encoding = action_labels(vectors, imitation.action_encoding, num_actions,
-                                           where=f"the frames of {selection}")
+    labels, keep, encoding = action_labels(
+        vectors, imitation.action_encoding, num_actions, where=f"the frames of {selection}"
+    )
     if not keep.any():
         raise ImitationDataError(
             f"all {len(keep):,} frames of {selection} have an action_vector of zeros (no action recorded); "
-            "nothing to clone")
+            "nothing to clone"
+        )
     if not keep.all():
         obs, labels, episode_id = obs[keep], labels[keep], episode_id[keep]
-    return Demonstrations(obs=np.ascontiguousarray(obs, dtype=np.float32), actions=labels,
-                          episode_id=episode_id, dropped=int((~keep).sum()), selection=selection,
-                          load_time_s=time.perf_counter() - start, encoding=encoding)
+    return Demonstrations(
+        obs=np.ascontiguousarray(obs, dtype=np.float32),
+        actions=labels,
+        episode_id=episode_id,
+        dropped=int((~keep).sum()),
+        selection=selection,
+        load_time_s=time.perf_counter() - start,
+        encoding=encoding,
+    )
 
 
 def _describe_selection(fighters, imitation) -> str:
@@ -195,8 +216,10 @@ def _describe_selection(fighters, imitation) -> str:
 def _describe_fighters(db, known: dict) -> str:
     if not known:
         return "the database has no fighters yet"
-    shown = [f"{fid} {f['glb_filename']!r} ({db.fighter_stats(fid)['frames']:,} frames)"
-             for fid, f in list(known.items())[:SHOWN_FIGHTERS]]
+    shown = [
+        f"{fid} {f['glb_filename']!r} ({db.fighter_stats(fid)['frames']:,} frames)"
+        for fid, f in list(known.items())[:SHOWN_FIGHTERS]
+    ]
     more = f" and {len(known) - SHOWN_FIGHTERS} more" if len(known) > SHOWN_FIGHTERS else ""
     return "its fighters are " + ", ".join(shown) + more
 
@@ -205,14 +228,18 @@ def _no_frames_message(db, path: Path, known: dict, fighters, selection: str) ->
     stats = [db.fighter_stats(f) for f in (fighters if fighters is not None else known)]
     total = sum(s["frames"] for s in stats)
     if not any(db.fighter_stats(f)["frames"] for f in known):
-        return (f"the database {str(path)!r} holds no recorded frames ({len(known)} fighters); record "
-                "matches through the ingest server first (python -m demos.clone_chaser shows how)")
+        return (
+            f"the database {str(path)!r} holds no recorded frames ({len(known)} fighters); record "
+            "matches through the ingest server first (python -m demos.clone_chaser shows how)"
+        )
     episodes = sum(s["episodes"] for s in stats)
     completed = sum(s["completed_episodes"] for s in stats)
     victories = sum(s["victories"] for s in stats)
-    return (f"no frames in {str(path)!r} match the selection ({selection}): those fighters have "
-            f"{total:,} frames in {episodes} episodes ({completed} completed, {victories} victories); "
-            "loosen the imitation.* filters or pick other fighters")
+    return (
+        f"no frames in {str(path)!r} match the selection ({selection}): those fighters have "
+        f"{total:,} frames in {episodes} episodes ({completed} completed, {victories} victories); "
+        "loosen the imitation.* filters or pick other fighters"
+    )
 
 
 def split_episodes(episode_id: np.ndarray, holdout: float, seed: int) -> np.ndarray:
@@ -226,6 +253,7 @@ def split_episodes(episode_id: np.ndarray, holdout: float, seed: int) -> np.ndar
     if n_test >= len(episodes):
         raise ImitationDataError(
             f"the selection has {len(episodes)} episode(s), too few to hold out {holdout:.0%} of them and "
-            "train on the rest; record more matches, or set imitation.holdout 0")
+            "train on the rest; record more matches, or set imitation.holdout 0"
+        )
     test_episodes = np.random.default_rng(seed).choice(episodes, n_test, replace=False)
     return np.isin(episode_id, test_episodes)

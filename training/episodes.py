@@ -1,4 +1,5 @@
 """Episode statistics from the env's reports: per log window, and over the last 100 episodes."""
+
 from __future__ import annotations
 
 from collections import defaultdict, deque
@@ -19,8 +20,11 @@ class EpisodeLog:
         episodes = 0
         for info in infos:
             n = float(info.get("matches", 1))
-            numeric = {k: float(v) for k, v in info.items() if k != "matches"
-                       and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+            numeric = {
+                k: float(v)
+                for k, v in info.items()
+                if k != "matches" and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            }
             for k, v in numeric.items():
                 self.sums[k] += v * n
                 self.counts[k] += n
@@ -41,8 +45,11 @@ class EpisodeLog:
         return sum(w * v for w, v in pairs) / total if total else float("nan")
 
     def state_dict(self) -> dict:
-        return {"sums": dict(self.sums), "counts": dict(self.counts),
-                "recent": [[w, dict(info)] for w, info in self.recent]}
+        return {
+            "sums": dict(self.sums),
+            "counts": dict(self.counts),
+            "recent": [[w, dict(info)] for w, info in self.recent],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.sums = defaultdict(float, state["sums"])

@@ -8,6 +8,7 @@
 - ``Checkpoints``: given a score, whether the checkpoint is the best so far (best.pt), a
   candidate for the final replay, or only due; and saving it.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,15 @@ class PeriodicEvaluation:
         win_rate = mean_over_opponents(results, "win_rate")
         self.run.writer.add_eval(results, global_step, win_rate)
         # match 0 against the first opponent, an animated GIF under Images
-        clip = replay_clip(policy, ev.opponents[0], seed=ev.seed, fighters=ev.fighters, greedy=ev.greedy,
-                           rewards=env.rewards, rules={**env.rules, **ev.rules})
+        clip = replay_clip(
+            policy,
+            ev.opponents[0],
+            seed=ev.seed,
+            fighters=ev.fighters,
+            greedy=ev.greedy,
+            rewards=env.rewards,
+            rules={**env.rules, **ev.rules},
+        )
         self.run.writer.add_clip("eval/replay", clip, global_step)
         return Scored(score(results, ev.metric, ev.aggregate), results, win_rate)
 

@@ -14,6 +14,7 @@ and writes ordinary checkpoints on the same run lifecycle as PPO (training/run.p
 The value head is not trained: its returns depend on reward weights the frames do not fix;
 PPO fits it when it fine-tunes the clone.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,11 +44,11 @@ def score(policy: Policy, obs: torch.Tensor, actions: torch.Tensor) -> dict:
     """Cross-entropy, greedy action accuracy and per-action recall of ``policy`` on labelled rows."""
     loss_sum, predicted = 0.0, []
     for start in range(0, len(obs), EVAL_CHUNK):
-        logits, _ = policy(obs[start:start + EVAL_CHUNK])
-        loss_sum += float(F.cross_entropy(logits, actions[start:start + EVAL_CHUNK], reduction="sum"))
+        logits, _ = policy(obs[start : start + EVAL_CHUNK])
+        loss_sum += float(F.cross_entropy(logits, actions[start : start + EVAL_CHUNK], reduction="sum"))
         predicted.append(logits.argmax(-1))
     predicted = torch.cat(predicted)
-    hits = (predicted == actions)
+    hits = predicted == actions
     recall = {}
     for a in range(policy.num_actions):
         rows = actions == a
@@ -76,7 +77,7 @@ def train_imitation(start: Start, progress: bool | None = None) -> dict:
     config = start.config
     cfg = config.imitation
     torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
+    np.random.seed(config.seed)  # noqa: NPY002 (seeds numpy's global generator for any library that uses it)
     torch.set_num_threads(config.torch_threads)
     device = select_device(config.device)
     demos = load_demonstrations(config.db, cfg)
@@ -89,11 +90,15 @@ def train_imitation(start: Start, progress: bool | None = None) -> dict:
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
     with Run(start, progress) as run:
         run.create_folder()
-        run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py",
-                          "cloned_from": demos.selection})
-        run.writer.add_text("imitation/data", f"{len(demos):,} frames from {demos.episodes} episodes "
-                                              f"({demos.selection}); {int(heldout.sum()):,} held out; "
-                                              f"{demos.dropped:,} without an action")
+        run.open_outputs(
+            {"name": config.name, "mode": config.mode, "trainer": "train.py", "cloned_from": demos.selection}
+        )
+        run.writer.add_text(
+            "imitation/data",
+            f"{len(demos):,} frames from {demos.episodes} episodes "
+            f"({demos.selection}); {int(heldout.sum()):,} held out; "
+            f"{demos.dropped:,} without an action",
+        )
         return clone(run, demos, heldout, policy, optimizer, device)
 
 
@@ -109,10 +114,13 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
     h_actions = torch.from_numpy(demos.actions[heldout]).to(device)
     n_train = len(b_obs)
     total_updates = cfg.epochs * math.ceil(n_train / cfg.batch_size)
-    print(f"imitation: {len(demos):,} frames from {demos.episodes} episodes ({demos.selection}; label "
-          f"{demos.encoding}) read in {demos.load_time_s:.2f} s; training on {n_train:,}, holding out "
-          f"{len(h_obs):,} ({len(np.unique(demos.episode_id[heldout]))} episodes)"
-          + (f"; {demos.dropped:,} frames without an action left out" if demos.dropped else ""), flush=True)
+    print(
+        f"imitation: {len(demos):,} frames from {demos.episodes} episodes ({demos.selection}; label "
+        f"{demos.encoding}) read in {demos.load_time_s:.2f} s; training on {n_train:,}, holding out "
+        f"{len(h_obs):,} ({len(np.unique(demos.episode_id[heldout]))} episodes)"
+        + (f"; {demos.dropped:,} frames without an action left out" if demos.dropped else ""),
+        flush=True,
+    )
 
     best, update, epoch, last_log = _Best(), 0, 0, -math.inf
     train_stats, held = {}, {}
@@ -124,8 +132,10 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
             loss_sum, correct, entropy_sum = 0.0, 0, 0.0
             for start in range(0, n_train, cfg.batch_size):
                 if cfg.anneal_lr:
-                    optimizer.param_groups[0]["lr"] = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * update / total_updates))
-                mb_inds = b_inds[start:start + cfg.batch_size]
+                    optimizer.param_groups[0]["lr"] = (
+                        cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * update / total_updates))
+                    )
+                mb_inds = b_inds[start : start + cfg.batch_size]
                 logits, _ = policy(b_obs[mb_inds])
                 mb_actions = b_actions[mb_inds]
                 loss = F.cross_entropy(logits, mb_actions, label_smoothing=cfg.label_smoothing)
@@ -171,18 +181,33 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
     if config.eval.interval > 0 and epoch > 0:
         from evaluation.evaluate import evaluate, mean_over_opponents
 
-        best_eval = evaluate(policy, opponents=config.eval.opponents, matches=config.eval.matches,
-                             seed=config.eval.seed, fighters=config.eval.fighters, greedy=config.eval.greedy,
-                             rewards=config.env.rewards, **{**config.env.rules, **config.eval.rules})
+        best_eval = evaluate(
+            policy,
+            opponents=config.eval.opponents,
+            matches=config.eval.matches,
+            seed=config.eval.seed,
+            fighters=config.eval.fighters,
+            greedy=config.eval.greedy,
+            rewards=config.env.rewards,
+            **{**config.env.rules, **config.eval.rules},
+        )
         writer.add_eval(best_eval, best.epoch, mean_over_opponents(best_eval, "win_rate"))
     for action, recall in best_held.get("recall", {}).items():
         writer.add_scalar(f"imitation/heldout_recall/{action}", recall, best.epoch)
 
-    data_facts = dict(imitation_frames=len(demos), imitation_episodes=demos.episodes,
-                      imitation_train_frames=n_train, imitation_heldout_frames=len(h_obs),
-                      imitation_selection=demos.selection)
-    best_metrics = dict(**data_facts, epoch=best.epoch, heldout_accuracy=best_held.get("accuracy", math.nan),
-                        heldout_loss=best_held.get("loss", math.nan))
+    data_facts = dict(
+        imitation_frames=len(demos),
+        imitation_episodes=demos.episodes,
+        imitation_train_frames=n_train,
+        imitation_heldout_frames=len(h_obs),
+        imitation_selection=demos.selection,
+    )
+    best_metrics = dict(
+        **data_facts,
+        epoch=best.epoch,
+        heldout_accuracy=best_held.get("accuracy", math.nan),
+        heldout_loss=best_held.get("loss", math.nan),
+    )
     if best_eval:
         best_metrics["eval_win_rate"] = mean_over_opponents(best_eval, "win_rate")
         best_metrics["eval"] = best_eval
@@ -192,9 +217,17 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
     saved, folder = [], run.folder
     if epoch > 0:
         same = best.epoch == epoch
-        latest_metrics = best_metrics if same else dict(
-            **data_facts, epoch=epoch, train_accuracy=train_stats.get("accuracy", math.nan),
-            heldout_accuracy=held.get("accuracy", math.nan), heldout_loss=held.get("loss", math.nan))
+        latest_metrics = (
+            best_metrics
+            if same
+            else dict(
+                **data_facts,
+                epoch=epoch,
+                train_accuracy=train_stats.get("accuracy", math.nan),
+                heldout_accuracy=held.get("accuracy", math.nan),
+                heldout_loss=held.get("loss", math.nan),
+            )
+        )
         policy.load_state_dict(latest_state)
         saved.append((latest_metrics, latest_state, [folder.latest, folder.best] if same else [folder.latest]))
         if not same:
@@ -205,21 +238,41 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
         policy.load_state_dict(weights)
         run.state.model_version += 1
         path = run.write_checkpoint(policy, folder.epoch_checkpoint(metrics["epoch"]), aliases, metrics)
-        run.record_checkpoint(path, metrics["epoch"], metrics.get("eval_win_rate", 0.0),
-                              mean_over_eval(metrics, "avg_reward"), train_episodes)
+        run.record_checkpoint(
+            path,
+            metrics["epoch"],
+            metrics.get("eval_win_rate", 0.0),
+            mean_over_eval(metrics, "avg_reward"),
+            train_episodes,
+        )
         paths.append(path)
     return run.finish(
-        paths[0] if paths else None, mode="imitation",
-        frames=len(demos), episodes=demos.episodes, train_frames=n_train, heldout_frames=len(h_obs),
-        heldout_episodes=int(len(np.unique(demos.episode_id[heldout]))), dropped_frames=demos.dropped,
-        selection=demos.selection, action_encoding=demos.encoding, load_time_s=round(demos.load_time_s, 3),
+        paths[0] if paths else None,
+        mode="imitation",
+        frames=len(demos),
+        episodes=demos.episodes,
+        train_frames=n_train,
+        heldout_frames=len(h_obs),
+        heldout_episodes=int(len(np.unique(demos.episode_id[heldout]))),
+        dropped_frames=demos.dropped,
+        selection=demos.selection,
+        action_encoding=demos.encoding,
+        load_time_s=round(demos.load_time_s, 3),
         label_counts=np.bincount(demos.actions, minlength=NUM_ACTIONS).tolist(),
-        epochs=epoch, best_epoch=best.epoch, train_accuracy=train_stats.get("accuracy"),
-        heldout_accuracy=best_held.get("accuracy"), heldout_loss=best_held.get("loss"),
-        heldout_recall=best_held.get("recall"), final_heldout_accuracy=held.get("accuracy"),
-        best_eval=best_eval, global_step=0, updates=update,
-        samples_per_s=round(epoch * n_train / max(run_time, 1e-9), 1), run_time_s=round(run_time, 2),
-        device=str(device))
+        epochs=epoch,
+        best_epoch=best.epoch,
+        train_accuracy=train_stats.get("accuracy"),
+        heldout_accuracy=best_held.get("accuracy"),
+        heldout_loss=best_held.get("loss"),
+        heldout_recall=best_held.get("recall"),
+        final_heldout_accuracy=held.get("accuracy"),
+        best_eval=best_eval,
+        global_step=0,
+        updates=update,
+        samples_per_s=round(epoch * n_train / max(run_time, 1e-9), 1),
+        run_time_s=round(run_time, 2),
+        device=str(device),
+    )
 
 
 def mean_over_eval(metrics: dict, key: str) -> float:
@@ -229,10 +282,11 @@ def mean_over_eval(metrics: dict, key: str) -> float:
 
 
 def _progress_line(epoch, epochs, train_stats, held, best, elapsed) -> str:
-    held_text = (f"  held-out {held['accuracy']:6.1%} (best {best.accuracy:6.1%}, epoch {best.epoch})"
-                 if held else "")
-    return (f"epoch {epoch:>4}/{epochs}  loss {train_stats['loss']:.4f}  train {train_stats['accuracy']:6.1%}"
-            f"{held_text}  {elapsed:6.1f} s")
+    held_text = f"  held-out {held['accuracy']:6.1%} (best {best.accuracy:6.1%}, epoch {best.epoch})" if held else ""
+    return (
+        f"epoch {epoch:>4}/{epochs}  loss {train_stats['loss']:.4f}  train {train_stats['accuracy']:6.1%}"
+        f"{held_text}  {elapsed:6.1f} s"
+    )
 
 
 def format_summary(summary: dict) -> str:
@@ -241,12 +295,19 @@ def format_summary(summary: dict) -> str:
 
     verb = "Stopped" if summary["interrupted"] else "Finished"
     held = summary["heldout_accuracy"]
-    lines = [f"\n{verb}: behavioural cloning on {summary['train_frames']:,} frames, {summary['epochs']} epochs "
-             f"in {summary['run_time_s']:.0f} s ({summary['samples_per_s']:,.0f} frames/s)",
-             f"  run folder  {summary['run_dir']}", f"  latest      {summary['latest']}",
-             f"  best        {summary['best']}"
-             + (f"  (epoch {summary['best_epoch']}, held-out action accuracy {held:.1%} on "
-                f"{summary['heldout_frames']:,} frames)" if held is not None else "")]
+    lines = [
+        f"\n{verb}: behavioural cloning on {summary['train_frames']:,} frames, {summary['epochs']} epochs "
+        f"in {summary['run_time_s']:.0f} s ({summary['samples_per_s']:,.0f} frames/s)",
+        f"  run folder  {summary['run_dir']}",
+        f"  latest      {summary['latest']}",
+        f"  best        {summary['best']}"
+        + (
+            f"  (epoch {summary['best_epoch']}, held-out action accuracy {held:.1%} on "
+            f"{summary['heldout_frames']:,} frames)"
+            if held is not None
+            else ""
+        ),
+    ]
     lines += format_best_lines(summary["best_eval"])
     if summary["best"]:
         lines.append(f"  fine-tune   python train.py configs/aggression.yaml --init-from {summary['best']}")

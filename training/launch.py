@@ -8,6 +8,7 @@ population down with it. The child's output is passed through line by line.
 Ctrl-C reaches the child too (it is in the same process group): it saves and exits, and then
 ``train_in_subprocess`` raises KeyboardInterrupt in the caller.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def override_tokens(overrides) -> list[str]:
     return list(overrides)
 
 
-def train_in_subprocess(config=None, overrides=(), run_dir=None, resume=None, stop_at: int | None = None,
-                        progress=None) -> dict:
+def train_in_subprocess(
+    config=None, overrides=(), run_dir=None, resume=None, stop_at: int | None = None, progress=None
+) -> dict:
     """Run train.py with these arguments (train.train's, by name) in a child process and return
     the summary it wrote. Raises ConfigError with train.py's message when it refuses its input,
     RuntimeError when it fails otherwise, KeyboardInterrupt when it was stopped with Ctrl-C."""
@@ -67,8 +69,9 @@ def train_in_subprocess(config=None, overrides=(), run_dir=None, resume=None, st
             signal.signal(signal.SIGINT, previous)
     message = "".join(errors).strip()
     if code == USAGE_ERROR:
-        raise ConfigError(message.removeprefix("error: ").splitlines()[-1] if message else
-                          f"train.py refused {' '.join(args)}")
+        raise ConfigError(
+            message.removeprefix("error: ").splitlines()[-1] if message else f"train.py refused {' '.join(args)}"
+        )
     if code not in (0, INTERRUPTED):
         raise RuntimeError(f"train.py {' '.join(args)} failed with exit status {code}:\n{message[-4000:]}")
     if message:

@@ -11,6 +11,7 @@
 Every module that reads or writes a run goes through ``RunFolder``; the checkpoint file
 names (latest.pt, best.pt, step_N.pt) are the checkpoint format's (policies/checkpoint.py).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -36,12 +37,12 @@ class RunFolder:
         object.__setattr__(self, "path", Path(self.path))
 
     @classmethod
-    def new(cls, runs_dir, name: str) -> "RunFolder":
+    def new(cls, runs_dir, name: str) -> RunFolder:
         """<runs_dir>/<name>-<local time stamp>."""
         return cls(Path(runs_dir) / f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
     @classmethod
-    def of(cls, run_or_checkpoint) -> tuple["RunFolder", Path]:
+    def of(cls, run_or_checkpoint) -> tuple[RunFolder, Path]:
         """(run folder, checkpoint) from a run folder (its latest.pt) or a checkpoint file in one."""
         path = Path(run_or_checkpoint)
         if path.is_dir():
@@ -88,5 +89,5 @@ class RunFolder:
     def specialists(self) -> Path:
         return self.path / SPECIALISTS_DIR
 
-    def specialist(self, name: str) -> "RunFolder":
+    def specialist(self, name: str) -> RunFolder:
         return RunFolder(self.specialists / name)

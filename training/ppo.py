@@ -1,5 +1,6 @@
 """PPO's pieces, as in CleanRL's ppo.py: rollout storage, generalized advantage estimation, the
 clipped-surrogate loss and the update. train.py's loop puts them together."""
+
 from __future__ import annotations
 
 import math
@@ -25,20 +26,29 @@ class Rollout:
     values: torch.Tensor
 
     @classmethod
-    def allocate(cls, num_steps: int, num_agents: int, obs_shape, device) -> "Rollout":
+    def allocate(cls, num_steps: int, num_agents: int, obs_shape, device) -> Rollout:
         shape = (num_steps, num_agents)
-        return cls(obs=torch.zeros((*shape, *obs_shape), device=device),
-                   actions=torch.zeros(shape, dtype=torch.long, device=device),
-                   logprobs=torch.zeros(shape, device=device), rewards=torch.zeros(shape, device=device),
-                   dones=torch.zeros(shape, dtype=torch.bool, device=device),
-                   masks=torch.zeros(shape, dtype=torch.bool, device=device), values=torch.zeros(shape, device=device))
+        return cls(
+            obs=torch.zeros((*shape, *obs_shape), device=device),
+            actions=torch.zeros(shape, dtype=torch.long, device=device),
+            logprobs=torch.zeros(shape, device=device),
+            rewards=torch.zeros(shape, device=device),
+            dones=torch.zeros(shape, dtype=torch.bool, device=device),
+            masks=torch.zeros(shape, dtype=torch.bool, device=device),
+            values=torch.zeros(shape, device=device),
+        )
 
     def live_batch(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
         """The flat batch of live rows: obs, actions, logprobs, advantages, returns, values (CleanRL's b_*)."""
         live = self.masks.reshape(-1).nonzero().squeeze(-1)
-        return dict(obs=self.obs.reshape(-1, *self.obs.shape[2:])[live], actions=self.actions.reshape(-1)[live],
-                    logprobs=self.logprobs.reshape(-1)[live], advantages=advantages.reshape(-1)[live],
-                    returns=returns.reshape(-1)[live], values=self.values.reshape(-1)[live])
+        return dict(
+            obs=self.obs.reshape(-1, *self.obs.shape[2:])[live],
+            actions=self.actions.reshape(-1)[live],
+            logprobs=self.logprobs.reshape(-1)[live],
+            advantages=advantages.reshape(-1)[live],
+            returns=returns.reshape(-1)[live],
+            values=self.values.reshape(-1)[live],
+        )
 
 
 def compute_gae(rewards, values, dones, masks, next_value, next_mask, gamma, gae_lambda):
@@ -87,9 +97,15 @@ def ppo_loss(policy, mb, args, precision=torch.float32):
     entropy_loss = entropy.mean()
     loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
     with torch.no_grad():
-        stats = dict(policy_loss=pg_loss, value_loss=v_loss, entropy=entropy_loss, loss=loss,
-                     old_approx_kl=(-logratio).mean(), approx_kl=((ratio - 1) - logratio).mean(),
-                     clipfrac=((ratio - 1.0).abs() > args.clip_coef).float().mean())
+        stats = dict(
+            policy_loss=pg_loss,
+            value_loss=v_loss,
+            entropy=entropy_loss,
+            loss=loss,
+            old_approx_kl=(-logratio).mean(),
+            approx_kl=((ratio - 1) - logratio).mean(),
+            clipfrac=((ratio - 1.0).abs() > args.clip_coef).float().mean(),
+        )
     return loss, {k: v.detach() for k, v in stats.items()}
 
 
@@ -98,10 +114,10 @@ def ppo_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
     batch_size = len(batch["obs"])
     minibatch_size = math.ceil(batch_size / args.num_minibatches)
     totals, count = defaultdict(float), 0
-    for epoch in range(args.update_epochs):
+    for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
         b_inds = torch.randperm(batch_size, device=batch["obs"].device)
         for start in range(0, batch_size, minibatch_size):
-            mb_inds = b_inds[start:start + minibatch_size]
+            mb_inds = b_inds[start : start + minibatch_size]
             loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args, precision)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -114,7 +130,8 @@ def ppo_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
             break
     means = {k: v / count for k, v in totals.items()}
     var_y = torch.var(batch["returns"]).item() if batch_size > 1 else 0.0
-    means["explained_variance"] = float("nan") if var_y == 0 else \
-        1 - torch.var(batch["returns"] - batch["values"]).item() / var_y
+    means["explained_variance"] = (
+        float("nan") if var_y == 0 else 1 - torch.var(batch["returns"] - batch["values"]).item() / var_y
+    )
     means["epochs"] = epoch + 1
     return means

@@ -14,6 +14,7 @@ fighter it trains, Ctrl-C, the progress line, checkpoints and summary.json.
 A run that fails before it saved anything leaves no folder behind: an unknown env id or a
 wrong --init-from is an error message, not a half-made run.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -78,7 +79,9 @@ def resolve_start(config=None, overrides=(), run_dir=None, resume=None, init_fro
         folder, checkpoint = RunFolder.of(resume)
         resumed = read_checkpoint(checkpoint)
         if not resumed.get("trainer_state"):
-            raise CheckpointError(f"{str(checkpoint)!r} holds no trainer state; use --init-from to start from its weights")
+            raise CheckpointError(
+                f"{str(checkpoint)!r} holds no trainer state; use --init-from to start from its weights"
+            )
         config = load_config(folder.config if folder.config.is_file() else resumed["config"], overrides)
     else:
         if config is None:
@@ -88,8 +91,9 @@ def resolve_start(config=None, overrides=(), run_dir=None, resume=None, init_fro
         folder = RunFolder(run_dir) if run_dir else RunFolder.new(config.runs_dir, config.name)
     if db is not None:
         config.db = str(db)
-    return Start(config, folder, resumed, None if init_from is None else str(init_from),
-                 f"--init-from {str(init_from)!r}")
+    return Start(
+        config, folder, resumed, None if init_from is None else str(init_from), f"--init-from {str(init_from)!r}"
+    )
 
 
 def load_initial_weights(policy, path, label: str) -> None:
@@ -103,7 +107,8 @@ def load_initial_weights(policy, path, label: str) -> None:
         raise CheckpointError(
             f"{label}: its network ({source.obs_size} obs, {source.num_actions} actions, "
             f"hidden {source.policy.hidden_size}) does not fit this run's ({policy.obs_size} obs, "
-            f"{policy.num_actions} actions, hidden {policy.hidden_size})")
+            f"{policy.num_actions} actions, hidden {policy.hidden_size})"
+        )
     policy.load_state_dict(source.policy.state_dict())
 
 
@@ -131,9 +136,10 @@ class Run:
         self._created = False
         self._old_handler = None
         self._saved_step = None  # the global step of this session's last step checkpoint
+        self._on_exit = []
 
     # ------------------------------------------------------------------ opening and closing
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         if threading.current_thread() is threading.main_thread():
             self._old_handler = signal.signal(signal.SIGINT, self.stop)
         return self
@@ -141,12 +147,18 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._old_handler is not None:
             signal.signal(signal.SIGINT, self._old_handler)
+        while self._on_exit:
+            self._on_exit.pop()()
         self.close()
         if exc_type is not None and self._created and not self._holds_results():
             shutil.rmtree(self.folder.path, ignore_errors=True)
 
     def _holds_results(self) -> bool:
         return any(self.folder.checkpoints.glob("*.pt")) or self.folder.specialists.exists()
+
+    def on_exit(self, cleanup) -> None:
+        """Call ``cleanup()`` when the run ends, whether it finished or failed (last added, first called)."""
+        self._on_exit.append(cleanup)
 
     def create_folder(self) -> None:
         """The run folder with its checkpoints folder and the resolved config.yaml."""
@@ -187,16 +199,23 @@ class Run:
     def record_metrics(self, iteration: int, avg_reward: float, win_rate: float, loss: float, entropy: float) -> None:
         """A training_metrics row in the database (if the run has one)."""
         if self.database is not None:
-            self.database.add_training_metrics(self.state.fighter_id, self.folder.name, iteration, avg_reward,
-                                               win_rate, loss, entropy)
+            self.database.add_training_metrics(
+                self.state.fighter_id, self.folder.name, iteration, avg_reward, win_rate, loss, entropy
+            )
 
     # ------------------------------------------------------------------ checkpoints
     def write_checkpoint(self, policy, path: Path, aliases=(), metrics=None, trainer_state=None) -> Path:
         """Save ``policy`` as ``path`` and each alias (latest.pt, best.pt), atomically, with the
         run's config, fighter, model version and step."""
-        checkpoint = AgentCheckpoint(policy, config=config_to_dict(self.config), fighter_id=self.state.fighter_id,
-                                     model_version=self.state.model_version, global_step=self.state.global_step,
-                                     metrics=metrics, trainer_state=trainer_state)
+        checkpoint = AgentCheckpoint(
+            policy,
+            config=config_to_dict(self.config),
+            fighter_id=self.state.fighter_id,
+            model_version=self.state.model_version,
+            global_step=self.state.global_step,
+            metrics=metrics,
+            trainer_state=trainer_state,
+        )
         for target in [path, *aliases]:
             checkpoint.save(target)
         return path
@@ -204,11 +223,20 @@ class Run:
     def record_checkpoint(self, path: Path, iteration: int, win_rate: float, avg_reward: float, episodes: int) -> None:
         """A model_checkpoints row for the newest saved version (if the run has a database)."""
         if self.database is not None:
-            self.database.add_checkpoint(self.state.fighter_id, self.state.model_version, iteration, win_rate,
-                                         avg_reward, episodes, str(path.resolve()), self.config.mode)
+            self.database.add_checkpoint(
+                self.state.fighter_id,
+                self.state.model_version,
+                iteration,
+                win_rate,
+                avg_reward,
+                episodes,
+                str(path.resolve()),
+                self.config.mode,
+            )
 
-    def save_step_checkpoint(self, policy, metrics: dict, trainer_state: dict, best: bool = False,
-                             record: bool = True) -> Path:
+    def save_step_checkpoint(
+        self, policy, metrics: dict, trainer_state: dict, best: bool = False, record: bool = True
+    ) -> Path:
         """The immutable checkpoints/step_N.pt as a new model version, latest.pt (and best.pt)
         refreshed, and a database row when ``record``. Called again at the same step (a run's
         end), it only refreshes latest.pt (and best.pt) with the newer trainer state."""
@@ -222,9 +250,13 @@ class Run:
             path, aliases = aliases[0], aliases[1:]
         self.write_checkpoint(policy, path, aliases, metrics, trainer_state)
         if not again and record:
-            self.record_checkpoint(self.folder.step_checkpoint(state.global_step), state.iteration,
-                                   metrics.get("eval_win_rate", metrics.get("win_rate_last_100", 0.0)),
-                                   metrics.get("avg_reward_last_100", 0.0), state.episodes)
+            self.record_checkpoint(
+                self.folder.step_checkpoint(state.global_step),
+                state.iteration,
+                metrics.get("eval_win_rate", metrics.get("win_rate_last_100", 0.0)),
+                metrics.get("avg_reward_last_100", 0.0),
+                state.episodes,
+            )
         return self.folder.step_checkpoint(state.global_step)
 
     # ------------------------------------------------------------------ the end
@@ -237,15 +269,22 @@ class Run:
         self.close()
         state, folder, run_time = self.state, self.folder, self.run_time()
         summary = dict(
-            run_dir=str(folder.path), config=str(folder.config), tensorboard=str(folder.path),
+            run_dir=str(folder.path),
+            config=str(folder.config),
+            tensorboard=str(folder.path),
             latest=str(folder.latest) if folder.latest.is_file() else None,
             best=str(folder.best) if folder.best.is_file() else None,
             final=str(final_path) if final_path else None,
-            global_step=state.global_step, iterations=state.iteration, episodes=state.episodes,
-            wall_time_s=round(state.elapsed, 2), run_time_s=round(run_time, 2),
-            interrupted=self.stop.requested, fighter_id=state.fighter_id,
+            global_step=state.global_step,
+            iterations=state.iteration,
+            episodes=state.episodes,
+            wall_time_s=round(state.elapsed, 2),
+            run_time_s=round(run_time, 2),
+            interrupted=self.stop.requested,
+            fighter_id=state.fighter_id,
             torch_threads=self.config.torch_threads,
-            finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+            finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        )
         summary.update(facts)
         atomic_write_json(folder.summary, summary)
         return summary
@@ -285,12 +324,20 @@ def record_evaluated_checkpoint(db_path, model: AgentCheckpoint, results: dict, 
         if fighter_id is None and model.fighter_id is not None and db.get_fighter(model.fighter_id):
             fighter_id = model.fighter_id
         if fighter_id is None:
-            fighter_id = db.register_fighter(config.get("glb_filename") or f"{config.get('name', 'fighter')}.glb",
-                                             {"name": config.get("name"), "mode": config.get("mode"),
-                                              "registered_by": "evaluate.py"})
-        row = db.add_checkpoint(fighter_id, int(model.model_version), trainer.iteration,
-                                mean_over_opponents(results, "win_rate"), mean_over_opponents(results, "avg_reward"),
-                                episodes, str(Path(model.path).resolve()), str(config.get("mode") or "custom"))
+            fighter_id = db.register_fighter(
+                config.get("glb_filename") or f"{config.get('name', 'fighter')}.glb",
+                {"name": config.get("name"), "mode": config.get("mode"), "registered_by": "evaluate.py"},
+            )
+        row = db.add_checkpoint(
+            fighter_id,
+            int(model.model_version),
+            trainer.iteration,
+            mean_over_opponents(results, "win_rate"),
+            mean_over_opponents(results, "avg_reward"),
+            episodes,
+            str(Path(model.path).resolve()),
+            str(config.get("mode") or "custom"),
+        )
     return fighter_id, row
 
 
@@ -303,7 +350,11 @@ def resume_state(state: TrainerState, optimizer, league=None, vecenv=None, episo
     from training.state import to_plain
     from training.vecenv import env_state
 
-    return dict(state.to_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
-                league=league.state_dict() if league is not None else None,
-                env=to_plain(env_state(vecenv)) if vecenv is not None else None,
-                episode_log=episode_log.state_dict() if episode_log is not None else None)
+    return dict(
+        state.to_dict(),
+        optimizer=optimizer.state_dict(),
+        torch_rng=torch.get_rng_state(),
+        league=league.state_dict() if league is not None else None,
+        env=to_plain(env_state(vecenv)) if vecenv is not None else None,
+        episode_log=episode_log.state_dict() if episode_log is not None else None,
+    )

@@ -13,10 +13,11 @@ other matches (seed `eval.seed + 1`), and makes the best of them best.pt. For a 
 trained, `python evaluate.py select RUN` does the same (`run_candidates` finds the
 candidates). docs/training.md and docs/benchmarks.md have the measurements behind it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def score(results: dict, metric: str, aggregate: str) -> Score:
 
 def final_seed(eval_seed: int) -> int:
     """The final re-evaluation's seed: the one after the periodic evaluations' (other matches)."""
-    return (eval_seed + 1) % 2 ** 32
+    return (eval_seed + 1) % 2**32
 
 
 def config_play(config) -> Callable:
@@ -46,9 +47,17 @@ def config_play(config) -> Callable:
     from evaluation.evaluate import evaluate
 
     def play(player, matches: int, seed: int) -> dict:
-        return evaluate(player, opponents=config.eval.opponents, matches=matches, seed=seed,
-                        fighters=config.eval.fighters, greedy=config.eval.greedy, rewards=config.env.rewards,
-                        **{**config.env.rules, **config.eval.rules})
+        return evaluate(
+            player,
+            opponents=config.eval.opponents,
+            matches=matches,
+            seed=seed,
+            fighters=config.eval.fighters,
+            greedy=config.eval.greedy,
+            rewards=config.env.rewards,
+            **{**config.env.rules, **config.eval.rules},
+        )
+
     return play
 
 
@@ -62,12 +71,16 @@ def run_candidates(run_dir) -> tuple:
 
     folder = RunFolder(run_dir)
     if not folder.config.is_file():
-        raise FileNotFoundError(f"{str(folder.path)!r} is not a run folder (no config.yaml): give the folder "
-                                f"train.py wrote, e.g. runs/<run>")
+        raise FileNotFoundError(
+            f"{str(folder.path)!r} is not a run folder (no config.yaml): give the folder "
+            f"train.py wrote, e.g. runs/<run>"
+        )
     config = load_config(folder.config)
     if config.eval.interval == 0 or config.env.name != "arena":
-        raise ValueError(f"run {str(folder.path)!r} has no periodic evaluations (eval.interval 0 or not an arena "
-                         f"run), so there is nothing to choose from")
+        raise ValueError(
+            f"run {str(folder.path)!r} has no periodic evaluations (eval.interval 0 or not an arena "
+            f"run), so there is nothing to choose from"
+        )
     if folder.latest.is_file():
         evals = TrainerState.from_dict(read_checkpoint(folder.latest).get("trainer_state") or {}).evals
         if evals:
@@ -91,8 +104,9 @@ def run_candidates(run_dir) -> tuple:
     return config, candidates
 
 
-def final_selection(candidates: list[EvalRecord], ckpt_dir, eval_config, play: Callable, log: Callable = print,
-                    write: bool = True) -> dict | None:
+def final_selection(
+    candidates: list[EvalRecord], ckpt_dir, eval_config, play: Callable, log: Callable = print, write: bool = True
+) -> dict | None:
     """Re-evaluate the strongest candidates and write the winner over ``ckpt_dir``/best.pt.
 
     candidates: the run's periodic evaluations (EvalRecord). play(path, matches, seed) ->
@@ -106,36 +120,63 @@ def final_selection(candidates: list[EvalRecord], ckpt_dir, eval_config, play: C
     present = [c for c in candidates if (ckpt_dir / c.checkpoint).is_file()]
     if len(present) < len(candidates):
         missing = sorted({c.checkpoint for c in candidates} - {c.checkpoint for c in present})
-        log(f"final selection: {len(missing)} candidate checkpoint(s) no longer on disk, skipped: "
-            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        log(
+            f"final selection: {len(missing)} candidate checkpoint(s) no longer on disk, skipped: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
     if not present:
         log("final selection: no evaluated checkpoint on disk to replay; best.pt stays as it is")
         return None
-    top = sorted(present, key=lambda c: (c.score.as_list(), c.global_step), reverse=True)[:eval_config.final_candidates]
+    top = sorted(present, key=lambda c: (c.score.as_list(), c.global_step), reverse=True)[
+        : eval_config.final_candidates
+    ]
     seed, rows = final_seed(eval_config.seed), []
     for record in top:
         results = play(str(ckpt_dir / record.checkpoint), eval_config.final_matches, seed)
-        rows.append(dict(checkpoint=record.checkpoint, global_step=int(record.global_step),
-                         periodic_score=record.score.as_list(),
-                         score=score(results, eval_config.metric, eval_config.aggregate).as_list(), results=results))
+        rows.append(
+            dict(
+                checkpoint=record.checkpoint,
+                global_step=int(record.global_step),
+                periodic_score=record.score.as_list(),
+                score=score(results, eval_config.metric, eval_config.aggregate).as_list(),
+                results=results,
+            )
+        )
     chosen = max(rows, key=lambda r: (r["score"], r["global_step"]))
     if write:
         atomic_write_bytes(ckpt_dir / BEST_NAME, (ckpt_dir / chosen["checkpoint"]).read_bytes())
-    return dict(matches=eval_config.final_matches, seed=seed, chosen=chosen["checkpoint"],
-                global_step=chosen["global_step"], score=chosen["score"], results=chosen["results"],
-                candidates=[dict({k: v for k, v in r.items() if k != "results"},
-                                 win_rates={o: x["win_rate"] for o, x in r["results"].items()}) for r in rows])
+    return dict(
+        matches=eval_config.final_matches,
+        seed=seed,
+        chosen=chosen["checkpoint"],
+        global_step=chosen["global_step"],
+        score=chosen["score"],
+        results=chosen["results"],
+        candidates=[
+            dict(
+                {k: v for k, v in r.items() if k != "results"},
+                win_rates={o: x["win_rate"] for o, x in r["results"].items()},
+            )
+            for r in rows
+        ],
+    )
 
 
 def format_selection(selection: dict) -> str:
     """The candidates as a Markdown table (TensorBoard's text tab), the chosen one in bold."""
     opponents = list(selection["results"])
-    lines = [f"best.pt: {selection['chosen']}, the best of {len(selection['candidates'])} candidates over "
-             f"{selection['matches']} matches per opponent (seed {selection['seed']})", "",
-             "| checkpoint | periodic score | final score | " + " | ".join(opponents) + " |",
-             "|---" * (3 + len(opponents)) + "|"]
+    lines = [
+        f"best.pt: {selection['chosen']}, the best of {len(selection['candidates'])} candidates over "
+        f"{selection['matches']} matches per opponent (seed {selection['seed']})",
+        "",
+        "| checkpoint | periodic score | final score | " + " | ".join(opponents) + " |",
+        "|---" * (3 + len(opponents)) + "|",
+    ]
     for c in selection["candidates"]:
         mark = "**" if c["checkpoint"] == selection["chosen"] else ""
-        lines.append(f"| {mark}{c['checkpoint']}{mark} | {c['periodic_score'][0]:.3f} | {c['score'][0]:.3f} | "
-                     + " | ".join(f"{c['win_rates'][o]:.1%}" for o in opponents) + " |")
+        lines.append(
+            f"| {mark}{c['checkpoint']}{mark} | {c['periodic_score'][0]:.3f} | {c['score'][0]:.3f} | "
+            + " | ".join(f"{c['win_rates'][o]:.1%}" for o in opponents)
+            + " |"
+        )
     return "\n".join(lines)

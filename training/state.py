@@ -5,6 +5,7 @@ with ``torch.load(weights_only=True)``: numbers, strings, lists, dicts and tenso
 env's arrays travel as tensors (``to_plain`` / ``from_plain``). ``from_dict`` also reads the
 untyped dicts that checkpoints written before this module hold.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ class Score:
         return [self.value, self.tiebreak]
 
     @classmethod
-    def from_list(cls, values) -> "Score | None":
+    def from_list(cls, values) -> Score | None:
         """A Score from [value, tie-break]; None for a missing one or the old "none yet" [-inf, -inf]."""
         if values is None or not math.isfinite(values[0]):
             return None
@@ -47,7 +48,7 @@ class EvalRecord:
         return {"global_step": self.global_step, "score": self.score.as_list(), "checkpoint": self.checkpoint}
 
     @classmethod
-    def from_dict(cls, data) -> "EvalRecord":
+    def from_dict(cls, data) -> EvalRecord:
         if isinstance(data, (list, tuple)):  # checkpoints before TrainerState: [step, [score, tie-break], name]
             step, score, name = data
             return cls(int(step), Score(float(score[0]), float(score[1])), str(name))
@@ -90,24 +91,39 @@ class TrainerState:
     def to_dict(self) -> dict:
         """Plain data for the checkpoint's trainer_state (model_version lives in the checkpoint itself)."""
         return {
-            "iteration": self.iteration, "global_step": self.global_step, "episodes": self.episodes,
-            "elapsed": self.elapsed, "fighter_id": self.fighter_id,
+            "iteration": self.iteration,
+            "global_step": self.global_step,
+            "episodes": self.episodes,
+            "elapsed": self.elapsed,
+            "fighter_id": self.fighter_id,
             "best_score": self.best_score.as_list() if self.best_score is not None else None,
-            "best_eval": self.best_eval, "evals": [e.to_dict() for e in self.evals],
-            "optimizer": self.optimizer, "torch_rng": self.torch_rng, "league": self.league,
-            "env": to_plain(self.env), "episode_log": self.episode_log,
+            "best_eval": self.best_eval,
+            "evals": [e.to_dict() for e in self.evals],
+            "optimizer": self.optimizer,
+            "torch_rng": self.torch_rng,
+            "league": self.league,
+            "env": to_plain(self.env),
+            "episode_log": self.episode_log,
         }
 
     @classmethod
-    def from_dict(cls, data: dict, model_version: int = 0) -> "TrainerState":
+    def from_dict(cls, data: dict, model_version: int = 0) -> TrainerState:
         return cls(
-            iteration=int(data.get("iteration", 0)), global_step=int(data.get("global_step", 0)),
-            episodes=int(data.get("episodes", 0)), elapsed=float(data.get("elapsed", 0.0)),
-            model_version=int(model_version), fighter_id=data.get("fighter_id"),
-            best_score=Score.from_list(data.get("best_score")), best_eval=data.get("best_eval"),
+            iteration=int(data.get("iteration", 0)),
+            global_step=int(data.get("global_step", 0)),
+            episodes=int(data.get("episodes", 0)),
+            elapsed=float(data.get("elapsed", 0.0)),
+            model_version=int(model_version),
+            fighter_id=data.get("fighter_id"),
+            best_score=Score.from_list(data.get("best_score")),
+            best_eval=data.get("best_eval"),
             evals=[EvalRecord.from_dict(e) for e in data.get("evals") or []],
-            optimizer=data.get("optimizer"), torch_rng=data.get("torch_rng"), league=data.get("league"),
-            env=from_plain(data.get("env")), episode_log=data.get("episode_log"))
+            optimizer=data.get("optimizer"),
+            torch_rng=data.get("torch_rng"),
+            league=data.get("league"),
+            env=from_plain(data.get("env")),
+            episode_log=data.get("episode_log"),
+        )
 
 
 def to_plain(value):

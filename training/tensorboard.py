@@ -3,6 +3,7 @@
 Tags follow CleanRL's grouping: ``charts/*`` (returns, win rate, learning rate, SPS),
 ``losses/*``, ``eval/<opponent>/<figure>``, ``perf/*`` (time split), ``league/*``.
 """
+
 from __future__ import annotations
 
 import json

@@ -14,6 +14,7 @@ league's) and ``start_env`` puts them back, so a resumed run steps the same matc
 interrupted one would have. Envs whose state cannot be read (Gymnasium envs, envs in
 Multiprocessing workers) start fresh matches instead, seeded apart from the first session.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,7 +64,8 @@ def check_gymnasium_env(env_id: str) -> None:
         if not isinstance(space, gymnasium.spaces.Discrete):
             raise ConfigError(
                 f"env.id {env_id!r} has {type(space).__name__} actions ({space}); train.py trains discrete "
-                f"actions only (a categorical policy head), e.g. CartPole-v1, Acrobot-v1 or LunarLander-v3")
+                f"actions only (a categorical policy head), e.g. CartPole-v1, Acrobot-v1 or LunarLander-v3"
+            )
     finally:
         env.close()
 
@@ -73,9 +75,14 @@ def _creator(env_cfg):
     if env_cfg.name == "arena":
         from envs import ArenaEnv
 
-        return ArenaEnv, dict(num_arenas=env_cfg.num_arenas, fighters_per_arena=env_cfg.fighters_per_arena,
-                              opponents=env_cfg.opponents, rewards=env_cfg.rewards,
-                              report_interval=env_cfg.report_interval, **env_cfg.rules)
+        return ArenaEnv, dict(
+            num_arenas=env_cfg.num_arenas,
+            fighters_per_arena=env_cfg.fighters_per_arena,
+            opponents=env_cfg.opponents,
+            rewards=env_cfg.rewards,
+            report_interval=env_cfg.report_interval,
+            **env_cfg.rules,
+        )
     if env_cfg.name == "gymnasium":
         check_gymnasium_env(env_cfg.id)
         return make_gymnasium_env, dict(env_id=env_cfg.id)
@@ -89,8 +96,9 @@ class EnvGroup(pufferlib.PufferEnv):
 
     def __init__(self, creator, env_kwargs: dict, count: int, index: int, buf=None, seed=0):
         self.count, self.index = count, index
-        self.envs = pufferlib.vector.Serial([creator] * count, [[]] * count, [env_kwargs] * count, count, buf=buf,
-                                            seed=self._first_seed(seed))
+        self.envs = pufferlib.vector.Serial(
+            [creator] * count, [[]] * count, [env_kwargs] * count, count, buf=buf, seed=self._first_seed(seed)
+        )
         self.single_observation_space = self.envs.single_observation_space
         self.single_action_space = self.envs.single_action_space
         self.num_agents = self.envs.num_agents
@@ -118,17 +126,24 @@ def make_vecenv(env_cfg, seed: int):
     """A pufferlib vecenv for the config's env section; env k is seeded ``seed + k``."""
     creator, kwargs = _creator(env_cfg)
     if env_cfg.backend == "Serial":
-        return pufferlib.vector.make(creator, env_kwargs=kwargs, backend=pufferlib.vector.Serial,
-                                     num_envs=env_cfg.num_envs, seed=seed)
+        return pufferlib.vector.make(
+            creator, env_kwargs=kwargs, backend=pufferlib.vector.Serial, num_envs=env_cfg.num_envs, seed=seed
+        )
     workers = env_cfg.num_workers or env_cfg.num_envs
     if env_cfg.num_envs % workers:
         raise ConfigError(f"env.num_envs ({env_cfg.num_envs}) must be a multiple of env.num_workers ({workers})")
     per_group = env_cfg.num_envs // workers
     groups = [dict(creator=creator, env_kwargs=kwargs, count=per_group, index=w) for w in range(workers)]
     try:
-        return pufferlib.vector.make([EnvGroup] * workers, env_args=[[]] * workers, env_kwargs=groups,
-                                     backend=pufferlib.vector.Multiprocessing, num_envs=workers,
-                                     num_workers=workers, seed=seed)
+        return pufferlib.vector.make(
+            [EnvGroup] * workers,
+            env_args=[[]] * workers,
+            env_kwargs=groups,
+            backend=pufferlib.vector.Multiprocessing,
+            num_envs=workers,
+            num_workers=workers,
+            seed=seed,
+        )
     except pufferlib.APIUsageError as exc:  # e.g. more workers than cores
         raise ConfigError(f"env.backend Multiprocessing: {exc}") from None
 
@@ -159,7 +174,7 @@ def start_env(vecenv, seed: int, device, saved: dict | None = None):
         vecenv.async_reset(seed)
         obs, _, _, _, _, _, mask = vecenv.recv()
         if saved is not None and "envs" in saved and len(saved["envs"]) == len(getattr(vecenv, "envs", ())):
-            for env, state in zip(vecenv.envs, saved["envs"]):
+            for env, state in zip(vecenv.envs, saved["envs"], strict=True):
                 env.load_state_dict(state)  # writes into the buffers obs and mask view
             restored = True
     return torch.from_numpy(obs).to(device), torch.from_numpy(np.asarray(mask)).to(device), restored

@@ -6,6 +6,7 @@
 
 An installed wheel carries these files; ``asset("policy.js")`` is the path of one of them.
 """
+
 from pathlib import Path
 
 FILES = ("arena-client.js", "policy.js", "client-test.html", "policy-test.html")

@@ -84,7 +84,7 @@ export class ArenaClient {
 
   /**
    * Send what is left, wait until all of it is committed, close the stream and record the
-   * result. result: {totalReward, duration, isVictory, finalRank} (as the seed game sends)
+   * result. result: {totalReward, duration, isVictory, finalRank} (as the game sends)
    * or the API's {total_reward, duration_frames, is_victory, rank}. Answers the episode.
    */
   async completeEpisode(episodeId, result) {
