@@ -388,7 +388,7 @@ def format_ppo_summary(summary: dict) -> str:
             f"{sel['matches']} matches per opponent (eval.final_candidates)"
         )
     lines += format_best_lines(summary["best_eval"])
-    if summary["interrupted"]:
+    if summary["interrupted"] and summary["latest"]:
         lines.append(f"  resume with: python train.py --resume {summary['run_dir']}")
     return "\n".join(lines)
 

@@ -31,10 +31,14 @@ def specialist_name(spec: SpecialistConfig) -> str:
     return spec.name or f"{Path(spec.config).stem}_s{spec.seed}"
 
 
+CHECKPOINTS_DIR = "checkpoints"
+"""the folder of a run folder that holds its checkpoints (training/layout.py lays out the rest)"""
+
+
 def fixed_opponent_name(path: str) -> str:
     """A fixed opponent's default name: its run folder (runs/<run>/checkpoints/x.pt -> <run>), else the file's stem."""
     path = Path(path)
-    return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+    return path.parent.parent.name if path.parent.name == CHECKPOINTS_DIR else path.stem
 
 
 def split_name(spec: str) -> tuple[str | None, str]:

@@ -9,7 +9,9 @@
         specialists/<name>/    run folders of the specialists a league trains first
 
 Every module that reads or writes a run goes through ``RunFolder``; the checkpoint file
-names (latest.pt, best.pt, step_N.pt) are the checkpoint format's (policies/checkpoint.py).
+names (latest.pt, best.pt, step_N.pt) are the checkpoint format's (policies/checkpoint.py),
+and the checkpoints folder's name is configs.names.CHECKPOINTS_DIR (a fixed opponent's
+default name is its run folder's, found through it).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+from configs.names import CHECKPOINTS_DIR
 from policies.checkpoint import BEST_NAME, LATEST_NAME, epoch_checkpoint_name, step_checkpoint_name
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
-CHECKPOINTS_DIR = "checkpoints"
 LEAGUE_DIR = "league"
 SPECIALISTS_DIR = "specialists"
 

@@ -121,8 +121,8 @@ class Run:
     database are closed, and a folder this run created is removed again if the run failed
     before writing a checkpoint or a specialist."""
 
-    def __init__(self, start: Start, progress: bool | None = None, trainer: str = "train.py"):
-        self.config, self.folder, self.trainer = start.config, start.folder, trainer
+    def __init__(self, start: Start, progress: bool | None = None):
+        self.config, self.folder = start.config, start.folder
         self.resumed = start.resumed is not None
         if self.resumed:
             self.state = TrainerState.from_dict(start.resumed["trainer_state"], start.resumed["model_version"])
@@ -319,7 +319,7 @@ def record_evaluated_checkpoint(db_path, model: AgentCheckpoint, results: dict, 
 
     config = model.config or {}
     trainer = TrainerState.from_dict(model.trainer_state or {})
-    episodes = trainer.episodes if model.trainer_state else int(model.metrics.get("episodes", 0))
+    episodes = trainer.episodes or int(model.metrics.get("episodes", 0))
     with Database.open(db_path) as db:
         if fighter_id is None and model.fighter_id is not None and db.get_fighter(model.fighter_id):
             fighter_id = model.fighter_id
