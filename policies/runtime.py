@@ -44,9 +44,15 @@ def select_device(name: str = "auto"):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from configs import ConfigError
+
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but torch sees no CUDA GPU; use device: auto or cpu")
+        raise ConfigError(f"device {name!r} was asked for but torch sees no CUDA GPU; use device: auto or cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} was asked for but torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} was asked for but this machine has no MPS (Apple GPU); use auto or cpu")
     return device
 
 

@@ -212,6 +212,10 @@ def test_bad_config_and_checkpoint_errors_are_clear(tmp_path):
     assert result.returncode == 2 and "'train.learning_rate' in the command line" in result.stderr
     result = run_train("--resume", str(tmp_path / "nothing-here"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+    run_dir = tmp_path / "gpu-run"  # a GPU this machine lacks (no machine here has eight)
+    result = run_train("configs/cartpole.yaml", "--device", "cuda:7", "--run-dir", str(run_dir))
+    assert result.returncode == 2 and "device 'cuda:7' was asked for" in result.stderr
+    assert "Traceback" not in result.stderr and not run_dir.exists()
 
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
