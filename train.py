@@ -24,6 +24,7 @@ if __name__ == "__main__":  # glibc reads malloc tunables at start only (policie
 import dataclasses
 import datetime
 import math
+import os
 import random
 import sys
 import time
@@ -36,13 +37,14 @@ from configs import ConfigError, parse_overrides
 from evaluation.tables import format_best_lines
 from policies import CheckpointError, Policy, read_checkpoint, sample_actions
 from policies.runtime import precision_name, select_device, select_precision
+from training import distributed
 from training.episodes import EpisodeLog
 from training.evaluator import Checkpoints, make_evaluator
 from training.imitation import format_summary, train_imitation
 from training.ppo import Rollout, compute_gae, ppo_loss, ppo_update  # noqa: F401 (ppo_loss: part of train's API)
 from training.run import RESEED, Run, load_initial_weights, resolve_start, resume_state
 from training.selection import config_play, final_selection, format_selection
-from training.vecenv import make_vecenv, start_env
+from training.vecenv import DeviceCopy, make_vecenv, start_env
 
 # Env info keys -> TensorBoard chart names; any other numeric key is logged as charts/<key>.
 CHART_NAMES = {"episode_return": "episodic_return", "win": "win_rate", "rank": "mean_rank"}
@@ -68,9 +70,12 @@ def train(
     (the learning-rate schedule still follows total_timesteps; league/pbt.py trains in such segments).
     """
     start = resolve_start(config, overrides, run_dir, resume, init_from, db)
+    dist = distributed.setup(start.config.device)  # this process's rank under torchrun (docs/training.md)
     if start.config.mode == "imitation":  # behavioural cloning from recorded frames, not PPO
+        if dist.enabled:
+            raise ConfigError("behavioural cloning (mode: imitation) runs in one process: start it without torchrun")
         return train_imitation(start, progress)
-    with Run(start, progress) as run:
+    with Run(start, progress, dist) as run:
         run.create_folder()
         if start.config.league.enabled and start.config.league.specialists:
             start = train_league_specialists(run, start, progress)
@@ -79,23 +84,25 @@ def train(
 
 def ppo(run: Run, start, stop_at: int | None) -> dict:
     # ---------------------------------------------------------------- config
-    config, args, state = run.config, run.config.train, run.state
+    config, args, state, dist = run.config, run.config.train, run.state, run.dist
     random.seed(config.seed)
     np.random.seed(config.seed)  # noqa: NPY002 (seeds numpy's global generator for any library that uses it)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the same on every rank: their generators must move alike
     torch.set_num_threads(config.torch_threads)
-    device = select_device(config.device)
+    device = distributed.process_device(dist, select_device(config.device))
     precision = select_precision(args.update_precision, device)
     end_step = args.total_timesteps if stop_at is None else min(stop_at, args.total_timesteps)
 
     # ---------------------------------------------------------------- env: arenas against bots, a league, or Gymnasium
-    env_seed = config.seed + RESEED * state.iteration
-    league = make_league(run, start, device) if config.league.enabled else None
-    vecenv = league.make_env(seed=env_seed) if league is not None else make_vecenv(config.env, seed=env_seed)
+    env_seed, threads = config.seed + RESEED * state.iteration, distributed.env_threads(dist)
+    league = make_league(run, start, device, threads) if config.league.enabled else None
+    vecenv = league.make_env(env_seed) if league else make_vecenv(config.env, env_seed, dist, threads)
     run.on_exit(lambda: (league.env if league is not None else vecenv).close())  # the current stage's env
+    to_device = DeviceCopy(device)  # the env's numpy arrays as tensors on the device
 
     # ---------------------------------------------------------------- policy, optimizer, how checkpoints are scored
     policy, optimizer = make_policy(run, start, vecenv, device)
+    model = distributed.wrap(policy, dist)  # the update's module: gradients averaged over the ranks
     run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py", "env": config.env.name})
     evaluate = make_evaluator(config, run)  # periodic evaluation against bots, or the training return
     checkpoints = Checkpoints(config, state, evaluate.evaluates)
@@ -107,15 +114,17 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
     rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)  # again when a stage changes
     episode_log, timing, losses, metrics, last_log = EpisodeLog(), defaultdict(float), {}, {}, 0.0
     next_obs, next_mask = resume_envs(run, vecenv, env_seed, device, episode_log)
+    agent_rows = distributed.agent_rows(dist, vecenv.num_agents)  # this rank's rows of the run's agents
     run.start_clock()
     try:
-        while state.global_step < end_step and not run.stop.requested:
+        while state.global_step < end_step and not run.stopping:
             state.iteration += 1
             if args.anneal_lr:
                 frac = max(1.0 - state.global_step / args.total_timesteps, 0.0)
                 optimizer.param_groups[0]["lr"] = frac * args.learning_rate
 
             # -------------------------------------------------------- rollout
+            reports = []  # the env's episode reports
             for step in range(num_steps):
                 t0 = time.perf_counter()
                 rollout.obs[step] = next_obs
@@ -123,22 +132,22 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                 with torch.no_grad():
                     logits, rollout.values[step] = policy(rollout.obs[step])
                     step_logprobs = torch.log_softmax(logits, dim=-1)
-                    rollout.actions[step] = action = sample_actions(step_logprobs)
+                    rollout.actions[step] = action = sample_actions(step_logprobs, rows=agent_rows)
                     rollout.logprobs[step] = step_logprobs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
                 action_np = action.to(torch.int32).cpu().numpy()
                 t1 = time.perf_counter()
                 vecenv.send(action_np)
                 next_obs_np, reward, terminal, truncation, infos, _, next_mask_np = vecenv.recv()
                 t2 = time.perf_counter()
-                rollout.rewards[step] = torch.from_numpy(reward).to(device) * args.reward_scale
-                rollout.dones[step] = torch.from_numpy(terminal | truncation).to(device)
-                next_obs = torch.from_numpy(next_obs_np).to(device)
-                next_mask = torch.from_numpy(next_mask_np).to(device)
-                if infos:
-                    state.episodes += episode_log.add(infos)
+                rollout.rewards[step] = to_device("rewards", reward) * args.reward_scale
+                rollout.dones[step] = to_device("dones", terminal | truncation)
+                next_obs, next_mask = to_device("obs", next_obs_np), to_device("masks", next_mask_np)
+                reports.extend(infos)
                 timing["inference"] += t1 - t0
                 timing["env"] += t2 - t1
-            state.global_step += int(rollout.masks.sum())
+            for infos in dist.gather(reports):  # every rank's, in rank order
+                state.episodes += episode_log.add(infos)
+            state.global_step += int(dist.all_sum(rollout.masks.sum()))
 
             # -------------------------------------------------------- advantages and update
             t0 = time.perf_counter()
@@ -147,7 +156,8 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                 r = rollout
                 advantages, returns = compute_gae(r.rewards, r.values, r.dones, r.masks, next_value, next_mask,
                                                   args.gamma, args.gae_lambda)  # fmt: skip
-            losses = ppo_update(policy, optimizer, rollout.live_batch(advantages, returns), args, precision)
+            losses = ppo_update(model, optimizer, rollout.live_batch(advantages, returns, dist), args, precision, dist)
+            run.agree_to_stop()  # every rank stops after the same update
             timing["update"] += time.perf_counter() - t0
 
             # -------------------------------------------------------- logging
@@ -161,7 +171,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
             for k, v in episode_log.pop_means().items():
                 writer.add_scalar(f"charts/{CHART_NAMES.get(k, k)}", v, step_now)
             ret, win = episode_log.recent_mean("episode_return"), episode_log.recent_mean("win")
-            final = step_now >= end_step or run.stop.requested
+            final = step_now >= end_step or run.stopping
             if run_time - last_log >= config.log_interval or final:
                 last_log = run_time
                 eta = (args.total_timesteps - step_now) / max(sps, 1e-9)
@@ -173,6 +183,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
 
             # -------------------------------------------------------- league: snapshots and curriculum
             if league is not None:
+                league.synchronize()  # every rank's match results, on every rank
                 league.maybe_snapshot(policy, step_now)
                 league.log(writer, step_now, state.iteration)
                 # The next stage's ring and opponents; also when the run stops short (Ctrl-C,
@@ -182,31 +193,39 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                     vecenv = league.promote(step_now, seed=env_seed)
                     rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)
                     next_obs, next_mask, _ = start_env(vecenv, env_seed, device)
+                    agent_rows = distributed.agent_rows(dist, vecenv.num_agents)
                     episode_log = EpisodeLog()  # the win rate chart restarts with the new stage
 
-            # -------------------------------------------------------- evaluation and checkpoints
-            scored = evaluate(policy, step_now, ret) if evaluate.due(state.iteration, final) else None
-            if scored is not None and scored.win_rate is not None:
-                metrics["eval_win_rate"] = scored.win_rate
-            save = checkpoints.record(scored, run.folder.step_checkpoint(step_now).name)
-            if save is not None:
-                resumable = resume_state(state, optimizer, league, vecenv, episode_log)
-                run.save_step_checkpoint(policy, metrics, resumable, best=save.best, record=save.row)
+            # -------------------------------------------------------- evaluation and checkpoints (rank 0)
+            if dist.is_main:
+                scored = evaluate(policy, step_now, ret) if evaluate.due(state.iteration, final) else None
+                if scored is not None and scored.win_rate is not None:
+                    metrics["eval_win_rate"] = scored.win_rate
+                save = checkpoints.record(scored, run.folder.step_checkpoint(step_now).name)
+                if save is not None:
+                    resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist)
+                    run.save_step_checkpoint(policy, metrics, resumable, best=save.best, record=save.row)
             timing["eval_and_checkpoints"] += time.perf_counter() - t0
             for k in ("env", "inference", "update"):
                 writer.add_scalar(f"perf/{k}_fraction", timing[k] / max(sum(timing.values()), 1e-9), step_now)
     except KeyboardInterrupt:  # a second Ctrl-C: stop mid-update and save what there is
         run.stop.requested = True
+    except distributed.DistributedFailure:  # another rank failed: keep what this one has, then leave
+        if dist.is_main and state.iteration > run.start_iteration:
+            resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist)
+            run.save_step_checkpoint(policy, metrics, resumable, record=False)
+        raise
 
     # ---------------------------------------------------------------- the end: last checkpoint, best.pt, summary
     state.elapsed += run.run_time()
     run.end_progress()
     final_path = None
-    if state.iteration > run.start_iteration:  # a new step_N.pt unless the last update saved one
-        resumable = resume_state(state, optimizer, league, vecenv, episode_log)
+    if dist.is_main and state.iteration > run.start_iteration:  # a new step_N.pt unless the last update saved one
+        resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist)
         record = "eval_win_rate" in metrics or not evaluate.evaluates
         final_path = run.save_step_checkpoint(policy, metrics, resumable, record=record)
-    return finish(run, final_path, losses, timing, device, precision, league, evaluate.evaluates)
+    in_sync = distributed.parameters_in_sync(policy, dist)
+    return finish(run, final_path, losses, timing, device, precision, league, evaluate.evaluates, in_sync)
 
 
 # =============================================================================================
@@ -228,11 +247,11 @@ def train_league_specialists(run: Run, start, progress):
     return start
 
 
-def make_league(run: Run, start, device):
+def make_league(run: Run, start, device, threads: int | None):
     """The self-play League (opponents from a pool of snapshots, bots and specialists), restored on resume."""
     from league import League
 
-    league = League(run.config, run.folder.league, device, start.specialists)
+    league = League(run.config, run.folder.league, device, start.specialists, run.dist, threads)
     if run.resumed:
         league.load_state_dict(run.state.league)
     return league
@@ -260,20 +279,22 @@ def resume_envs(run: Run, vecenv, env_seed: int, device, episode_log: EpisodeLog
     state = run.state
     if run.resumed and state.episode_log is not None:
         episode_log.load_state_dict(state.episode_log)
-    next_obs, next_mask, exact = start_env(vecenv, env_seed, device, state.env if run.resumed else None)
+    saved = state.env if run.resumed and not run.dist.enabled else None  # a distributed run saves none
+    next_obs, next_mask, exact = start_env(vecenv, env_seed, device, saved)
     if run.resumed and not exact:
         print(
-            "resume: these envs cannot save their state (Gymnasium, or Multiprocessing workers), so they "
-            "start fresh matches; the weights, optimizer and counters continue exactly",
+            "resume: these envs cannot save their state (Gymnasium, Multiprocessing workers, or a distributed "
+            "run), so they start fresh matches; the weights, optimizer and counters continue exactly",
             flush=True,
         )
     return next_obs, next_mask
 
 
-def finish(run: Run, final_path, losses, timing, device, precision, league, evaluating: bool) -> dict:
-    """best.pt by the final replay (a finished run), then summary.json."""
+def finish(run: Run, final_path, losses, timing, device, precision, league, evaluating: bool, in_sync: bool) -> dict:
+    """best.pt by the final replay (a finished run), then summary.json (rank 0 writes both)."""
     config, state, selection = run.config, run.state, None
-    if evaluating and config.eval.final_candidates > 0 and state.global_step >= config.train.total_timesteps:
+    done = state.global_step >= config.train.total_timesteps
+    if run.dist.is_main and evaluating and config.eval.final_candidates > 0 and done:
         # The run is done (not stopped, not a stop_at segment): best.pt by a larger replay.
         t0 = time.perf_counter()
         selection = final_selection(state.evals, run.folder.checkpoints, config.eval, config_play(config))
@@ -296,6 +317,7 @@ def finish(run: Run, final_path, losses, timing, device, precision, league, eval
         device=str(device),
         update_precision=precision_name(precision),
         league=league.summary() if league is not None else None,
+        **({"distributed": distributed.dist_summary(run.dist, in_sync)} if run.dist.enabled else {}),
     )
 
 
@@ -337,11 +359,17 @@ def main(argv=None) -> int:
         print(f"error: {exc} (usage: train.py CONFIG [--section.key value ...] [--flag value ...])", file=sys.stderr)
         return 2
     overrides = [token for k, v in pairs if k not in FLAGS for token in (f"--{k}", v)]
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun, rank 0 alone speaks (errors go to stderr on every rank)
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     try:
         summary = train(config_path, overrides, **flags)
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except distributed.DistributedFailure as exc:
+        print(f"error: {exc}; rank 0 saved the last update in latest.pt: --resume carries on", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # only before the loop, which saves and returns on Ctrl-C
         print(
             f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command again (with --run-dir "

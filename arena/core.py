@@ -78,12 +78,16 @@ def state_views(state: dict) -> dict:
     return views
 
 
-def arena_seeds(seed: int, num_arenas: int) -> np.ndarray:
-    """Independent splitmix64 starting states, one per arena, from one integer seed."""
+def arena_seeds(seed: int, num_arenas: int, first_arena: int = 0) -> np.ndarray:
+    """Independent splitmix64 starting states, one per arena, from one integer seed: those of
+    arenas first_arena.. of a larger set (a process's shard of a distributed run's arenas)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ArenaConfigError(f"seed must be an integer, got {seed!r}")
     base = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & MASK64
-    return np.array([(base + a * 0xD1B54A32D192ED03) & MASK64 for a in range(num_arenas)], dtype=np.uint64)
+    return np.array(
+        [(base + a * 0xD1B54A32D192ED03) & MASK64 for a in range(first_arena, first_arena + num_arenas)],
+        dtype=np.uint64,
+    )
 
 
 def parse_slots(fighters: int, opponents) -> list:
@@ -132,6 +136,7 @@ class Arena:
         seed: int = 0,
         autoreset: bool = True,
         threads: int | None = None,
+        first_arena: int = 0,
     ):
         if isinstance(num_arenas, bool) or not isinstance(num_arenas, (int, np.integer)) or num_arenas < 1:
             raise ArenaConfigError(f"num_arenas must be an integer >= 1, got {num_arenas!r}")
@@ -162,7 +167,8 @@ class Arena:
         self.fl = np.zeros((A, F, kernel.NUM_FL))
         self.it = np.zeros((A, F, kernel.NUM_IT), dtype=np.int32)
         self.ar = np.zeros((A, kernel.NUM_AR), dtype=np.int32)
-        self.rng = arena_seeds(seed, A)
+        self.first_arena = int(first_arena)
+        self.rng = arena_seeds(seed, A, self.first_arena)
         for name, view in state_views(self.__dict__).items():
             if name != "rng":
                 setattr(self, name, view)
@@ -185,7 +191,7 @@ class Arena:
 
     # ------------------------------------------------------------ stepping
     def seed(self, seed: int) -> None:
-        self.rng[:] = arena_seeds(seed, self.num_arenas)
+        self.rng[:] = arena_seeds(seed, self.num_arenas, self.first_arena)
 
     def reset(self, obs, rewards, terminals, truncations, masks, seed: int | None = None) -> None:
         """Start a new match everywhere (reseeding first if `seed` is given)."""

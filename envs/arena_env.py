@@ -158,6 +158,7 @@ class ArenaEnv(pufferlib.PufferEnv):
         report_interval: int = 32,
         threads: int | None = None,
         stats_slots=None,
+        first_arena: int = 0,
         **rules,
     ):
         self.rules = Rules.from_kwargs(**rules)
@@ -169,7 +170,16 @@ class ArenaEnv(pufferlib.PufferEnv):
         if isinstance(report_interval, bool) or not isinstance(report_interval, int) or report_interval < 1:
             raise ArenaConfigError(f"report_interval must be an integer >= 1, got {report_interval!r}")
         self.seed = 0 if seed is None else seed
-        self.arena = Arena(num_arenas, fighters_per_arena, slots, self.rules, rewards, self.seed, threads=threads)
+        self.arena = Arena(
+            num_arenas,
+            fighters_per_arena,
+            slots,
+            self.rules,
+            rewards,
+            self.seed,
+            threads=threads,
+            first_arena=first_arena,
+        )
         self.num_agents = self.arena.num_agents
         self.num_arenas = self.arena.num_arenas
         self.fighters_per_arena = self.arena.fighters

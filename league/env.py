@@ -40,20 +40,33 @@ class LeagueEnv:
         rng: np.random.Generator | None = None,
         greedy_opponents: bool | float = False,
         on_match=None,
+        on_results=None,
+        arenas: tuple[int, int] | None = None,
+        generator: torch.Generator | None = None,
+        threads: int | None = None,
     ):
         self.stage, self.pool = stage, pool
+        # arenas: (first, count) of the stage's arenas this process plays (a distributed run's
+        # shard); generator: the snapshot opponents' sampling noise (None: torch's global one).
+        first_arena, num_arenas = arenas if arenas is not None else (0, stage.num_arenas)
+        self.generator = generator
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.greedy_share = float(greedy_opponents)  # share of network opponents (snapshots, fixed) that play argmax
         self.on_match = on_match  # called with (wins, ranks) of the learner's finished matches
+        # on_results(ids, scores, wins, ranks), if given, takes every finished match's results
+        # instead of the pool and on_match (the League: it keeps them for the other processes too)
+        self.on_results = on_results
         F, L = stage.fighters, stage.learners
         self.env = ArenaEnv(
-            num_arenas=stage.num_arenas,
+            num_arenas=num_arenas,
             fighters_per_arena=F,
             seed=seed,
             opponents=None,
             rewards=stage.rewards,
             report_interval=report_interval,
             stats_slots=list(range(L)),
+            first_arena=first_arena,
+            threads=threads,
             **(rules or {}),
         )
         self.arena = self.env.arena
@@ -102,10 +115,10 @@ class LeagueEnv:
         if self.greedy_share >= 1.0:
             act = logits.argmax(-1)
         elif self.greedy_share <= 0.0:
-            act = sample_actions(torch.log_softmax(logits, -1))
+            act = sample_actions(torch.log_softmax(logits, -1), self.generator)
         else:
             greedy = torch.from_numpy(self.greedy.reshape(-1)[is_network]).to(logits.device)
-            act = torch.where(greedy, logits.argmax(-1), sample_actions(torch.log_softmax(logits, -1)))
+            act = torch.where(greedy, logits.argmax(-1), sample_actions(torch.log_softmax(logits, -1), self.generator))
         self.actions[rows] = act.to(torch.int32).cpu().numpy()
 
     def stacked_snapshots(self, ids: np.ndarray) -> PolicyStack:
@@ -130,9 +143,13 @@ class LeagueEnv:
         mine, theirs = rank[:, :L, None], rank[:, None, L:]
         scores = (mine < theirs) + 0.5 * (mine == theirs)  # (E, L, F - L)
         ids = np.broadcast_to(self.assignment[ended][:, None, :], scores.shape)
+        wins, ranks = result.win[:, :L].reshape(-1), rank[:, :L].reshape(-1)
+        if self.on_results is not None:
+            self.on_results(ids, scores, wins, ranks)
+            return
         self.pool.record(ids, scores)
         if self.on_match is not None:
-            self.on_match(result.win[:, :L].reshape(-1), rank[:, :L].reshape(-1))
+            self.on_match(wins, ranks)
 
     # ------------------------------------------------------------ the vecenv interface
     def _gather(self) -> None:

@@ -3,6 +3,7 @@
     league = League(config, run_dir / "league", device)
     vecenv = league.make_env(seed)                  # the learner's rows only
     ...after each rollout:
+    league.synchronize()                            # a distributed run: every rank's results, on every rank
     league.maybe_snapshot(policy, global_step)      # every league.snapshot_interval agent-steps
     if league.promotion_due(global_step):           # the curriculum's rule
         vecenv = league.promote(global_step, seed)  # a new env for the next stage
@@ -10,6 +11,15 @@
 
 Its state (pool entries and records, curriculum position and window, the draw generator)
 goes into the checkpoint's trainer state; snapshot weights are files in the league folder.
+
+In a distributed run (training/distributed.py) every rank holds a League. Each plays its
+shard of the stage's arenas and records its matches at once, as one process does; after each
+rollout, ``synchronize`` rolls the records back to where they stood after the last one and
+replays every rank's results in rank order, so that all ranks hold the same pool records and
+curriculum window and so draw, prioritise and promote alike. Each rank draws its own
+opponents (rank 0 with the generator one process would use) and samples its snapshot
+opponents' actions with a generator of its own, so torch's global generator moves alike on
+every rank (the update's minibatches depend on it). Only rank 0 writes snapshot files.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from arena import NUM_ACTIONS, OBS_SIZE
 from configs import Config, split_name
@@ -24,6 +35,7 @@ from league.curriculum import Curriculum, resolve_stages
 from league.env import LeagueEnv
 from league.pool import OpponentPool
 from policies import CheckpointError, read_checkpoint
+from training.distributed import Dist, shard
 
 
 def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
@@ -51,8 +63,18 @@ def check_fixed_opponents(config: Config) -> None:
 
 
 class League:
-    def __init__(self, config: Config, directory, device="cpu", specialists=()):
+    def __init__(
+        self,
+        config: Config,
+        directory,
+        device="cpu",
+        specialists=(),
+        dist: Dist | None = None,
+        threads: int | None = None,
+    ):
         self.config = config
+        self.dist = dist if dist is not None else Dist()
+        self.threads = threads  # numba threads stepping this process's arenas (None: numba's setting)
         lc = config.league
         self.stages = resolve_stages(config)
         bot_names = list(dict.fromkeys(lc.bot_names + [n for s in self.stages for n in s.bot_names]))
@@ -65,6 +87,7 @@ class League:
             directory=directory,
             device=device,
             share_caps=lc.share_caps,
+            write_files=self.dist.is_main,
         )
         for spec in lc.fixed_opponents:
             name, path = split_name(spec)
@@ -73,10 +96,15 @@ class League:
         for sp in self.specialists:
             self.add_fixed(sp["checkpoint"], sp["name"], "league.specialists")
         self.curriculum = Curriculum(self.stages, lc.start_stage)
-        self.rng = np.random.default_rng(config.seed)
+        rank = self.dist.rank
+        self.rng = np.random.default_rng(config.seed if rank == 0 else [config.seed, rank])
+        # A distributed run's snapshot opponents sample with their own generator (see above).
+        self.generator = torch.Generator(device).manual_seed(config.seed * 7919 + rank) if self.dist.enabled else None
+        self._results: list = []  # this rank's results since the last synchronize (distributed runs)
         self.next_snapshot_step = 0
         self.env: LeagueEnv | None = None
         self.promotions: list[str] = []
+        self._take_mark()  # the pool records and curriculum window as all ranks agree on them
 
     def add_fixed(self, path: str, name: str | None = None, source: str = "league.fixed_opponents") -> None:
         """Field a fixed opponent (league.fixed_opponents, league.specialists): a checkpoint of the
@@ -100,9 +128,52 @@ class League:
             self.config.env.rules,
             rng=self.rng,
             greedy_opponents=self.config.league.opponent_greedy,
-            on_match=self.curriculum.record,
+            on_results=self.record,
+            arenas=shard(self.stage.num_arenas, self.dist, f"the arenas of stage {self.stage.name!r}")
+            if self.dist.enabled
+            else None,
+            generator=self.generator,
+            threads=self.threads,
         )
         return self.env
+
+    def record(self, ids, scores, wins, ranks) -> None:
+        """The learner's finished matches: its scores against the opponents (the pool) and its
+        wins and ranks (the curriculum); kept for the other ranks in a distributed run."""
+        self.pool.record(ids, scores)
+        self.curriculum.record(wins, ranks)
+        if self.dist.enabled:
+            self._results.append((np.array(ids), np.array(scores), np.array(wins), np.array(ranks)))
+
+    def synchronize(self) -> None:
+        """Distributed runs: every rank's results since the last call, on every rank, in rank order
+        (a no-op in a run of one process, which recorded them as they came)."""
+        if not self.dist.enabled:
+            return
+        everyone = self.dist.gather(self._results)
+        score, games, wins, ranks = self._mark  # back to where all ranks agreed, then every rank's matches
+        self.pool.score[:] = 0.0  # entries added since (snapshots) start from no results
+        self.pool.games[:] = 0.0
+        self.pool.score[: len(score)], self.pool.games[: len(games)] = score, games
+        self.curriculum.wins.clear()
+        self.curriculum.ranks.clear()
+        self.curriculum.wins.extend(wins)
+        self.curriculum.ranks.extend(ranks)
+        for results in everyone:
+            for ids, scores, w, r in results:
+                self.pool.record(ids, scores)
+                self.curriculum.record(w, r)
+        self._results = []
+        self._take_mark()
+
+    def _take_mark(self) -> None:
+        """Remember the records all ranks agree on (after a synchronize, a promotion or a load)."""
+        self._mark = (
+            self.pool.score.copy(),
+            self.pool.games.copy(),
+            list(self.curriculum.wins),
+            list(self.curriculum.ranks),
+        )
 
     def maybe_snapshot(self, policy, global_step: int) -> bool:
         """Add a frozen snapshot of the learner when one is due (the first at step 0)."""
@@ -126,6 +197,7 @@ class League:
         )
         if self.env is not None:
             self.env.close()
+        self._take_mark()
         return self.make_env(seed)
 
     def log(self, writer, global_step: int, iteration: int) -> None:
@@ -166,5 +238,8 @@ class League:
     def load_state_dict(self, state: dict) -> None:
         self.pool.load_state_dict(state["pool"])
         self.curriculum.load_state_dict(state["curriculum"])
-        self.rng.bit_generator.state = state["rng"]
+        self.rng.bit_generator.state = state["rng"]  # rank 0's: the generator one process continues
+        if self.dist.rank != 0:  # the others draw apart from it
+            self.rng = np.random.default_rng([self.config.seed, self.dist.rank, int(state["next_snapshot_step"])])
         self.next_snapshot_step = state["next_snapshot_step"]
+        self._take_mark()

@@ -31,6 +31,7 @@ if __name__ == "__main__":  # glibc reads malloc tunables at start only (policie
 
 import argparse
 import datetime
+import functools
 import math
 import os
 import shutil
@@ -119,7 +120,10 @@ def run_pbt(
     exploit_fraction: float = 0.25,
     seed: int = 0,
     progress: bool = False,
+    nproc: int = 1,
 ) -> dict:
+    """Population-based training as the module docstring says; nproc: processes per member
+    (each member trains as one distributed run of nproc processes, torchrun --standalone)."""
     from torch.utils.tensorboard import SummaryWriter
 
     if population < 2:
@@ -130,6 +134,8 @@ def run_pbt(
         raise ValueError(f"matches must be at least 1 (matches per pairing in the rating round), got {matches}")
     if not 0 < exploit_fraction <= 1:
         raise ValueError(f"exploit must be a fraction of the population in (0, 1], got {exploit_fraction}")
+    if nproc < 1:
+        raise ValueError(f"nproc-per-node must be at least 1, got {nproc}")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed}")
     config = load_config(config_path, overrides)
@@ -142,7 +148,7 @@ def run_pbt(
     if config.league.enabled and config.league.specialists:  # trained once; every member fields the same ones
         from league.specialists import train_specialists
 
-        train_specialists(config, out / "specialists", train_in_subprocess, progress)
+        train_specialists(config, out / "specialists", functools.partial(train_in_subprocess, nproc=nproc), progress)
         for d in dirs:
             if not RunFolder(d).specialists.exists():
                 shutil.copytree(out / "specialists", RunFolder(d).specialists)
@@ -158,13 +164,14 @@ def run_pbt(
                 flush=True,
             )
             if started:
-                train_in_subprocess(resume=dirs[k], overrides=as_overrides(hyper[k]), stop_at=stop_at)
+                train_in_subprocess(resume=dirs[k], overrides=as_overrides(hyper[k]), stop_at=stop_at, nproc=nproc)
             else:
                 train_in_subprocess(
                     config_path,
                     list(overrides) + as_overrides(hyper[k]) + ["--seed", str(config.seed + k)],
                     run_dir=dirs[k],
                     stop_at=stop_at,
+                    nproc=nproc,
                 )
         ratings = fitness(dirs, config, matches, mode, seed + gen)
         scores = [ratings[f"member{k}"]["rating"] for k in range(population)]
@@ -222,6 +229,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fitness", choices=("1v1", "ffa", "all"), default="1v1", help="which rating ranks members")
     parser.add_argument("--exploit", type=float, default=0.25, help="bottom fraction of members that copy the best")
     parser.add_argument("--seed", type=int, default=0, help="seed of the perturbations and rating matches")
+    parser.add_argument("--nproc-per-node", type=int, default=1, help="processes each member trains with (torchrun)")
     args, rest = parser.parse_known_args(argv)
     try:
         parse_overrides(rest)
@@ -235,6 +243,7 @@ def main(argv=None) -> int:
             args.fitness,
             args.exploit,
             args.seed,
+            nproc=args.nproc_per_node,
         )
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

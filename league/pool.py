@@ -87,6 +87,8 @@ class OpponentPool:
     """Scripted bots, fixed fighters and up to ``pool_size`` frozen snapshots, and the learner's record against each.
 
     directory: where snapshots are written as checkpoint files (None: memory only).
+    write_files: False for the other processes of a distributed run, which keep their snapshots
+    in memory and read rank 0's files from ``directory`` when they resume.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class OpponentPool:
         directory=None,
         device="cpu",
         share_caps=None,
+        write_files: bool = True,
     ):
         self.share_caps = {str(k): float(v) for k, v in (share_caps or {}).items()}
         for name, cap in self.share_caps.items():
@@ -109,6 +112,7 @@ class OpponentPool:
         self.prioritized = bool(prioritized)
         self.priority_exponent = float(priority_exponent)
         self.directory = Path(directory) if directory is not None else None
+        self.write_files = bool(write_files)
         self.device = torch.device(device)
         self.entries: list[Entry] = []
         self.bot_ids = np.zeros(0, dtype=np.int32)  # kernel bot id per entry (LEARNER for snapshots), for the arena
@@ -165,11 +169,12 @@ class OpponentPool:
         number = len(self.snapshots(active_only=False)) + 1
         entry = Entry(len(self.entries), f"v{number}", SNAPSHOT, LEARNER, int(step), policy=frozen)
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
             entry.path = f"snapshot_{number:04d}_step_{int(step):012d}.pt"
-            AgentCheckpoint(
-                frozen, model_version=number, global_step=int(step), metrics={"league_snapshot": number}
-            ).save(self.directory / entry.path)
+            if self.write_files:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                AgentCheckpoint(
+                    frozen, model_version=number, global_step=int(step), metrics={"league_snapshot": number}
+                ).save(self.directory / entry.path)
         self._append(entry)
         active = self.snapshots()
         for old in active[: max(len(active) - self.pool_size, 0)]:

@@ -49,16 +49,7 @@ class Policy(nn.Module):
         return self.critic(self.network(x)).squeeze(-1)
 
     def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
-        logits, value = self(x)
-        # Under a bfloat16 autocast (train.update_precision) only the matmuls run in bfloat16:
-        # the log-probabilities, entropy and value come out in float32.
-        logits, value = logits.float(), value.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        if action is None:
-            action = sample_actions(logprobs)
-        logprob = logprobs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-        entropy = -(logprobs.exp() * logprobs).sum(-1)
-        return action, logprob, entropy, value
+        return action_and_value(*self(x), action)
 
     @torch.no_grad()
     def act(self, x: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +129,29 @@ class PolicyStack:
         return out
 
 
-def sample_actions(logprobs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One categorical sample per row by the Gumbel-max trick (torch's global RNG unless a generator is given)."""
-    noise = torch.rand(logprobs.shape, generator=generator, device=logprobs.device).clamp_(min=1e-20)
+def action_and_value(logits: torch.Tensor, value: torch.Tensor, action: torch.Tensor | None = None):
+    """(action, logprob, entropy, value) from a forward pass's logits and values: samples an
+    action when none is given (CleanRL's get_action_and_value, for a Policy or a wrapper of one
+    such as DistributedDataParallel, whose forward must be the call that builds the graph)."""
+    # Under a bfloat16 autocast (train.update_precision) only the matmuls run in bfloat16:
+    # the log-probabilities, entropy and value come out in float32.
+    logits, value = logits.float(), value.float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    if action is None:
+        action = sample_actions(logprobs)
+    logprob = logprobs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    return action, logprob, entropy, value
+
+
+def sample_actions(logprobs: torch.Tensor, generator: torch.Generator | None = None, rows=None) -> torch.Tensor:
+    """One categorical sample per row by the Gumbel-max trick (torch's global RNG unless a generator is given).
+
+    rows: (first, total) when ``logprobs`` are rows first.. of a batch of ``total`` split across
+    processes: the noise is drawn for the whole batch and this part's rows taken from it, so every
+    process's generator moves alike and each row gets the noise one process would have drawn."""
+    first, total = (0, len(logprobs)) if rows is None else rows
+    shape = (total, *logprobs.shape[1:])
+    noise = torch.rand(shape, generator=generator, device=logprobs.device)[first : first + len(logprobs)]
+    noise = noise.clamp_(min=1e-20)
     return (logprobs - torch.log(-torch.log(noise))).argmax(-1)

@@ -2,16 +2,19 @@
 
     python -m training.bench                                   # configs/aggression.yaml, as shipped
     python -m training.bench --config configs/tournament.yaml --timesteps 5000000 --json out.json
+    python -m training.bench --device cuda --env.num_arenas 16384   # on a GPU
+    python -m training.bench --nproc-per-node 2 --torch_threads 1 --no-bound   # two processes (torchrun)
 
 1. The policy alone, at the config's shapes: inference (forward + sampling on num_agents rows)
    and training (forward/backward/clip/Adam on one minibatch) samples per second, training in
    float32 and in bfloat16 (train.update_precision) in the same run. One agent-step costs one
    inference plus update_epochs training passes, so the compute bound is
    1 / (1 / inference + update_epochs / training) agent-steps per second, training at the
-   config's precision (auto resolved for the CPU, where these figures are timed).
+   config's precision, on the config's device (--no-bound skips this part).
 2. A real training run with the config (evaluations and checkpoints included): train.py in a
-   child process (training/launch.py), whose summary.json gives the end-to-end agent-steps per
-   second and the time split between env, inference, update and the rest.
+   child process (training/launch.py; with --nproc-per-node N, N processes under torchrun, the
+   config's batch split between them), whose summary.json gives the end-to-end agent-steps per
+   second and the time split between env, inference, update and the rest (rank 0's).
 Figures are medians of --repeats timings after a warm-up.
 """
 
@@ -43,13 +46,19 @@ def policy_bound(
     train_args=None,
     repeats: int = 5,
     precision=torch.float32,
+    device="cpu",
 ) -> dict:
-    """Inference and training samples/s of the network (training in float32 and bfloat16) and the
-    agent-steps/s bound with training at ``precision``."""
+    """Inference and training samples/s of the network on ``device`` (training in float32 and
+    bfloat16) and the agent-steps/s bound with training at ``precision``."""
+    device = torch.device(device)
     torch.manual_seed(0)
-    policy = Policy(hidden_size=hidden_size)
+    policy = Policy(hidden_size=hidden_size).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
-    obs = torch.randn(num_agents, policy.obs_size)
+    obs = torch.randn(num_agents, policy.obs_size, device=device)
+
+    def finish():  # a GPU works asynchronously: a timing ends when its work does
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def infer():
         with torch.no_grad():
@@ -57,15 +66,15 @@ def policy_bound(
             logprobs = torch.log_softmax(logits, dim=-1)
             action = sample_actions(logprobs)
             logprobs.gather(-1, action.unsqueeze(-1))
-            action.to(torch.int32).numpy()
+            action.to(torch.int32).cpu().numpy()  # the actions' way back to the env
 
     mb = dict(
-        obs=torch.randn(minibatch_size, policy.obs_size),
-        actions=torch.randint(0, 10, (minibatch_size,)),
-        logprobs=torch.full((minibatch_size,), -math.log(10)),
-        advantages=torch.randn(minibatch_size),
-        returns=torch.randn(minibatch_size),
-        values=torch.randn(minibatch_size),
+        obs=torch.randn(minibatch_size, policy.obs_size, device=device),
+        actions=torch.randint(0, 10, (minibatch_size,), device=device),
+        logprobs=torch.full((minibatch_size,), -math.log(10), device=device),
+        advantages=torch.randn(minibatch_size, device=device),
+        returns=torch.randn(minibatch_size, device=device),
+        values=torch.randn(minibatch_size, device=device),
     )
 
     def update(dtype):
@@ -74,6 +83,7 @@ def policy_bound(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), train_args.max_grad_norm)
         optimizer.step()
+        finish()
 
     inference = median_rate(infer, num_agents, repeats, min_time=0.3)
     training = {
@@ -103,10 +113,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--run-dir", help="keep the training run here (default: a temporary folder, deleted)")
+    parser.add_argument("--nproc-per-node", type=int, default=1, help="train with this many processes (torchrun)")
+    parser.add_argument("--no-bound", action="store_true", help="skip the policy's compute bound (part 1)")
     args, args.overrides = parser.parse_known_args(argv)  # the rest: --section.key value overrides
 
     from configs import load_config, save_config
-    from policies.runtime import select_precision
+    from policies.runtime import select_device, select_precision
     from training.launch import train_in_subprocess
     from training.vecenv import make_vecenv
 
@@ -118,19 +130,23 @@ def main(argv=None) -> int:
     num_agents = vecenv.num_agents
     vecenv.close()
     rows = num_agents * config.train.num_steps
-    bound = policy_bound(
-        num_agents,
-        math.ceil(rows / config.train.num_minibatches),
-        config.train.update_epochs,
-        config.policy.hidden_size,
-        config.train,
-        args.repeats,
-        # the bound is timed on the CPU, so auto resolves for the CPU here
-        select_precision(config.train.update_precision, torch.device("cpu")),
-    )
+    device = select_device(config.device)
+    bound = {"policy_bound_sps": math.nan}
+    if not args.no_bound:
+        bound = policy_bound(
+            num_agents,
+            math.ceil(rows / config.train.num_minibatches),
+            config.train.update_epochs,
+            config.policy.hidden_size,
+            config.train,
+            args.repeats,
+            select_precision(config.train.update_precision, device),
+            device,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         save_config(config, f"{tmp}/bench.yaml")
-        summary = train_in_subprocess(f"{tmp}/bench.yaml", run_dir=args.run_dir or f"{tmp}/run")
+        summary = train_in_subprocess(f"{tmp}/bench.yaml", run_dir=args.run_dir or f"{tmp}/run",
+                                      nproc=args.nproc_per_node)  # fmt: skip
     split = dict(summary["time_split_s"])
     split["other"] = max(summary["run_time_s"] - sum(split.values()), 0.0)
     total = sum(split.values())
@@ -140,6 +156,7 @@ def main(argv=None) -> int:
         overrides=args.overrides,
         total_timesteps=config.train.total_timesteps,
         torch_threads=config.torch_threads,
+        processes=args.nproc_per_node,
         glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, device {summary['device']}",
         **bound,
@@ -153,23 +170,25 @@ def main(argv=None) -> int:
         best_eval=summary["best_eval"],
     )
     print(
-        f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads {config.torch_threads})"
+        f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads "
+        f"{config.torch_threads}, {args.nproc_per_node} process{'es' if args.nproc_per_node > 1 else ''})"
     )
-    print(f"policy inference     {bound['inference_samples_per_s']:>12,} samples/s   (batch {num_agents})")
-    for name in ("float32", "bfloat16"):
-        rate = bound[f"training_{name}_samples_per_s"]
+    if not args.no_bound:
+        print(f"policy inference     {bound['inference_samples_per_s']:>12,} samples/s   (batch {num_agents})")
+        for name in ("float32", "bfloat16"):
+            rate = bound[f"training_{name}_samples_per_s"]
+            print(
+                f"policy training      {rate:>12,} samples/s   (minibatch {bound['minibatch_size']}, fwd+bwd+Adam, "
+                f"{name}: {rate / bound['training_float32_samples_per_s']:.2f}x float32"
+                f"{', the config' if name == bound['update_precision'] else ''})"
+            )
         print(
-            f"policy training      {rate:>12,} samples/s   (minibatch {bound['minibatch_size']}, fwd+bwd+Adam, "
-            f"{name}: {rate / bound['training_float32_samples_per_s']:.2f}x float32"
-            f"{', the config' if name == bound['update_precision'] else ''})"
+            f"policy compute bound {bound['policy_bound_sps']:>12,} agent-steps/s "
+            f"(1 inference + {config.train.update_epochs} epochs)"
         )
+    of_bound = "" if args.no_bound else f"= {figures['fraction_of_bound']:.0%} of the bound "
     print(
-        f"policy compute bound {bound['policy_bound_sps']:>12,} agent-steps/s "
-        f"(1 inference + {config.train.update_epochs} epochs)"
-    )
-    print(
-        f"end to end           {summary['sps']:>12,.0f} agent-steps/s = "
-        f"{figures['fraction_of_bound']:.0%} of the bound "
+        f"end to end           {summary['sps']:>12,.0f} agent-steps/s {of_bound}"
         f"({summary['global_step']:,} steps in {summary['run_time_s']:.1f} s)"
     )
     print(f"env alone            {env_sps:>12,.0f} agent-steps/s")

@@ -35,11 +35,12 @@ def override_tokens(overrides) -> list[str]:
 
 
 def train_in_subprocess(
-    config=None, overrides=(), run_dir=None, resume=None, stop_at: int | None = None, progress=None
+    config=None, overrides=(), run_dir=None, resume=None, stop_at: int | None = None, progress=None, nproc: int = 1
 ) -> dict:
     """Run train.py with these arguments (train.train's, by name) in a child process and return
-    the summary it wrote. Raises ConfigError with train.py's message when it refuses its input,
-    RuntimeError when it fails otherwise, KeyboardInterrupt when it was stopped with Ctrl-C."""
+    the summary it wrote; with nproc > 1, as ``nproc`` processes of one distributed run on this
+    machine (torchrun --standalone). Raises ConfigError with train.py's message when it refuses
+    its input, RuntimeError when it fails otherwise, KeyboardInterrupt when it was stopped."""
     args = [] if config is None else [str(config)]
     args += override_tokens(overrides)
     if run_dir is not None:
@@ -50,6 +51,9 @@ def train_in_subprocess(
         args += ["--stop-at", str(int(stop_at))]
     folder = RunFolder(resume if resume is not None else run_dir)
     command = [sys.executable, "-m", "train", *args]
+    if nproc > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        command = [*launcher, "-m", "train", *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     interrupted = []
     previous = None
@@ -72,6 +76,8 @@ def train_in_subprocess(
         raise ConfigError(
             message.removeprefix("error: ").splitlines()[-1] if message else f"train.py refused {' '.join(args)}"
         )
+    if interrupted and folder.summary.is_file():  # torchrun's own status after Ctrl-C is 1
+        code = INTERRUPTED
     if code not in (0, INTERRUPTED):
         raise RuntimeError(f"train.py {' '.join(args)} failed with exit status {code}:\n{message[-4000:]}")
     if message:

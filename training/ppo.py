@@ -1,5 +1,14 @@
 """PPO's pieces, as in CleanRL's ppo.py: rollout storage, generalized advantage estimation, the
-clipped-surrogate loss and the update. train.py's loop puts them together."""
+clipped-surrogate loss and the update. train.py's loop puts them together.
+
+A distributed run (training/distributed.py) updates on the whole run's batch: every rank
+holds its own rows of it, draws the same permutation of all rows (torch's generator moves
+alike on every rank) and takes its rows of each minibatch; the advantages are normalised, the
+losses averaged and the KL for the early stop measured over the whole minibatch; each rank's
+loss is scaled so that DistributedDataParallel's average of the gradients is the gradient of
+the whole minibatch's loss. The same seeds give the parameters one process would reach, to
+within float rounding (tests/test_distributed.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
+
+from policies.network import action_and_value
 
 
 @dataclass
@@ -38,10 +49,14 @@ class Rollout:
             values=torch.zeros(shape, device=device),
         )
 
-    def live_batch(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
-        """The flat batch of live rows: obs, actions, logprobs, advantages, returns, values (CleanRL's b_*)."""
+    def live_batch(self, advantages: torch.Tensor, returns: torch.Tensor, dist=None) -> dict:
+        """The flat batch of live rows: obs, actions, logprobs, advantages, returns, values (CleanRL's b_*).
+
+        In a distributed run (dist) the batch is this rank's rows of the run's, and it also holds
+        each row's place among the global batch's rows, in the order one process would hold them
+        (global_index), and the global batch's row count (global_size)."""
         live = self.masks.reshape(-1).nonzero().squeeze(-1)
-        return dict(
+        batch = dict(
             obs=self.obs.reshape(-1, *self.obs.shape[2:])[live],
             actions=self.actions.reshape(-1)[live],
             logprobs=self.logprobs.reshape(-1)[live],
@@ -49,6 +64,15 @@ class Rollout:
             returns=returns.reshape(-1)[live],
             values=self.values.reshape(-1)[live],
         )
+        if dist is not None and dist.enabled:
+            steps, agents = self.masks.shape  # the ranks hold equal shares of the agents, in rank order
+            everyone = dist.gather_tensor(self.masks.to(torch.uint8)).bool()  # (ranks, steps, agents)
+            global_masks = everyone.permute(1, 0, 2).reshape(steps, -1)  # one process's (steps, all agents)
+            order = global_masks.reshape(-1).cumsum(0) - 1  # a live row's place in the global batch
+            mine = order.reshape(steps, -1)[:, dist.rank * agents : (dist.rank + 1) * agents]
+            batch["global_index"] = mine.reshape(-1)[live]
+            batch["global_size"] = int(global_masks.sum())
+        return batch
 
 
 def compute_gae(rewards, values, dones, masks, next_value, next_mask, gamma, gae_lambda):
@@ -109,8 +133,12 @@ def ppo_loss(policy, mb, args, precision=torch.float32):
     return loss, {k: v.detach() for k, v in stats.items()}
 
 
-def ppo_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
-    """update_epochs passes of num_minibatches minibatches over a flat batch dict of b_* tensors."""
+def ppo_update(policy, optimizer, batch, args, precision=torch.float32, dist=None) -> dict:
+    """update_epochs passes of num_minibatches minibatches over a flat batch dict of b_* tensors.
+    In a distributed run (dist), the whole run's batch, of which ``batch`` holds this rank's rows
+    (Rollout.live_batch), and ``policy`` is the DistributedDataParallel module."""
+    if dist is not None and dist.enabled:
+        return _global_update(policy, optimizer, batch, args, precision, dist)
     batch_size = len(batch["obs"])
     minibatch_size = math.ceil(batch_size / args.num_minibatches)
     totals, count = defaultdict(float), 0
@@ -135,3 +163,95 @@ def ppo_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
     )
     means["epochs"] = epoch + 1
     return means
+
+
+# =============================================================================================
+# The update of a distributed run: one process's update, computed on every rank's rows
+# =============================================================================================
+ROWS = ("obs", "actions", "logprobs", "advantages", "returns", "values")
+
+
+def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
+    size, device = batch["global_size"], batch["obs"].device
+    local_of_global = torch.full((size,), -1, dtype=torch.long, device=device)
+    local_of_global[batch["global_index"]] = torch.arange(len(batch["global_index"]), device=device)
+    minibatch_size = math.ceil(size / args.num_minibatches)
+    totals, count = defaultdict(float), 0
+    for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
+        b_inds = torch.randperm(size, device=device)  # the same on every rank: one process's permutation
+        for start in range(0, size, minibatch_size):
+            picked = local_of_global[b_inds[start : start + minibatch_size]]
+            mb_inds = picked[picked >= 0]  # this rank's rows of the minibatch
+            mb = {k: batch[k][mb_inds] for k in ROWS}
+            loss, stats = global_ppo_loss(model, mb, args, precision, dist, min(minibatch_size, size - start))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # DistributedDataParallel averages the gradients over the ranks
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            for k, v in stats.items():
+                totals[k] += float(v)
+            count += 1
+        if args.target_kl is not None and float(stats["approx_kl"]) > args.target_kl:
+            break
+    means = {k: v / count for k, v in totals.items()}
+    returns, diff = batch["returns"], batch["returns"] - batch["values"]
+    var_y, var_diff = global_variance(returns, size, dist), global_variance(diff, size, dist)
+    means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
+    means["epochs"] = epoch + 1
+    return means
+
+
+def global_variance(x: torch.Tensor, size: int, dist) -> float:
+    """The unbiased variance of the ranks' rows ``x`` taken together (``size`` rows in all)."""
+    if size < 2:
+        return 0.0
+    mean = dist.all_sum(x.sum().reshape(1)) / size
+    return float(dist.all_sum(((x - mean) ** 2).sum().reshape(1)) / (size - 1))
+
+
+def global_ppo_loss(model, mb, args, precision, dist, count: int):
+    """ppo_loss over a minibatch of ``count`` rows split across the ranks, ``mb`` this rank's:
+    the loss to back-propagate (scaled for DistributedDataParallel's averaging) and the whole
+    minibatch's stats."""
+    with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
+        _, newlogprob, entropy, newvalue = action_and_value(*model(mb["obs"]), mb["actions"])
+    logratio = newlogprob - mb["logprobs"]
+    ratio = logratio.exp()
+    mb_advantages = mb["advantages"]
+    if args.norm_adv and count > 1:  # over the whole minibatch, as one process normalises it
+        mean = dist.all_sum(mb_advantages.sum().reshape(1)) / count
+        std = (dist.all_sum(((mb_advantages - mean) ** 2).sum().reshape(1)) / (count - 1)).sqrt()
+        mb_advantages = (mb_advantages - mean) / (std + 1e-8)
+    pg_loss = torch.max(
+        -mb_advantages * ratio, -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+    )
+    if args.clip_vloss:
+        v_loss_unclipped = (newvalue - mb["returns"]) ** 2
+        v_clipped = mb["values"] + torch.clamp(newvalue - mb["values"], -args.clip_coef, args.clip_coef)
+        v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - mb["returns"]) ** 2)
+    else:
+        v_loss = 0.5 * (newvalue - mb["returns"]) ** 2
+    local = pg_loss.sum() - args.ent_coef * entropy.sum() + args.vf_coef * v_loss.sum()
+    loss = local * (dist.world_size / count)  # the ranks' gradients are averaged, not summed
+    with torch.no_grad():
+        sums = torch.stack(
+            [
+                pg_loss.sum(),
+                v_loss.sum(),
+                entropy.sum(),
+                (-logratio).sum(),
+                ((ratio - 1) - logratio).sum(),
+                ((ratio - 1.0).abs() > args.clip_coef).float().sum(),
+            ]
+        )
+        pg, v, ent, old_kl, kl, clipped = (dist.all_sum(sums) / count).unbind()
+        stats = dict(
+            policy_loss=pg,
+            value_loss=v,
+            entropy=ent,
+            loss=pg - args.ent_coef * ent + v * args.vf_coef,
+            old_approx_kl=old_kl,
+            approx_kl=kl,
+            clipfrac=clipped,
+        )
+    return loss, stats

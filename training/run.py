@@ -29,6 +29,7 @@ from pathlib import Path
 from common.files import atomic_write_json
 from configs import Config, ConfigError, config_to_dict, load_config, save_config
 from policies import AgentCheckpoint, CheckpointError, read_checkpoint
+from training.distributed import Dist
 from training.layout import RunFolder
 from training.state import TrainerState
 from training.tensorboard import RunWriter
@@ -38,16 +39,23 @@ RESEED = 7919
 
 
 class StopFlag:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current update."""
+    """SIGINT (and, in a distributed run, SIGTERM) handler: the first asks the loop to stop
+    after the current update; another one stops at once (the run still saves). In a distributed
+    run later signals change nothing: torchrun passes a terminal's Ctrl-C on to its workers,
+    which got it from the terminal too, and a rank that left mid-update would leave the others
+    waiting in a collective; torchrun itself kills what is still running after its timeout."""
 
-    def __init__(self):
-        self.requested = False
+    def __init__(self, distributed: bool = False, announce: bool = True):
+        self.requested, self.distributed, self.announce = False, distributed, announce
 
     def __call__(self, signum, frame):
         if self.requested:
+            if self.distributed:
+                return
             raise KeyboardInterrupt
         self.requested = True
-        print("\nCtrl-C: stopping after this update and saving (Ctrl-C again stops at once)", flush=True)
+        if self.announce:
+            print("\nCtrl-C: stopping after this update and saving (Ctrl-C again stops at once)", flush=True)
 
 
 # =============================================================================================
@@ -121,32 +129,35 @@ class Run:
     database are closed, and a folder this run created is removed again if the run failed
     before writing a checkpoint or a specialist."""
 
-    def __init__(self, start: Start, progress: bool | None = None):
+    def __init__(self, start: Start, progress: bool | None = None, dist: Dist | None = None):
         self.config, self.folder = start.config, start.folder
+        self.dist = dist if dist is not None else Dist()  # rank 0 alone writes files
         self.resumed = start.resumed is not None
         if self.resumed:
             self.state = TrainerState.from_dict(start.resumed["trainer_state"], start.resumed["model_version"])
         else:
             self.state = TrainerState(fighter_id=self.config.fighter_id)
         self.live_line = sys.stdout.isatty() if progress is None else progress
-        self.stop = StopFlag()
+        self.stop = StopFlag(self.dist.enabled, announce=self.dist.is_main)
         self.writer: RunWriter | None = None
         self.database = None
         self.start_clock()
         self._created = False
-        self._old_handler = None
+        self._old_handlers = {}
+        self._agreed_stop = False
         self._saved_step = None  # the global step of this session's last step checkpoint
         self._on_exit = []
 
     # ------------------------------------------------------------------ opening and closing
     def __enter__(self) -> Run:
         if threading.current_thread() is threading.main_thread():
-            self._old_handler = signal.signal(signal.SIGINT, self.stop)
+            signals = [signal.SIGINT] + ([signal.SIGTERM] if self.dist.enabled else [])  # torchrun stops with SIGTERM
+            self._old_handlers = {s: signal.signal(s, self.stop) for s in signals}
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._old_handler is not None:
-            signal.signal(signal.SIGINT, self._old_handler)
+        for s, handler in self._old_handlers.items():
+            signal.signal(s, handler)
         while self._on_exit:
             self._on_exit.pop()()
         self.close()
@@ -161,14 +172,20 @@ class Run:
         self._on_exit.append(cleanup)
 
     def create_folder(self) -> None:
-        """The run folder with its checkpoints folder and the resolved config.yaml."""
+        """The run folder with its checkpoints folder and the resolved config.yaml (rank 0)."""
+        if not self.dist.is_main:
+            return
         self._created = not self.folder.path.exists()
         self.folder.checkpoints.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.folder.config)
 
     def open_outputs(self, fighter_metadata: dict) -> None:
         """TensorBoard (dropping an interrupted session's points after the resumed step) and
-        the database, registering the fighter (with ``fighter_metadata``) unless it has one."""
+        the database, registering the fighter (with ``fighter_metadata``) unless it has one.
+        The other ranks of a distributed run get a writer that writes nothing, and no database."""
+        if not self.dist.is_main:
+            self.writer = RunWriter(None)
+            return
         self.database, self.state.fighter_id = open_database(self.config, self.state.fighter_id, fighter_metadata)
         self.writer = RunWriter(self.folder.path, purge_step=self.state.global_step + 1 if self.resumed else None)
         self.writer.add_config(config_to_dict(self.config))
@@ -181,6 +198,17 @@ class Run:
             self.database.close()
             self.database = None
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the run stops after this update: Ctrl-C's flag, or in a distributed run what all
+        ranks agreed at the last agree_to_stop (a signal can reach one rank later than another)."""
+        return self._agreed_stop if self.dist.enabled else self.stop.requested
+
+    def agree_to_stop(self) -> None:
+        """Distributed runs: stop after this update if any rank was asked to (every rank calls it)."""
+        if self.dist.enabled:
+            self._agreed_stop = self.dist.any(self.stop.requested)
+
     def start_clock(self) -> None:
         """Training starts now: run_time, SPS and the session's first update count from here."""
         self.start_time = time.time()
@@ -189,11 +217,13 @@ class Run:
 
     # ------------------------------------------------------------------ progress
     def progress(self, line: str) -> None:
-        """One status line: rewritten in place on a terminal, else printed as a line of its own."""
+        """One status line: rewritten in place on a terminal, else printed as a line of its own (rank 0)."""
+        if not self.dist.is_main:
+            return
         print("\r" + line + "    " if self.live_line else line, end="" if self.live_line else "\n", flush=True)
 
     def end_progress(self) -> None:
-        if self.live_line:
+        if self.live_line and self.dist.is_main:
             print()
 
     def record_metrics(self, iteration: int, avg_reward: float, win_rate: float, loss: float, entropy: float) -> None:
@@ -280,13 +310,15 @@ class Run:
             episodes=state.episodes,
             wall_time_s=round(state.elapsed, 2),
             run_time_s=round(run_time, 2),
-            interrupted=self.stop.requested,
+            interrupted=self.stopping,
             fighter_id=state.fighter_id,
             torch_threads=self.config.torch_threads,
             finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
         summary.update(facts)
-        atomic_write_json(folder.summary, summary)
+        if self.dist.is_main:
+            atomic_write_json(folder.summary, summary)
+        self.dist.barrier()  # the others return once rank 0 has written (a league reads specialists' summaries)
         return summary
 
 
@@ -341,10 +373,12 @@ def record_evaluated_checkpoint(db_path, model: AgentCheckpoint, results: dict, 
     return fighter_id, row
 
 
-def resume_state(state: TrainerState, optimizer, league=None, vecenv=None, episode_log=None) -> dict:
+def resume_state(state: TrainerState, optimizer, league=None, vecenv=None, episode_log=None, dist=None) -> dict:
     """The trainer_state a checkpoint saves: the state's counters, best and candidates, plus what
     an exact resume restores: the optimizer, torch's generator, the league, the envs and the
-    episode statistics not yet logged."""
+    episode statistics not yet logged. A distributed run saves no envs (rank 0 holds a shard)."""
+    if dist is not None and dist.enabled:
+        vecenv = None
     import torch
 
     from training.state import to_plain

@@ -17,18 +17,21 @@ class RunWriter:
 
     purge_step: on resume, the first step the resumed run will log; TensorBoard then drops the
     points an interrupted session wrote at that step or later (after its last checkpoint),
-    so no step appears twice."""
+    so no step appears twice. logdir None: a writer that writes nothing (the other ranks of a
+    distributed run)."""
 
     def __init__(self, logdir, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
+        self.writer = SummaryWriter(str(logdir), purge_step=purge_step) if logdir is not None else None
 
     def add_scalar(self, tag: str, value, step: int) -> None:
-        self.writer.add_scalar(tag, value, step)
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
 
     def add_text(self, tag: str, text: str, step: int | None = None) -> None:
-        self.writer.add_text(tag, text, step)
+        if self.writer is not None:
+            self.writer.add_text(tag, text, step)
 
     def add_config(self, config: dict) -> None:
         self.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```")
@@ -44,11 +47,15 @@ class RunWriter:
         """An animated GIF (evaluation.replay.Clip) into the Images tab, which plays it."""
         from tensorboard.compat.proto.summary_pb2 import Summary
 
+        if self.writer is None:
+            return
         image = Summary.Image(height=clip.height, width=clip.width, colorspace=3, encoded_image_string=clip.gif)
         self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def flush(self) -> None:
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -25,6 +25,7 @@ import pufferlib.vector
 import torch
 
 from configs import ConfigError
+from training.distributed import Dist, shard
 
 
 class GymnasiumEnv(pufferlib.emulation.GymnasiumPufferEnv):
@@ -70,13 +71,17 @@ def check_gymnasium_env(env_id: str) -> None:
         env.close()
 
 
-def _creator(env_cfg):
-    """(env creator, its keyword arguments) for a config's env section."""
+def _creator(env_cfg, arenas: tuple[int, int] | None = None, threads: int | None = None):
+    """(env creator, its keyword arguments) for a config's env section; arenas: (first, count) of
+    the env's arenas this process steps (a distributed run's shard of one ArenaEnv)."""
     if env_cfg.name == "arena":
         from envs import ArenaEnv
 
+        first, count = arenas if arenas is not None else (0, env_cfg.num_arenas)
         return ArenaEnv, dict(
-            num_arenas=env_cfg.num_arenas,
+            num_arenas=count,
+            first_arena=first,
+            threads=threads,
             fighters_per_arena=env_cfg.fighters_per_arena,
             opponents=env_cfg.opponents,
             rewards=env_cfg.rewards,
@@ -122,17 +127,34 @@ class EnvGroup(pufferlib.PufferEnv):
         self.envs.close()
 
 
-def make_vecenv(env_cfg, seed: int):
-    """A pufferlib vecenv for the config's env section; env k is seeded ``seed + k``."""
-    creator, kwargs = _creator(env_cfg)
+def make_vecenv(env_cfg, seed: int, dist: Dist | None = None, threads: int | None = None):
+    """A pufferlib vecenv for the config's env section; env k is seeded ``seed + k``.
+
+    In a distributed run (dist) the config's envs are the whole run's: each rank makes its
+    share of the envs (seeded as in one process), or, with one env, its share of the arenas.
+    threads: numba threads stepping the arenas (None: numba's setting)."""
+    dist = dist if dist is not None else Dist()
+    num_envs, arenas = env_cfg.num_envs, None
+    if dist.enabled and num_envs > 1:
+        first, num_envs = shard(num_envs, dist, "env.num_envs")
+        seed += first
+    elif dist.enabled:
+        if env_cfg.name != "arena":
+            raise ConfigError(
+                f"env.num_envs is 1, which does not split between {dist.world_size} processes; "
+                f"make it a multiple of {dist.world_size}"
+            )
+        arenas = shard(env_cfg.num_arenas, dist, "env.num_arenas")
+    creator, kwargs = _creator(env_cfg, arenas, threads)
     if env_cfg.backend == "Serial":
         return pufferlib.vector.make(
-            creator, env_kwargs=kwargs, backend=pufferlib.vector.Serial, num_envs=env_cfg.num_envs, seed=seed
+            creator, env_kwargs=kwargs, backend=pufferlib.vector.Serial, num_envs=num_envs, seed=seed
         )
-    workers = env_cfg.num_workers or env_cfg.num_envs
-    if env_cfg.num_envs % workers:
-        raise ConfigError(f"env.num_envs ({env_cfg.num_envs}) must be a multiple of env.num_workers ({workers})")
-    per_group = env_cfg.num_envs // workers
+    workers = env_cfg.num_workers or num_envs
+    if num_envs % workers:
+        here = " in this process" if dist.enabled else ""
+        raise ConfigError(f"env.num_envs ({num_envs}{here}) must be a multiple of env.num_workers ({workers})")
+    per_group = num_envs // workers
     groups = [dict(creator=creator, env_kwargs=kwargs, count=per_group, index=w) for w in range(workers)]
     try:
         return pufferlib.vector.make(
@@ -146,6 +168,27 @@ def make_vecenv(env_cfg, seed: int):
         )
     except pufferlib.APIUsageError as exc:  # e.g. more workers than cores
         raise ConfigError(f"env.backend Multiprocessing: {exc}") from None
+
+
+class DeviceCopy:
+    """The env's numpy arrays as tensors on the training device. On the CPU a tensor shares the
+    array's memory (no copy); on a GPU each array goes through a pinned host buffer of its own,
+    allocated once, and is copied without blocking: the step's one host synchronisation stays
+    the actions' way back to the env."""
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.pinned: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, array: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(np.asarray(array))
+        if self.device.type == "cpu":
+            return host
+        buffer = self.pinned.get(name)
+        if buffer is None or buffer.shape != host.shape or buffer.dtype != host.dtype:
+            buffer = self.pinned[name] = torch.empty(host.shape, dtype=host.dtype).pin_memory()
+        buffer.copy_(host)
+        return buffer.to(self.device, non_blocking=True)
 
 
 # =============================================================================================
