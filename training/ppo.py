@@ -176,24 +176,29 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
     local_of_global = torch.full((size,), -1, dtype=torch.long, device=device)
     local_of_global[batch["global_index"]] = torch.arange(len(batch["global_index"]), device=device)
     minibatch_size = math.ceil(size / args.num_minibatches)
-    totals, count = defaultdict(float), 0
+    totals, count = torch.zeros(len(STATS), dtype=torch.float64, device=device), 0
     for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
         b_inds = torch.randperm(size, device=device)  # the same on every rank: one process's permutation
         for start in range(0, size, minibatch_size):
             picked = local_of_global[b_inds[start : start + minibatch_size]]
             mb_inds = picked[picked >= 0]  # this rank's rows of the minibatch
             mb = {k: batch[k][mb_inds] for k in ROWS}
-            loss, stats = global_ppo_loss(model, mb, args, precision, dist, min(minibatch_size, size - start))
+            loss, sums = global_ppo_loss(model, mb, args, precision, dist, min(minibatch_size, size - start))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # DistributedDataParallel averages the gradients over the ranks
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
-            for k, v in stats.items():
-                totals[k] += float(v)
+            totals += sums  # this rank's share of the minibatch's means; summed over the ranks at the end
             count += 1
-        if args.target_kl is not None and float(stats["approx_kl"]) > args.target_kl:
+        # the early stop reads the epoch's last minibatch's KL, over the whole minibatch
+        if (
+            args.target_kl is not None
+            and float(dist.all_sum(sums[STATS.index("approx_kl")].reshape(1))) > args.target_kl
+        ):
             break
-    means = {k: v / count for k, v in totals.items()}
+    totals = dist.all_sum(totals) / count  # one collective for the logged means
+    means = {name: float(totals[k]) for k, name in enumerate(STATS)}
+    means["loss"] = means["policy_loss"] - args.ent_coef * means["entropy"] + means["value_loss"] * args.vf_coef
     returns, diff = batch["returns"], batch["returns"] - batch["values"]
     var_y, var_diff = global_variance(returns, size, dist), global_variance(diff, size, dist)
     means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
@@ -201,30 +206,35 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
     return means
 
 
+STATS = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac")
+"""the update's logged means, besides loss (from them), explained_variance and epochs"""
+
+
 def global_variance(x: torch.Tensor, size: int, dist) -> float:
     """The unbiased variance of the ranks' rows ``x`` taken together (``size`` rows in all)."""
     if size < 2:
         return 0.0
-    mean = dist.all_sum(x.sum().reshape(1)) / size
-    return float(dist.all_sum(((x - mean) ** 2).sum().reshape(1)) / (size - 1))
+    sums = dist.all_sum(torch.stack([x.sum(), (x * x).sum()]).double())
+    return float((sums[1] - sums[0] * sums[0] / size) / (size - 1))
 
 
 def global_ppo_loss(model, mb, args, precision, dist, count: int):
     """ppo_loss over a minibatch of ``count`` rows split across the ranks, ``mb`` this rank's:
-    the loss to back-propagate (scaled for DistributedDataParallel's averaging) and the whole
-    minibatch's stats."""
+    the loss to back-propagate (scaled for DistributedDataParallel's averaging), and this
+    rank's share of the minibatch's means of STATS (summed over the ranks, the minibatch's)."""
     with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
         _, newlogprob, entropy, newvalue = action_and_value(*model(mb["obs"]), mb["actions"])
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     mb_advantages = mb["advantages"]
-    if args.norm_adv and count > 1:  # over the whole minibatch, as one process normalises it
-        mean = dist.all_sum(mb_advantages.sum().reshape(1)) / count
-        std = (dist.all_sum(((mb_advantages - mean) ** 2).sum().reshape(1)) / (count - 1)).sqrt()
-        mb_advantages = (mb_advantages - mean) / (std + 1e-8)
-    pg_loss = torch.max(
-        -mb_advantages * ratio, -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
-    )
+    if args.norm_adv and count > 1:  # over the whole minibatch, as one process normalises it: one collective
+        adv = mb_advantages.detach().double()
+        total, squares = dist.all_sum(torch.stack([adv.sum(), (adv * adv).sum()]))
+        mean = total / count
+        std = ((squares - total * mean) / (count - 1)).clamp_(min=0.0).sqrt()
+        mb_advantages = (mb_advantages - mean.float()) / (std.float() + 1e-8)
+    clipped_ratio = torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+    pg_loss = torch.max(-mb_advantages * ratio, -mb_advantages * clipped_ratio)
     if args.clip_vloss:
         v_loss_unclipped = (newvalue - mb["returns"]) ** 2
         v_clipped = mb["values"] + torch.clamp(newvalue - mb["values"], -args.clip_coef, args.clip_coef)
@@ -234,24 +244,7 @@ def global_ppo_loss(model, mb, args, precision, dist, count: int):
     local = pg_loss.sum() - args.ent_coef * entropy.sum() + args.vf_coef * v_loss.sum()
     loss = local * (dist.world_size / count)  # the ranks' gradients are averaged, not summed
     with torch.no_grad():
-        sums = torch.stack(
-            [
-                pg_loss.sum(),
-                v_loss.sum(),
-                entropy.sum(),
-                (-logratio).sum(),
-                ((ratio - 1) - logratio).sum(),
-                ((ratio - 1.0).abs() > args.clip_coef).float().sum(),
-            ]
-        )
-        pg, v, ent, old_kl, kl, clipped = (dist.all_sum(sums) / count).unbind()
-        stats = dict(
-            policy_loss=pg,
-            value_loss=v,
-            entropy=ent,
-            loss=pg - args.ent_coef * ent + v * args.vf_coef,
-            old_approx_kl=old_kl,
-            approx_kl=kl,
-            clipfrac=clipped,
-        )
-    return loss, stats
+        clipfrac = ((ratio - 1.0).abs() > args.clip_coef).float()
+        kl = (ratio - 1) - logratio
+        sums = torch.stack([pg_loss.sum(), v_loss.sum(), entropy.sum(), (-logratio).sum(), kl.sum(), clipfrac.sum()])
+    return loss, sums.double() / count
