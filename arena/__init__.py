@@ -11,6 +11,8 @@ from common.lazy import lazy_exports
 
 _EXPORTS = {
     "OBS_SIZE": "arena.spec",
+    "FULL_OBS_SIZE": "arena.spec",
+    "OBSERVATIONS": "arena.spec",
     "NUM_ACTIONS": "arena.spec",
     "ACTION_IDLE": "arena.spec",
     "ACTION_ATTACK": "arena.spec",

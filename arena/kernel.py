@@ -61,6 +61,7 @@ from arena.spec import (
     FATE_ALIVE,
     FATE_KNOCKED_OUT,
     FATE_RING_OUT,
+    FULL_EXTRA,
     NUM_ACTIONS,
     OBS_SIZE,
 )
@@ -541,10 +542,26 @@ def write_enemy(a, slot, j, fl, x, y, vx, vy, inv_r, inv_v, out, row):
 
 
 @njit(cache=True, inline="always")
+def write_extra(a, slot, j, fl, it, inv_cooldown, out, row):
+    """The full observation's three numbers of fighter j in slot `slot` (0: the observer;
+    1 + k: the k-th nearest enemy): cooldown left as a fraction, cos and sin of its facing
+    (zeros when j is NO_FIGHTER)."""
+    base = OBS_SIZE + FULL_EXTRA * slot
+    if j == NO_FIGHTER:
+        for k in range(FULL_EXTRA):
+            out[row, base + k] = 0.0
+        return
+    out[row, base + 0] = it[a, j, COOLDOWN] * inv_cooldown
+    out[row, base + 1] = math.cos(fl[a, j, FACING])
+    out[row, base + 2] = math.sin(fl[a, j, FACING])
+
+
+@njit(cache=True, inline="always")
 def write_observation(a, f, fl, it, params, out, row):
-    """The 30-number observation of fighter f (zeros once eliminated); see docs/arena.md."""
+    """The observation of fighter f (zeros once eliminated): the 30 numbers, and with an out
+    of arena.spec.FULL_OBS_SIZE columns the full observation's 18 more; see docs/arena.md."""
     if it[a, f, ALIVE] == 0:
-        for k in range(OBS_SIZE):
+        for k in range(out.shape[1]):
             out[row, k] = 0.0
         return
     inv_r = 1.0 / params[P_RADIUS]
@@ -593,6 +610,14 @@ def write_observation(a, f, fl, it, params, out, row):
     write_enemy(a, 2, j2, fl, x, y, vx, vy, inv_r, inv_v, out, row)
     write_enemy(a, 3, j3, fl, x, y, vx, vy, inv_r, inv_v, out, row)
     write_enemy(a, 4, j4, fl, x, y, vx, vy, inv_r, inv_v, out, row)
+    if out.shape[1] > OBS_SIZE:  # the full observation
+        inv_cooldown = 1.0 / max(params[P_COOLDOWN], 1.0)
+        write_extra(a, 0, f, fl, it, inv_cooldown, out, row)
+        write_extra(a, 1, j0, fl, it, inv_cooldown, out, row)
+        write_extra(a, 2, j1, fl, it, inv_cooldown, out, row)
+        write_extra(a, 3, j2, fl, it, inv_cooldown, out, row)
+        write_extra(a, 4, j3, fl, it, inv_cooldown, out, row)
+        write_extra(a, 5, j4, fl, it, inv_cooldown, out, row)
 
 
 @njit(cache=True, inline="always")

@@ -280,9 +280,10 @@ def ranks(fighters):
     return out
 
 
-def observation(fighters, me, rules: Rules):
+def observation(fighters, me, rules: Rules, full: bool = False):
+    """docs/arena.md's observation, written out: 30 numbers, 48 with ``full``."""
     f = fighters[me]
-    obs = [0.0] * 30
+    obs = [0.0] * (48 if full else 30)
     if not f.alive:
         return obs
     obs[:5] = [f.x / rules.radius, f.y / rules.radius, f.health, f.vx / rules.speed, f.vy / rules.speed]
@@ -296,18 +297,26 @@ def observation(fighters, me, rules: Rules):
             (e.vy - f.vy) / rules.speed,
             e.health,
         ]
+    if full:  # cooldown left / cooldown, cos and sin of the facing: the fighter's, then the enemies'
+        cooldown = max(rules.cooldown_frames, 1)
+        for slot, j in enumerate([me] + [j for _, j in enemies[:5]]):
+            g = fighters[j]
+            obs[30 + 3 * slot : 33 + 3 * slot] = [g.cooldown / cooldown, math.cos(g.facing), math.sin(g.facing)]
     return obs
 
 
-def reference_step(state: dict, actions: np.ndarray, rules: Rules, weights: RewardWeights, num_agents: int):
+def reference_step(
+    state: dict, actions: np.ndarray, rules: Rules, weights: RewardWeights, num_agents: int, full: bool = False
+):
     """One decision for every arena, without auto-reset. Returns (new_state, outputs)
-    where outputs holds obs, rewards, terminals, truncations, masks, match_end, final_rank."""
+    where outputs holds obs (the full observation with ``full``), rewards, terminals,
+    truncations, masks, match_end, final_rank."""
     new_state = {k: v.copy() for k, v in state.items()}
     s = state_views(new_state)
     agent_row = s["agent_row"]
     num_arenas, n = s["alive"].shape
     out = dict(
-        obs=np.zeros((num_agents, 30), np.float32),
+        obs=np.zeros((num_agents, 48 if full else 30), np.float32),
         rewards=np.zeros(num_agents, np.float32),
         terminals=np.zeros(num_agents, bool),
         truncations=np.zeros(num_agents, bool),
@@ -373,7 +382,7 @@ def reference_step(state: dict, actions: np.ndarray, rules: Rules, weights: Rewa
                 out["terminals"][row] = died or status == 1
                 out["truncations"][row] = status == 2 and f.alive
                 out["masks"][row] = f.alive
-                out["obs"][row] = observation(fighters, i, rules)
+                out["obs"][row] = observation(fighters, i, rules, full)
             s["pos"][a, i] = (f.x, f.y)
             s["vel"][a, i] = (f.vx, f.vy)
             s["facing"][a, i] = f.facing

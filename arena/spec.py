@@ -15,6 +15,13 @@ OBS_ENEMIES = 5
 """nearest enemies in an observation"""
 ENEMY_FEATURES = 5
 """per enemy: relative x, y, relative vx, vy, health"""
+FULL_EXTRA = 3
+"""what the full observation adds per fighter: attack cooldown left (0..1), cos and sin of its facing"""
+FULL_OBS_SIZE = OBS_SIZE + FULL_EXTRA * (1 + OBS_ENEMIES)
+"""floats per full observation (48): the 30 of the basic one, then the fighter's own cooldown and
+facing, then those of the 5 nearest enemies in the same order (docs/arena.md)"""
+OBSERVATIONS = {"basic": OBS_SIZE, "full": FULL_OBS_SIZE}
+"""observation kinds (config env.observation) and their sizes; the basic one is the full one's prefix"""
 
 NUM_ACTIONS = 10
 """0-7 move north, north-east, ..., north-west (clockwise); 8 idle; 9 attack"""

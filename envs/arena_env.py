@@ -17,6 +17,9 @@ Observation Space
     |   .. 9 + 5k  | x, y, relative vx, vy, health; zeros if missing   | / speed    |
 
     An eliminated fighter observes zeros. docs/arena.md has the exact formula.
+    observation="full" gives 48 numbers: these 30, then the fighter's attack cooldown left
+    (0..1) and the cos and sin of its facing, then the same three for each of the 5 nearest
+    enemies in the same order (zeros if missing).
 
 Rewards
     A weighted sum of the terms in arena.RewardWeights (survive, hit, knockout,
@@ -44,7 +47,7 @@ from arena import (
     FATE_KNOCKED_OUT,
     FATE_RING_OUT,
     NUM_ACTIONS,
-    OBS_SIZE,
+    OBSERVATIONS,
     Arena,
     ArenaConfigError,
     Rules,
@@ -65,8 +68,11 @@ INFO_KEYS = (
 )
 
 
-def observation_space():
-    return gymnasium.spaces.Box(low=-np.inf, high=np.inf, shape=(OBS_SIZE,), dtype=np.float32)
+def observation_space(kind: str = "basic"):
+    """The Box of one agent's observation: "basic" (30 numbers) or "full" (48; arena.spec)."""
+    if kind not in OBSERVATIONS:
+        raise ArenaConfigError(f"observation must be {' or '.join(OBSERVATIONS)}, got {kind!r}")
+    return gymnasium.spaces.Box(low=-np.inf, high=np.inf, shape=(OBSERVATIONS[kind],), dtype=np.float32)
 
 
 def action_space():
@@ -143,8 +149,10 @@ class ArenaEnv(pufferlib.PufferEnv):
     mapping of term weights, or None for the standard preset. report_interval: steps between
     info reports. threads: 1 to step on the calling thread (use it in forked workers),
     None for numba's thread pool. stats_slots: the slots whose matches the info reports
-    count (None: every agent slot; self-play reports only the learner's). rules: any field
-    of arena.Rules (radius, frame_skip, ...).
+    count (None: every agent slot; self-play reports only the learner's). observation:
+    "basic" (the 30 numbers) or "full" (48). first_arena: the index of this env's first arena
+    in a larger set, for their seeds (a distributed run's shard). rules: any field of
+    arena.Rules (radius, frame_skip, ...).
     """
 
     def __init__(
@@ -159,9 +167,12 @@ class ArenaEnv(pufferlib.PufferEnv):
         threads: int | None = None,
         stats_slots=None,
         first_arena: int = 0,
+        observation: str = "basic",
         **rules,
     ):
         self.rules = Rules.from_kwargs(**rules)
+        self.observation = observation
+        self.single_observation_space = observation_space(observation)
         slots = parse_slots(fighters_per_arena, opponents)
         if all(s is not None for s in slots):
             raise ArenaConfigError(
@@ -184,7 +195,6 @@ class ArenaEnv(pufferlib.PufferEnv):
         self.num_arenas = self.arena.num_arenas
         self.fighters_per_arena = self.arena.fighters
         self.report_interval = report_interval
-        self.single_observation_space = observation_space()
         self.single_action_space = action_space()
         super().__init__(buf)
         if stats_slots is not None:

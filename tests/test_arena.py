@@ -26,7 +26,9 @@ NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
         (3, ["striker", ["striker", "kiter"]]),
     ],
 )
-def test_kernel_matches_reference_on_random_play(fighters, opponents):
+@pytest.mark.parametrize("observation", ["basic", "full"])
+def test_kernel_matches_reference_on_random_play(fighters, opponents, observation):
+    full = observation == "full"
     rng = np.random.default_rng(fighters)
     rules = Rules(frame_skip=3, max_frames=150, spawn_jitter=1.0)
     arena = Arena(
@@ -34,7 +36,7 @@ def test_kernel_matches_reference_on_random_play(fighters, opponents):
     )
     n = arena.num_agents
     bufs = (
-        np.zeros((n, 30), np.float32),
+        np.zeros((n, 48 if full else 30), np.float32),
         np.zeros(n, np.float32),
         np.zeros(n, bool),
         np.zeros(n, bool),
@@ -50,7 +52,7 @@ def test_kernel_matches_reference_on_random_play(fighters, opponents):
     ended = 0
     for _ in range(50):
         actions = rng.integers(0, 10, n).astype(np.int32)
-        expected, out = reference_step(arena.copy_state(), actions, rules, arena.weights, n)
+        expected, out = reference_step(arena.copy_state(), actions, rules, arena.weights, n, full)
         ended += arena.step(actions, *bufs)
         np.testing.assert_allclose(arena.fl, expected["fl"], rtol=0, atol=1e-9)
         np.testing.assert_array_equal(arena.it, expected["it"])
