@@ -58,6 +58,8 @@ def iso_utc(text: str) -> str | None:
 # The allowed values
 # ---------------------------------------------------------------------------------------------
 ENV_NAMES = ("arena", "gymnasium")
+OBSERVATIONS = ("basic", "full")
+"""arena.spec.OBSERVATIONS's kinds (not imported: a Gymnasium config loads without the arena)"""
 BACKENDS = ("Serial", "Multiprocessing")
 PRECISIONS = ("auto", "float32", "bfloat16")
 EVAL_METRICS = ("win_rate", "survival_rate", "avg_reward", "mean_rank")
@@ -94,6 +96,7 @@ KEY_CONSTRAINTS = {
     "log_interval": POSITIVE.noting("seconds"),
     "env.name": one_of(ENV_NAMES),
     "env.backend": one_of(BACKENDS),
+    "env.observation": one_of(OBSERVATIONS),
     "env.num_envs": POSITIVE_INT,
     "env.num_arenas": POSITIVE_INT,
     "env.fighters_per_arena": FIGHTERS,
@@ -179,6 +182,8 @@ def check(config: Config, sources: dict, default_source: str) -> None:
     env = config.env
     if env.name == "gymnasium" and not env.id:
         at.fail("env.id", "must name a Gymnasium env (e.g. CartPole-v1) when env.name is gymnasium")
+    if env.name == "gymnasium" and env.observation != "basic":
+        at.fail("env.observation", "applies to the arena; a Gymnasium env has its own observation (leave it basic)")
     if env.name == "arena":
         _check_arena_keys(config, at)
     if config.league.enabled:

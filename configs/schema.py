@@ -39,6 +39,9 @@ class EnvConfig:
     """env steps between episode-statistics reports"""
     rules: dict[str, Any] = field(default_factory=dict)
     """overrides of arena.Rules fields, e.g. {max_frames: 1800, frame_skip: 4}"""
+    observation: str = "basic"
+    """what a fighter sees: basic (the 30 numbers of the game's vector) or full (48: also its own and
+    the 5 nearest enemies' attack cooldown and facing; docs/arena.md)"""
 
 
 @dataclass

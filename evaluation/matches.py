@@ -70,7 +70,7 @@ class ActionRouter:
                 name, arenas, slots, out = bot
                 self.actions[rows] = self.arena.bot_actions(name, arenas, slots, out)
             else:
-                batch = obs[rows]
+                batch = obs[rows, : player.obs_size]  # a basic-observation player reads the first 30
                 try:
                     actions = act(batch)
                 except Exception as exc:  # a user's function may fail in any way; name it and the input
@@ -98,11 +98,20 @@ class Outcomes:
         return len(self.results.length)
 
 
+def observation_for(players) -> str:
+    """The observation kind an env must give for these players: full if any reads it."""
+    from arena import OBSERVATIONS
+
+    widest = max([p.obs_size for p in players] + [OBSERVATIONS["basic"]])
+    return next(kind for kind, size in OBSERVATIONS.items() if size == widest)
+
+
 def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard", threads=None, **rules) -> Outcomes:
     """Play one first match per row of ``seats`` (int, (matches, agent slots)).
 
     bots: bot names for the env's scripted slots after the agent slots. rewards, rules: the
-    ArenaEnv's. Each player's actor is seeded with ``seed + its index``.
+    ArenaEnv's. Each player's actor is seeded with ``seed + its index``. The env gives the
+    full observation when a player reads it (the basic one is its first 30 numbers).
     """
     from envs import ArenaEnv
 
@@ -116,6 +125,7 @@ def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard
         rewards=rewards,
         report_interval=1 << 30,
         threads=threads,
+        observation=observation_for(players),
         **rules,
     )
     arena = env.arena

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arena import BOT_NAMES, NUM_ACTIONS
+from arena import BOT_NAMES, NUM_ACTIONS, OBS_SIZE
 from configs import split_name  # lives in configs, whose league checks name fixed opponents with it
 
 UNIFORM = "uniform"
@@ -62,6 +62,19 @@ class Player:
         if self.kind == UNIFORM:
             return uniform_policy(seed)
         return as_action_fn(self.source, greedy=self.greedy, seed=seed)
+
+    @property
+    def obs_size(self) -> int:
+        """How many numbers of the observation the player reads: a network's input size (30 or
+        48, the full observation), else the basic 30 (bots, uniform, module:function players)."""
+        import torch
+
+        from policies import AgentCheckpoint
+
+        source = self.source.policy if isinstance(self.source, AgentCheckpoint) else self.source
+        if isinstance(source, torch.nn.Module):
+            return int(getattr(source, "obs_size", OBS_SIZE))
+        return OBS_SIZE
 
     @property
     def checkpoint(self):

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from arena import FATE_KNOCKED_OUT, FATE_RING_OUT, NUM_ACTIONS, OBS_SIZE, Arena, Rules, sole_first
+from arena import FATE_KNOCKED_OUT, FATE_RING_OUT, NUM_ACTIONS, OBS_SIZE, OBSERVATIONS, Arena, Rules, sole_first
 from arena.rules import BOT_IDS, FRAME_RATE
 from common.files import atomic_write_bytes, atomic_write_text
-from evaluation.matches import ActionRouter
+from evaluation.matches import ActionRouter, observation_for
 from evaluation.players import resolve_player
 
 ANIMATION_FORMATS = (".gif", ".webp", ".png")
@@ -110,7 +110,7 @@ def record_match(
     rules = Rules.from_kwargs(**rules)
     arena = Arena(arenas, fighters, slots, rules, rewards, seed, autoreset=False, threads=1)
     n = arena.num_agents
-    obs = np.zeros((n, OBS_SIZE), dtype=np.float32)
+    obs = np.zeros((n, OBSERVATIONS[observation_for(players)]), dtype=np.float32)
     rew, term, trunc, masks = np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)
     arena.reset(obs, rew, term, trunc, masks, seed=seed)
     router = ActionRouter(players, seats, arena, seed)
@@ -408,7 +408,8 @@ def frame_records(rec: Recording, slot: int | None = None) -> list[dict]:
             for j in range(len(rec.names))
             if j != slot
         ]
-        obs = rec.obs[k] if slot == rec.learner else np.zeros(OBS_SIZE)
+        # a stored frame's observation_vector is the basic observation (storage holds 30 numbers)
+        obs = rec.obs[k][:OBS_SIZE] if slot == rec.learner else np.zeros(OBS_SIZE)
         records.append(
             {
                 "frame_number": int(rec.frame[k]),

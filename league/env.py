@@ -44,6 +44,7 @@ class LeagueEnv:
         arenas: tuple[int, int] | None = None,
         generator: torch.Generator | None = None,
         threads: int | None = None,
+        observation: str = "basic",
     ):
         self.stage, self.pool = stage, pool
         # arenas: (first, count) of the stage's arenas this process plays (a distributed run's
@@ -67,6 +68,7 @@ class LeagueEnv:
             stats_slots=list(range(L)),
             first_arena=first_arena,
             threads=threads,
+            observation=observation,
             **(rules or {}),
         )
         self.arena = self.env.arena

@@ -38,7 +38,7 @@ from policies import CheckpointError, read_checkpoint
 from training.distributed import Dist, shard
 
 
-def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
+def check_fixed_file(path: str, source: str, hidden_size: int, obs_size: int = OBS_SIZE) -> None:
     """Fail with a message naming ``source`` (the config key) unless ``path`` is a checkpoint of
     the learner's shape. Reads the file only, builds no network: train_specialists calls it for
     league.fixed_opponents before the specialists train (minutes), so a wrong path fails at once."""
@@ -48,7 +48,10 @@ def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
         raise CheckpointError(f"{source}: no checkpoint file {path!r}") from None
     except CheckpointError as exc:
         raise CheckpointError(f"{source}: {exc}") from None
-    want, got = (OBS_SIZE, NUM_ACTIONS, hidden_size), (spec["obs_size"], spec["num_actions"], spec["hidden_size"])
+    # A fighter of the basic observation plays in a league of the full one: it reads the first 30
+    # numbers (the pool widens its first layer with zero weights for the rest).
+    seen = obs_size if spec["obs_size"] == OBS_SIZE else spec["obs_size"]
+    want, got = (obs_size, NUM_ACTIONS, hidden_size), (seen, spec["num_actions"], spec["hidden_size"])
     if got != want:
         raise CheckpointError(
             f"{source}: {path!r} is a network of {got[0]} obs, {got[1]} actions and hidden size {got[2]}; "
@@ -59,7 +62,14 @@ def check_fixed_file(path: str, source: str, hidden_size: int) -> None:
 def check_fixed_opponents(config: Config) -> None:
     """check_fixed_file for every league.fixed_opponents entry (NAME=PATH or PATH)."""
     for spec in config.league.fixed_opponents:
-        check_fixed_file(split_name(spec)[1], "league.fixed_opponents", config.policy.hidden_size)
+        check_fixed_file(split_name(spec)[1], "league.fixed_opponents", config.policy.hidden_size, learner_obs(config))
+
+
+def learner_obs(config: Config) -> int:
+    """The learner's observation size (the env's observation kind)."""
+    from arena import OBSERVATIONS
+
+    return OBSERVATIONS[config.env.observation]
 
 
 class League:
@@ -88,6 +98,7 @@ class League:
             device=device,
             share_caps=lc.share_caps,
             write_files=self.dist.is_main,
+            obs_size=learner_obs(config),
         )
         for spec in lc.fixed_opponents:
             name, path = split_name(spec)
@@ -109,7 +120,7 @@ class League:
     def add_fixed(self, path: str, name: str | None = None, source: str = "league.fixed_opponents") -> None:
         """Field a fixed opponent (league.fixed_opponents, league.specialists): a checkpoint of the
         learner's shape. source: the config key that named it, for error messages."""
-        check_fixed_file(path, source, self.config.policy.hidden_size)
+        check_fixed_file(path, source, self.config.policy.hidden_size, learner_obs(self.config))
         try:
             self.pool.add_fixed(path, name)
         except CheckpointError as exc:  # weights that do not fit the network the file describes
@@ -134,6 +145,7 @@ class League:
             else None,
             generator=self.generator,
             threads=self.threads,
+            observation=self.config.env.observation,
         )
         return self.env
 

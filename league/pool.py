@@ -31,6 +31,7 @@ from arena.rules import LEARNER, bot_id
 from configs import fixed_opponent_name
 from evaluation.ratings import fit_log_strengths, to_elo
 from policies import AgentCheckpoint, CheckpointError, Policy
+from policies.network import widen_inputs
 
 BOT, SNAPSHOT, FIXED = "bot", "snapshot", "fixed"
 MIN_PRIORITY = 1e-3
@@ -102,6 +103,7 @@ class OpponentPool:
         device="cpu",
         share_caps=None,
         write_files: bool = True,
+        obs_size: int | None = None,
     ):
         self.share_caps = {str(k): float(v) for k, v in (share_caps or {}).items()}
         for name, cap in self.share_caps.items():
@@ -113,6 +115,7 @@ class OpponentPool:
         self.priority_exponent = float(priority_exponent)
         self.directory = Path(directory) if directory is not None else None
         self.write_files = bool(write_files)
+        self.obs_size = obs_size  # the learner's observation size; narrower fixed fighters are widened
         self.device = torch.device(device)
         self.entries: list[Entry] = []
         self.bot_ids = np.zeros(0, dtype=np.int32)  # kernel bot id per entry (LEARNER for snapshots), for the arena
@@ -153,7 +156,7 @@ class OpponentPool:
             LEARNER,
             int(loaded.global_step),
             path=str(path.resolve()),
-            policy=loaded.policy.eval().requires_grad_(False),
+            policy=self._frozen(loaded.policy),
         )
         return self._append(entry)
 
@@ -192,8 +195,15 @@ class OpponentPool:
             # that never stopped holds in memory, so the load must leave the generator as it was.
             with torch.random.fork_rng(devices=[]):
                 checkpoint = AgentCheckpoint.load(self._file(entry), device=self.device)
-            entry.policy = checkpoint.policy.eval().requires_grad_(False)
+            entry.policy = self._frozen(checkpoint.policy)
         return entry.policy
+
+    def _frozen(self, policy: Policy) -> Policy:
+        """A fielded network without gradients, reading the learner's observation: one of the basic
+        observation in a full-observation league gets zero weights for the numbers it never saw."""
+        if self.obs_size is not None and policy.obs_size < self.obs_size:
+            policy = widen_inputs(policy, self.obs_size)
+        return policy.eval().requires_grad_(False)
 
     def _file(self, entry: Entry) -> Path:
         """Where a network entry's checkpoint lies (snapshots: in the pool's folder)."""

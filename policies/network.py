@@ -129,6 +129,21 @@ class PolicyStack:
         return out
 
 
+def widen_inputs(policy: Policy, obs_size: int) -> Policy:
+    """A copy of ``policy`` that reads observations of ``obs_size`` numbers and ignores those past
+    its own (zero weights): what it computes on the wider observation's first numbers."""
+    with torch.random.fork_rng(devices=[]):  # its discarded initial weights leave torch's generator as it was
+        wider = Policy(obs_size, policy.num_actions, policy.hidden_size).to(next(policy.parameters()).device)
+    with torch.no_grad():
+        for (name, mine), theirs in zip(wider.state_dict().items(), policy.state_dict().values(), strict=True):
+            if name == "network.0.weight":
+                mine.zero_()
+                mine[:, : theirs.shape[1]] = theirs
+            else:
+                mine.copy_(theirs)
+    return wider
+
+
 def action_and_value(logits: torch.Tensor, value: torch.Tensor, action: torch.Tensor | None = None):
     """(action, logprob, entropy, value) from a forward pass's logits and values: samples an
     action when none is given (CleanRL's get_action_and_value, for a Policy or a wrapper of one

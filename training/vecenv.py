@@ -83,6 +83,7 @@ def _creator(env_cfg, arenas: tuple[int, int] | None = None, threads: int | None
             first_arena=first,
             threads=threads,
             fighters_per_arena=env_cfg.fighters_per_arena,
+            observation=env_cfg.observation,
             opponents=env_cfg.opponents,
             rewards=env_cfg.rewards,
             report_interval=env_cfg.report_interval,
