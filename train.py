@@ -35,13 +35,15 @@ import torch
 
 from configs import ConfigError, parse_overrides
 from evaluation.tables import format_best_lines
-from policies import CheckpointError, Policy, read_checkpoint, sample_actions
+from policies import CheckpointError, read_checkpoint, sample_actions
+from policies.network import build_policy
 from policies.runtime import precision_name, select_device, select_precision
 from training import distributed
 from training.episodes import EpisodeLog
 from training.evaluator import Checkpoints, make_evaluator
 from training.imitation import format_summary, train_imitation
-from training.ppo import Rollout, compute_gae, ppo_loss, ppo_update  # noqa: F401 (ppo_loss: part of train's API)
+from training.memory import Memory
+from training.ppo import Rollout, compute_gae, ppo_loss, ppo_sequence_update, ppo_update  # noqa: F401 (ppo_loss: API)
 from training.run import RESEED, Run, load_initial_weights, resolve_start, resume_state
 from training.selection import config_play, final_selection, format_selection
 from training.vecenv import DeviceCopy, make_vecenv, start_env
@@ -75,6 +77,10 @@ def train(
         if dist.enabled:
             raise ConfigError("behavioural cloning (mode: imitation) runs in one process: start it without torchrun")
         return train_imitation(start, progress)
+    if dist.enabled and start.config.policy.kind != "mlp":
+        raise ConfigError(
+            f"policy.kind {start.config.policy.kind} trains in one process for now: start it without torchrun"
+        )
     with Run(start, progress, dist) as run:
         run.create_folder()
         if start.config.league.enabled and start.config.league.specialists:
@@ -111,9 +117,10 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
 
     # ---------------------------------------------------------------- rollout storage, first observations
     obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
-    rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)  # again when a stage changes
+    rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device, policy.recurrent)  # again per stage
+    memory = Memory(policy, vecenv.num_agents, device) if policy.recurrent else None  # an LSTM's state per agent
     episode_log, timing, losses, metrics, last_log = EpisodeLog(), defaultdict(float), {}, {}, 0.0
-    next_obs, next_mask = resume_envs(run, vecenv, env_seed, device, episode_log)
+    next_obs, next_mask = resume_envs(run, vecenv, env_seed, device, episode_log, memory)
     agent_rows = distributed.agent_rows(dist, vecenv.num_agents)  # this rank's rows of the run's agents
     run.start_clock()
     try:
@@ -125,12 +132,17 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
 
             # -------------------------------------------------------- rollout
             reports = []  # the env's episode reports
+            if memory is not None:
+                rollout.initial_state = memory.snapshot()  # where the update's replay of the sequences starts
             for step in range(num_steps):
                 t0 = time.perf_counter()
                 rollout.obs[step] = next_obs
                 rollout.masks[step] = next_mask
                 with torch.no_grad():
-                    logits, rollout.values[step] = policy(rollout.obs[step])
+                    if memory is None:
+                        logits, rollout.values[step] = policy(rollout.obs[step])
+                    else:
+                        logits, rollout.values[step] = memory.decide(policy, next_obs, next_mask, rollout.resets[step])
                     step_logprobs = torch.log_softmax(logits, dim=-1)
                     rollout.actions[step] = action = sample_actions(step_logprobs, rows=agent_rows)
                     rollout.logprobs[step] = step_logprobs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
@@ -141,6 +153,8 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                 t2 = time.perf_counter()
                 rollout.rewards[step] = to_device("rewards", reward) * args.reward_scale
                 rollout.dones[step] = to_device("dones", terminal | truncation)
+                if memory is not None:
+                    memory.ended(rollout.dones[step])
                 next_obs, next_mask = to_device("obs", next_obs_np), to_device("masks", next_mask_np)
                 reports.extend(infos)
                 timing["inference"] += t1 - t0
@@ -152,11 +166,19 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
             # -------------------------------------------------------- advantages and update
             t0 = time.perf_counter()
             with torch.no_grad():
-                next_value = policy.get_value(next_obs)
+                if memory is None:
+                    next_value = policy.get_value(next_obs)
+                else:
+                    next_value = policy.get_value(next_obs, memory.state, memory.resets(next_mask))
                 r = rollout
                 advantages, returns = compute_gae(r.rewards, r.values, r.dones, r.masks, next_value, next_mask,
                                                   args.gamma, args.gae_lambda)  # fmt: skip
-            losses = ppo_update(model, optimizer, rollout.live_batch(advantages, returns, dist), args, precision, dist)
+            if memory is None:
+                batch = rollout.live_batch(advantages, returns, dist)
+                losses = ppo_update(model, optimizer, batch, args, precision, dist)
+            else:  # whole sequences per minibatch, replayed from the rollout's initial state
+                losses = ppo_sequence_update(policy, optimizer, rollout.sequence_batch(advantages, returns), args,
+                                             precision)  # fmt: skip
             run.agree_to_stop()  # every rank stops after the same update
             timing["update"] += time.perf_counter() - t0
 
@@ -191,7 +213,8 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                 if league.promotion_due(step_now) and step_now < args.total_timesteps:
                     env_seed = config.seed + RESEED * state.iteration
                     vecenv = league.promote(step_now, seed=env_seed)
-                    rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device)
+                    rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device, policy.recurrent)
+                    memory = Memory(policy, vecenv.num_agents, device) if policy.recurrent else None
                     next_obs, next_mask, _ = start_env(vecenv, env_seed, device)
                     agent_rows = distributed.agent_rows(dist, vecenv.num_agents)
                     episode_log = EpisodeLog()  # the win rate chart restarts with the new stage
@@ -203,7 +226,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                     metrics["eval_win_rate"] = scored.win_rate
                 save = checkpoints.record(scored, run.folder.step_checkpoint(step_now).name)
                 if save is not None:
-                    resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist)
+                    resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist, memory)
                     run.save_step_checkpoint(policy, metrics, resumable, best=save.best, record=save.row)
             timing["eval_and_checkpoints"] += time.perf_counter() - t0
             for k in ("env", "inference", "update"):
@@ -212,7 +235,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
         run.stop.requested = True
     except distributed.DistributedFailure:  # another rank failed: keep what this one has, then leave
         if dist.is_main and state.iteration > run.start_iteration:
-            resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist)
+            resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist, memory)
             run.save_step_checkpoint(policy, metrics, resumable, record=False)
         raise
 
@@ -221,7 +244,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
     run.end_progress()
     final_path = None
     if dist.is_main and state.iteration > run.start_iteration:  # a new step_N.pt unless the last update saved one
-        resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist)
+        resumable = resume_state(state, optimizer, league, vecenv, episode_log, dist, memory)
         record = "eval_win_rate" in metrics or not evaluate.evaluates
         final_path = run.save_step_checkpoint(policy, metrics, resumable, record=record)
     in_sync = distributed.parameters_in_sync(policy, dist)
@@ -241,6 +264,14 @@ def train_league_specialists(run: Run, start, progress):
     start = dataclasses.replace(start, specialists=specialists)
     if config.league.init_from is not None and start.init_from is None and not run.resumed:  # a specialist's weights
         path = next(s["checkpoint"] for s in specialists if s["name"] == config.league.init_from)
+        kind = read_checkpoint(path)["policy"].get("kind", "mlp")
+        if kind != config.policy.kind:  # specialists train with their mode configs' network
+            print(
+                f"league.init_from {config.league.init_from!r} is a {kind} network; this {config.policy.kind} "
+                "learner cannot start from its weights and starts from fresh ones",
+                flush=True,
+            )
+            return start
         start = dataclasses.replace(
             start, init_from=path, init_label=f"league.init_from {config.league.init_from!r} ({path})"
         )
@@ -262,7 +293,7 @@ def make_policy(run: Run, start, vecenv, device):
     --init-from (or league.init_from) weights, or freshly initialised."""
     config, state = run.config, run.state
     obs_size, num_actions = int(np.prod(vecenv.single_observation_space.shape)), int(vecenv.single_action_space.n)
-    policy = Policy(obs_size, num_actions, config.policy.hidden_size).to(device)
+    policy = build_policy(config.policy.kind, obs_size, num_actions, config.policy.hidden_size).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.train.learning_rate, eps=1e-5)
     if run.resumed:
         policy.load_state_dict(start.resumed["state_dict"])
@@ -273,14 +304,17 @@ def make_policy(run: Run, start, vecenv, device):
     return policy, optimizer
 
 
-def resume_envs(run: Run, vecenv, env_seed: int, device, episode_log: EpisodeLog):
+def resume_envs(run: Run, vecenv, env_seed: int, device, episode_log: EpisodeLog, memory: Memory | None):
     """The first observations and masks: the saved envs' state on resume (and the episode
-    statistics not yet logged), else fresh matches seeded with ``env_seed``."""
+    statistics not yet logged, and a recurrent policy's memory of the matches), else fresh
+    matches seeded with ``env_seed``."""
     state = run.state
     if run.resumed and state.episode_log is not None:
         episode_log.load_state_dict(state.episode_log)
     saved = state.env if run.resumed and not run.dist.enabled else None  # a distributed run saves none
     next_obs, next_mask, exact = start_env(vecenv, env_seed, device, saved)
+    if exact and memory is not None and state.memory is not None:
+        memory.load_state_dict(state.memory)
     if run.resumed and not exact:
         print(
             "resume: these envs cannot save their state (Gymnasium, Multiprocessing workers, or a distributed "

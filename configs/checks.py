@@ -60,6 +60,8 @@ def iso_utc(text: str) -> str | None:
 ENV_NAMES = ("arena", "gymnasium")
 OBSERVATIONS = ("basic", "full")
 """arena.spec.OBSERVATIONS's kinds (not imported: a Gymnasium config loads without the arena)"""
+POLICY_KINDS = ("mlp", "lstm")
+"""policies.network.POLICY_KINDS (not imported: configs load without torch)"""
 BACKENDS = ("Serial", "Multiprocessing")
 PRECISIONS = ("auto", "float32", "bfloat16")
 EVAL_METRICS = ("win_rate", "survival_rate", "avg_reward", "mean_rank")
@@ -101,6 +103,7 @@ KEY_CONSTRAINTS = {
     "env.num_arenas": POSITIVE_INT,
     "env.fighters_per_arena": FIGHTERS,
     "env.report_interval": POSITIVE_INT,
+    "policy.kind": one_of(POLICY_KINDS),
     "policy.hidden_size": POSITIVE_INT,
     "train.total_timesteps": POSITIVE_INT,
     "train.learning_rate": POSITIVE,

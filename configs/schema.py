@@ -46,10 +46,14 @@ class EnvConfig:
 
 @dataclass
 class PolicyConfig:
-    """The network: obs -> hidden -> hidden (ReLU), a policy head and a value head."""
+    """The network: obs -> hidden -> hidden (ReLU) or obs -> hidden (ReLU) -> LSTM, then a policy head
+    and a value head."""
 
+    kind: str = "mlp"
+    """mlp (feed-forward, the default) or lstm (an LSTM core between the encoder and the heads: memory
+    of the match so far; docs/training.md)"""
     hidden_size: int = 128
-    """width of the two hidden layers"""
+    """width of the hidden layers (and of the LSTM's state)"""
 
 
 @dataclass

@@ -63,6 +63,11 @@ class ActionRouter:
             else:
                 self.groups.append((player, rows, player.actor(seed + p), None))
         self.actions = np.full(arena.num_agents, ACTION_IDLE, dtype=np.int32)
+        self.starts = np.ones(arena.num_agents, dtype=bool)  # the row's next decision is a match's first
+
+    def ended(self, done: np.ndarray) -> None:
+        """The last decision ended these rows' matches (a recurrent player's memory starts afresh)."""
+        self.starts[:] = done
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         for player, rows, act, bot in self.groups:
@@ -72,7 +77,7 @@ class ActionRouter:
             else:
                 batch = obs[rows, : player.obs_size]  # a basic-observation player reads the first 30
                 try:
-                    actions = act(batch)
+                    actions = act(batch, self.starts[rows]) if getattr(act, "recurrent", False) else act(batch)
                 except Exception as exc:  # a user's function may fail in any way; name it and the input
                     if player.kind != "callable":
                         raise
@@ -144,7 +149,8 @@ def play(players: list[Player], seats, bots=(), seed: int = 0, rewards="standard
     finished = np.zeros(matches, dtype=bool)
     max_steps = math.ceil(env.rules.max_frames / env.rules.frame_skip) + 1
     for _ in range(max_steps):
-        env.step(router(obs))
+        obs, _, terminal, truncation, _ = env.step(router(obs))
+        router.ended(terminal | truncation)
         ended = arena.ended()
         ended = ended[~finished[ended]]
         if len(ended):

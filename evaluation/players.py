@@ -94,7 +94,8 @@ def as_action_fn(policy, greedy: bool = True, seed: int = 0):
     """Turn an AgentCheckpoint, a torch policy or a callable into ``obs (n, 30) -> actions (n,)``.
 
     A torch policy is anything returning (logits, value) from ``forward``, as policies.Policy
-    does. Sampling (greedy=False) draws from a generator seeded with ``seed``.
+    does; a recurrent one (policies.RecurrentPolicy) gives a RecurrentActor, which keeps each
+    row's memory. Sampling (greedy=False) draws from a generator seeded with ``seed``.
     """
     import torch
 
@@ -108,6 +109,8 @@ def as_action_fn(policy, greedy: bool = True, seed: int = 0):
                 f"policy must be an AgentCheckpoint, a torch policy or a callable, got {type(policy).__name__}"
             )
         return lambda obs: np.asarray(policy(obs))
+    if getattr(policy, "recurrent", False):
+        return RecurrentActor(policy, greedy, seed)
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -119,6 +122,37 @@ def as_action_fn(policy, greedy: bool = True, seed: int = 0):
         return sample_actions(torch.log_softmax(logits, -1), generator=generator).cpu().numpy()
 
     return act
+
+
+class RecurrentActor:
+    """``act(obs, starts)`` for a recurrent policy: the same rows in the same order at every call,
+    each with its memory, which starts afresh where ``starts`` is True (a row's first decision of
+    a match; every row at the first call)."""
+
+    recurrent = True
+
+    def __init__(self, policy, greedy: bool = True, seed: int = 0):
+        import torch
+
+        self.policy, self.greedy = policy, greedy
+        self.device = next(policy.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.state = None
+
+    def __call__(self, obs: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
+        import torch
+
+        from policies import sample_actions
+
+        x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
+        if self.state is None or len(self.state[0]) != len(x):
+            self.state, starts = self.policy.initial_state(len(x), self.device), None
+        reset = None if starts is None else torch.from_numpy(np.asarray(starts, dtype=bool)).to(self.device)
+        with torch.no_grad():
+            logits, _, self.state = self.policy(x, self.state, reset)
+            if self.greedy:
+                return logits.argmax(-1).cpu().numpy()
+            return sample_actions(torch.log_softmax(logits, -1), generator=self.generator).cpu().numpy()
 
 
 def check_actions(player: Player, actions, n: int) -> np.ndarray:

@@ -140,6 +140,7 @@ def record_match(
     while arena.match_end[a] == 0 and len(steps["action"]) < limit:
         hits_before = arena.ep_hits[a].copy()
         arena.step(router(obs), obs, rew, term, trunc, masks)
+        router.ended(term | trunc)
         steps["action"].append(arena.action[a].copy())
         steps["reward"].append(arena.step_reward[a].copy())
         steps["hits"].append(arena.ep_hits[a] - hits_before)

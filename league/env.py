@@ -8,7 +8,9 @@ every match start:
   the row's action is ignored;
 - a snapshot or fixed fighter: the slot stays policy-driven and its action comes from that
   frozen network, without gradients. All networks in play are evaluated together (`PolicyStack`: the rows of
-  small groups padded into one batched matmul per layer), not one forward pass per snapshot.
+  small groups padded into one batched matmul per layer), not one forward pass per snapshot. A recurrent
+  network (policy.kind lstm) keeps its memory per slot, fresh at each match start and for an eliminated
+  fighter.
 
 To the trainer it looks like a pufferlib vecenv whose agents are the learner's rows only
 (``send``/``recv`` with ``num_agents`` rows): the opponents' transitions never reach the
@@ -26,7 +28,7 @@ from envs import ArenaEnv
 from league.curriculum import Stage
 from league.pool import OpponentPool
 from policies import sample_actions
-from policies.network import PolicyStack
+from policies.network import FrozenNetworks
 
 
 class LeagueEnv:
@@ -89,8 +91,12 @@ class LeagueEnv:
         self.masks = np.zeros(self.num_agents, dtype=bool)
         self.actions = np.full(A * F, 8, dtype=np.int32)  # 8 = idle for rows nobody drives
         self.infos: list = []
-        self._stack: PolicyStack | None = None  # the frozen snapshots, stacked
+        self._stack: FrozenNetworks | None = None  # the frozen snapshots, stacked
         self._stack_index = np.zeros(0, dtype=np.int64)  # pool entry id -> index in the stack, -1 if absent
+        # recurrent opponents' memory, (h, c) per opponent slot (row = arena * (F - L) + slot - L),
+        # allocated when the first one plays; a slot's memory starts afresh with each match
+        self.memory: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.match_start = np.ones(A * (F - L), dtype=bool)
 
     # ------------------------------------------------------------ opponents
     def assign(self, arenas: np.ndarray) -> None:
@@ -100,6 +106,7 @@ class LeagueEnv:
             len(arenas) * len(self.opponent_slots), self.rng, s.latest, s.past, s.bots, s.bot_names, s.fixed
         ).reshape(len(arenas), -1)
         self.assignment[arenas] = ids
+        self.match_start.reshape(self.assignment.shape)[arenas] = True
         if 0.0 < self.greedy_share < 1.0:  # drawn only for a mix, so true/false runs keep their random stream
             self.greedy[arenas] = self.rng.random(ids.shape) < self.greedy_share
         self.arena.bot[arenas[:, None], self.opponent_slots[None, :]] = self.pool.bot_ids[ids]
@@ -113,7 +120,17 @@ class LeagueEnv:
         ids = flat[is_network]
         rows = self.opponent_rows[is_network]
         x = torch.from_numpy(self.env.observations[rows]).to(self.pool.device)
-        logits = self.stacked_snapshots(ids).logits(x, self._stack_index[ids])
+        networks = self.stacked_snapshots(ids)
+        if networks.has_recurrent:
+            slots = np.flatnonzero(is_network)
+            memory = self.opponent_memory(networks)
+            mem = (memory[0][slots], memory[1][slots])
+            reset = torch.from_numpy(self.match_start[slots] | ~self.env.masks[rows]).to(x.device)
+            logits = networks.logits(x, self._stack_index[ids], mem, reset)
+            memory[0][slots], memory[1][slots] = mem
+        else:
+            logits = networks.logits(x, self._stack_index[ids])
+        self.match_start[:] = False
         if self.greedy_share >= 1.0:
             act = logits.argmax(-1)
         elif self.greedy_share <= 0.0:
@@ -123,7 +140,14 @@ class LeagueEnv:
             act = torch.where(greedy, logits.argmax(-1), sample_actions(torch.log_softmax(logits, -1), self.generator))
         self.actions[rows] = act.to(torch.int32).cpu().numpy()
 
-    def stacked_snapshots(self, ids: np.ndarray) -> PolicyStack:
+    def opponent_memory(self, networks: FrozenNetworks) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.memory is None:
+            hidden = next(p.hidden_size for p, r in zip(networks.policies, networks.recurrent, strict=True) if r)
+            zeros = torch.zeros((len(self.match_start), hidden), device=self.pool.device)
+            self.memory = (zeros, zeros.clone())
+        return self.memory
+
+    def stacked_snapshots(self, ids: np.ndarray) -> FrozenNetworks:
         """The stack of frozen snapshots, rebuilt (with every active snapshot) when `ids` names
         one it lacks: once per new snapshot, not per step."""
         if len(self._stack_index) < len(self.pool.entries):
@@ -132,7 +156,7 @@ class LeagueEnv:
             self._stack_index = grown
         if self._stack is None or (self._stack_index[ids] < 0).any():
             members = sorted({e.id for e in self.pool.snapshots()} | {int(i) for i in np.unique(ids)})
-            self._stack = PolicyStack([self.pool.policy(i) for i in members])
+            self._stack = FrozenNetworks([self.pool.policy(i) for i in members])
             self._stack_index[:] = -1
             self._stack_index[members] = np.arange(len(members))
         return self._stack
@@ -189,12 +213,23 @@ class LeagueEnv:
         """The rings (ArenaEnv.state_dict), who plays each opponent slot this match and whether
         it plays greedy, and the learner's view of the last step. The draw generator and the
         pool belong to the League, which saves them."""
-        return {"env": self.env.state_dict(), "assignment": self.assignment.copy(), "greedy": self.greedy.copy()}
+        memory = None if self.memory is None else [m.cpu().numpy().copy() for m in self.memory]
+        return {
+            "env": self.env.state_dict(),
+            "assignment": self.assignment.copy(),
+            "greedy": self.greedy.copy(),
+            "match_start": self.match_start.copy(),
+            "memory": memory,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.env.load_state_dict(state["env"])
         self.assignment[...] = state["assignment"]
         self.greedy[...] = state["greedy"]
+        if "match_start" in state:
+            self.match_start[...] = state["match_start"]
+        if state.get("memory") is not None:
+            self.memory = tuple(torch.as_tensor(np.asarray(m)).to(self.pool.device) for m in state["memory"])
         self._gather()
         self.infos = []
 

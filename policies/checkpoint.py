@@ -7,8 +7,10 @@ key                 contents
 =================== ===========================================================================
 format              ``"wrestling-arena-agent"`` (anything else is not ours)
 format_version      ``1``
-policy              network shape: obs_size, num_actions, hidden_size
+policy              network: kind (``mlp`` or ``lstm``), obs_size, num_actions, hidden_size
+                    (files written before policy.kind existed lack kind: they are ``mlp``)
 state_dict          the network weights
+observation         ``basic`` (the game's 30 numbers), ``full`` (48) or None (a Gymnasium env's own)
 observation_space   ``{"shape": [30], "dtype": "float32"}``
 action_space        ``{"n": 10}``
 config              the resolved training config (a plain dict) or None
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 
 from common.files import atomic_write_bytes
-from policies.network import Policy
+from policies.network import POLICY_KINDS, Policy, RecurrentPolicy, build_policy
 
 FORMAT = "wrestling-arena-agent"
 FORMAT_VERSION = 1
@@ -54,14 +56,20 @@ class AgentCheckpoint:
     >>> model = AgentCheckpoint.load("runs/aggression-.../checkpoints/best.pt")
     >>> actions, values = model.get_action_and_value(obs)          # obs: float32 (n, 30)
 
+    A recurrent checkpoint (``model.recurrent``, policy.kind lstm) also takes and returns the
+    fighters' memory: pass ``state=None`` at the start of a match, then the state it returned::
+
+    >>> actions, values, state = model.get_action_and_value(obs, state)
+
     ``get_action_and_value`` is greedy (argmax) by default, which is what evaluation and the
     game want; pass ``greedy=False`` to sample from the policy as during training.
     A 1-D observation (30,) gives a scalar action and value.
+    ``model.observation`` says which observation it reads: ``basic`` (30 numbers) or ``full`` (48).
     """
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | RecurrentPolicy,
         config: dict | None = None,
         fighter_id: int | None = None,
         model_version: int = 0,
@@ -69,8 +77,10 @@ class AgentCheckpoint:
         metrics: dict | None = None,
         trainer_state: dict | None = None,
         path: str | None = None,
+        observation: str | None = None,
     ):
         self.policy = policy
+        self.observation = observation if observation is not None else observation_of(policy.obs_size, config)
         self.config = config
         self.fighter_id = fighter_id
         self.model_version = model_version
@@ -87,26 +97,72 @@ class AgentCheckpoint:
     def num_actions(self) -> int:
         return self.policy.num_actions
 
+    @property
+    def kind(self) -> str:
+        """policy.kind: ``mlp`` or ``lstm``."""
+        return self.policy.kind
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy has memory (takes and returns a state)."""
+        return self.policy.recurrent
+
     # ------------------------------------------------------------------ inference
-    def get_action_and_value(self, obs, greedy: bool = True):
-        """Actions (int64) and values (float32) as numpy for a batch of observations."""
+    def initial_state(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A recurrent policy's memory at the start of a match: (h, c), zeros of shape (n, hidden)
+        ((hidden,) when n is None, for one fighter's 1-D observation)."""
+        if not self.recurrent:
+            raise TypeError("a feed-forward (mlp) checkpoint has no state")
+        shape = (self.policy.hidden_size,) if n is None else (int(n), self.policy.hidden_size)
+        return np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+
+    def get_action_and_value(self, obs, state=None, greedy: bool = True):
+        """Actions (int64) and values (float32) as numpy for a batch of observations, and for a
+        recurrent checkpoint the new state (h, c) as a third value (``state=None``: fresh memory)."""
         obs = np.asarray(obs, dtype=np.float32)
         single = obs.ndim == 1
         batch = obs[None] if single else obs
         if batch.ndim != 2 or batch.shape[1] != self.obs_size:
             raise ValueError(
                 f"observations must have shape (n, {self.obs_size}) or ({self.obs_size},), got {obs.shape}"
+                + (f" (this checkpoint reads the {self.observation} observation)" if self.observation else "")
             )
         device = next(self.policy.parameters()).device
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        actions, values = self.policy.act(x, greedy=greedy)
+        if not self.recurrent:
+            if state is not None:
+                raise TypeError("this checkpoint is feed-forward (policy.kind mlp): it takes no state")
+            actions, values = self.policy.act(x, greedy=greedy)
+        else:
+            h, c = self._state_tensors(state, len(batch), single, device)
+            actions, values, (h, c) = self.policy.act(x, (h, c), greedy=greedy)
+            h, c = h.cpu().numpy(), c.cpu().numpy()
         actions, values = actions.cpu().numpy(), values.cpu().numpy()
         if single:
-            return int(actions[0]), float(values[0])
-        return actions, values
+            out = int(actions[0]), float(values[0])
+            return out if not self.recurrent else (*out, (h[0], c[0]))
+        return (actions, values) if not self.recurrent else (actions, values, (h, c))
+
+    def _state_tensors(self, state, n: int, single: bool, device):
+        hidden = self.policy.hidden_size
+        if state is None:
+            return self.policy.initial_state(n, device)
+        want = (hidden,) if single else (n, hidden)
+        if not isinstance(state, tuple | list) or len(state) != 2:
+            raise ValueError(f"state must be the (h, c) pair get_action_and_value returned, each of shape {want}")
+        h, c = (np.asarray(part, dtype=np.float32) for part in state)
+        if h.shape != want or c.shape != want:
+            raise ValueError(f"state (h, c) must be two arrays of shape {want}, got {h.shape} and {c.shape}")
+        h, c = (torch.from_numpy(np.ascontiguousarray(part.reshape(n, hidden))).to(device) for part in (h, c))
+        return h, c
 
     def __call__(self, obs) -> np.ndarray:
-        """Greedy actions for a batch: makes a checkpoint usable wherever a callable policy is."""
+        """Greedy actions for a batch: makes a feed-forward checkpoint usable wherever a callable policy is."""
+        if self.recurrent:
+            raise TypeError(
+                "a recurrent checkpoint needs its state from call to call: use "
+                "get_action_and_value(obs, state), or evaluation's players, which keep it"
+            )
         return self.get_action_and_value(obs, greedy=True)[0]
 
     # ------------------------------------------------------------------ files
@@ -115,11 +171,13 @@ class AgentCheckpoint:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "policy": {
+                "kind": self.policy.kind,
                 "obs_size": self.policy.obs_size,
                 "num_actions": self.policy.num_actions,
                 "hidden_size": self.policy.hidden_size,
             },
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
+            "observation": self.observation,
             "observation_space": {"shape": [self.policy.obs_size], "dtype": "float32"},
             "action_space": {"n": self.policy.num_actions},
             "config": self.config,
@@ -143,7 +201,7 @@ class AgentCheckpoint:
         """Load a checkpoint; raise FileNotFoundError or CheckpointError saying what is wrong."""
         data = read_checkpoint(path)
         spec = data["policy"]
-        policy = Policy(spec["obs_size"], spec["num_actions"], spec["hidden_size"])
+        policy = build_policy(spec.get("kind", "mlp"), spec["obs_size"], spec["num_actions"], spec["hidden_size"])
         try:
             policy.load_state_dict(data["state_dict"])
         except (RuntimeError, KeyError, TypeError) as exc:
@@ -160,7 +218,22 @@ class AgentCheckpoint:
             metrics=data.get("metrics"),
             trainer_state=data.get("trainer_state"),
             path=str(path),
+            observation=data.get("observation"),
         )
+
+
+def observation_of(obs_size: int, config: dict | None = None) -> str | None:
+    """The observation kind of a network reading ``obs_size`` numbers: the training config's
+    env.observation when it has one, else basic for 30 and full for 48 (None for a Gymnasium env's)."""
+    from arena.spec import OBSERVATIONS
+
+    env = (config or {}).get("env") or {}
+    if env.get("name") == "gymnasium":
+        return None
+    kind = env.get("observation")
+    if kind in OBSERVATIONS and OBSERVATIONS[kind] == obs_size:
+        return kind
+    return next((k for k, size in OBSERVATIONS.items() if size == obs_size), None)
 
 
 def _example_checkpoint(folder: Path) -> Path | None:
@@ -208,6 +281,11 @@ def read_checkpoint(path) -> dict:
     for key in ("policy", "state_dict"):
         if key not in data:
             raise CheckpointError(f"{str(path)!r} lacks {key!r}; the file is incomplete")
+    kind = data["policy"].get("kind", "mlp") if isinstance(data["policy"], dict) else None
+    if kind not in POLICY_KINDS:
+        raise CheckpointError(
+            f"{str(path)!r} holds a policy of kind {kind!r}; this code reads {', '.join(POLICY_KINDS)}"
+        )
     return data
 
 

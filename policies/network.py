@@ -1,7 +1,12 @@
-"""The fighter network: obs -> 128 -> 128 (ReLU) -> 10 action logits and a scalar value.
+"""The fighter networks, chosen by the config's ``policy.kind``:
 
-The trunk is shared by both heads (the product description's design); orthogonal init as in CleanRL, with
-std 0.01 on the policy head (near-uniform first actions) and 1.0 on the value head.
+- ``mlp`` (Policy): obs -> 128 -> 128 (ReLU) -> 10 action logits and a scalar value, the
+  product description's design;
+- ``lstm`` (RecurrentPolicy): obs -> 128 (ReLU) -> an LSTM cell of 128 -> the same two heads, as
+  in CleanRL's ppo_atari_lstm: the fighter remembers what it saw earlier in the match.
+
+The trunk is shared by both heads; orthogonal init as in CleanRL, with std 0.01 on the policy
+head (near-uniform first actions) and 1.0 on the value head.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.
     return layer
 
 
+POLICY_KINDS = ("mlp", "lstm")
+"""policy.kind: a feed-forward network, or one with an LSTM core (memory)"""
+
+
 class Policy(nn.Module):
     """Actor-critic MLP with a shared trunk.
 
@@ -27,6 +36,9 @@ class Policy(nn.Module):
     out with ``log_softmax`` instead of ``torch.distributions.Categorical``: same numbers, a
     fraction of the overhead on the rollout's hot path.
     """
+
+    kind = "mlp"
+    recurrent = False
 
     def __init__(self, obs_size: int = OBS_SIZE, num_actions: int = NUM_ACTIONS, hidden_size: int = 128):
         super().__init__()
@@ -58,6 +70,92 @@ class Policy(nn.Module):
         if greedy:
             return logits.argmax(-1), value
         return sample_actions(torch.log_softmax(logits, dim=-1)), value
+
+
+State = tuple[torch.Tensor, torch.Tensor]
+"""a recurrent policy's memory: the LSTM cell's (h, c), each (n, hidden_size), one row per fighter"""
+
+
+class RecurrentPolicy(nn.Module):
+    """Actor-critic with memory: obs -> hidden (ReLU) -> LSTM cell -> policy and value heads.
+
+    Every call takes the fighters' state (``initial_state(n)`` at the start) and a ``reset`` mask,
+    True where a fighter's memory must start afresh before it reads this observation: the first
+    decision of a match, and the rows of an eliminated fighter (whose memory is of no use).
+    ``forward`` is one decision; ``forward_sequence`` is many in a row, as the PPO update replays
+    a rollout, and gives the same numbers as the step-by-step calls (tests/test_recurrent.py).
+    The LSTM's gates are torch's (input, forget, cell, output), weights orthogonal and biases
+    zero as in CleanRL's ppo_atari_lstm.
+    """
+
+    kind = "lstm"
+    recurrent = True
+
+    def __init__(self, obs_size: int = OBS_SIZE, num_actions: int = NUM_ACTIONS, hidden_size: int = 128):
+        super().__init__()
+        self.obs_size, self.num_actions, self.hidden_size = obs_size, num_actions, hidden_size
+        self.encoder = nn.Sequential(layer_init(nn.Linear(obs_size, hidden_size)), nn.ReLU())
+        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
+        for name, param in self.lstm.named_parameters():
+            if "bias" in name:
+                nn.init.constant_(param, 0)
+            else:
+                nn.init.orthogonal_(param, 1.0)
+        self.actor = layer_init(nn.Linear(hidden_size, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(hidden_size, 1), std=1.0)
+
+    def initial_state(self, n: int, device=None) -> State:
+        """Zero memory for n fighters."""
+        device = device if device is not None else self.actor.weight.device
+        zeros = torch.zeros((n, self.hidden_size), device=device)
+        return zeros, zeros.clone()
+
+    def _cell(self, encoded: torch.Tensor, state: State, reset: torch.Tensor | None) -> State:
+        h, c = state
+        if reset is not None:
+            keep = (~reset.bool()).to(h.dtype).unsqueeze(-1)
+            h, c = h * keep, c * keep
+        return self.lstm(encoded, (h, c))
+
+    def forward(self, x: torch.Tensor, state: State, reset: torch.Tensor | None = None):
+        """One decision: action logits (n, num_actions), values (n,) and the new state."""
+        h, c = self._cell(self.encoder(x), state, reset)
+        return self.actor(h), self.critic(h).squeeze(-1), (h, c)
+
+    def forward_sequence(self, x: torch.Tensor, state: State, resets: torch.Tensor | None = None):
+        """Decisions t = 0..T-1 of n fighters: x (T, n, obs), resets (T, n); logits (T, n, actions),
+        values (T, n) and the state after the last one."""
+        encoded = self.encoder(x)
+        hidden = []
+        for t in range(x.shape[0]):
+            state = self._cell(encoded[t], state, None if resets is None else resets[t])
+            hidden.append(state[0])
+        h = torch.stack(hidden)
+        return self.actor(h), self.critic(h).squeeze(-1), state
+
+    def get_value(self, x: torch.Tensor, state: State, reset: torch.Tensor | None = None) -> torch.Tensor:
+        return self(x, state, reset)[1]
+
+    def get_action_and_value(self, x, state: State, reset=None, action=None):
+        """CleanRL's (action, logprob, entropy, value), then the new state."""
+        logits, value, state = self(x, state, reset)
+        return (*action_and_value(logits, value, action), state)
+
+    @torch.no_grad()
+    def act(self, x: torch.Tensor, state: State, reset=None, greedy: bool = False):
+        """Actions (argmax when greedy, else sampled), values and the new state, without gradients."""
+        logits, value, state = self(x, state, reset)
+        action = logits.argmax(-1) if greedy else sample_actions(torch.log_softmax(logits, dim=-1))
+        return action, value, state
+
+
+def build_policy(kind: str, obs_size: int, num_actions: int, hidden_size: int) -> Policy | RecurrentPolicy:
+    """The network of a policy.kind (``mlp`` or ``lstm``)."""
+    if kind == "mlp":
+        return Policy(obs_size, num_actions, hidden_size)
+    if kind == "lstm":
+        return RecurrentPolicy(obs_size, num_actions, hidden_size)
+    raise ValueError(f"unknown policy kind {kind!r}; policy.kind is one of {', '.join(POLICY_KINDS)}")
 
 
 class PolicyStack:
@@ -129,14 +227,63 @@ class PolicyStack:
         return out
 
 
-def widen_inputs(policy: Policy, obs_size: int) -> Policy:
-    """A copy of ``policy`` that reads observations of ``obs_size`` numbers and ignores those past
-    its own (zero weights): what it computes on the wider observation's first numbers."""
+class FrozenNetworks:
+    """Frozen networks of either kind, evaluated together: row i of a batch by network index[i].
+
+    The feed-forward ones go through one PolicyStack; each recurrent one gets its rows in one
+    pass, reading and updating their memory. ``memory`` is (h, c), one row per batch row (rows of
+    feed-forward networks are left as they are); ``reset`` marks the rows whose memory starts
+    afresh before this decision (a new match, an eliminated fighter).
+    """
+
+    def __init__(self, policies: list, dense_above: int = 32):
+        if not policies:
+            raise ValueError("FrozenNetworks needs at least one policy")
+        self.recurrent = np.array([p.recurrent for p in policies], dtype=bool)
+        self.num_actions = policies[0].num_actions
+        self.feedforward = np.flatnonzero(~self.recurrent)
+        feedforward = [policies[k] for k in self.feedforward]
+        self.stack = PolicyStack(feedforward, dense_above) if feedforward else None
+        self.stack_index = np.full(len(policies), -1, dtype=np.int64)
+        self.stack_index[self.feedforward] = np.arange(len(self.feedforward))
+        self.policies = policies
+
+    @property
+    def has_recurrent(self) -> bool:
+        return bool(self.recurrent.any())
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, index: np.ndarray, memory=None, reset=None) -> torch.Tensor:
+        index = np.asarray(index, dtype=np.int64)
+        ff = ~self.recurrent[index]
+        if ff.all():
+            return self.stack.logits(x, self.stack_index[index])
+        out = x.new_empty((len(index), self.num_actions))
+        if ff.any():
+            rows = torch.from_numpy(np.flatnonzero(ff)).to(x.device)
+            out[rows] = self.stack.logits(x[rows], self.stack_index[index[ff]])
+        if memory is None:
+            raise ValueError("recurrent networks need memory: (h, c) with one row per observation")
+        h, c = memory
+        for k in np.unique(index[~ff]):
+            rows = torch.from_numpy(np.flatnonzero(index == k)).to(x.device)
+            logits, _, (h[rows], c[rows]) = self.policies[k](
+                x[rows], (h[rows], c[rows]), None if reset is None else reset[rows]
+            )
+            out[rows] = logits
+        return out
+
+
+def widen_inputs(policy, obs_size: int):
+    """A copy of ``policy`` (either kind) that reads observations of ``obs_size`` numbers and ignores
+    those past its own (zero weights): what it computes on the wider observation's first numbers."""
+    first = "network.0.weight" if policy.kind == "mlp" else "encoder.0.weight"
     with torch.random.fork_rng(devices=[]):  # its discarded initial weights leave torch's generator as it was
-        wider = Policy(obs_size, policy.num_actions, policy.hidden_size).to(next(policy.parameters()).device)
+        wider = build_policy(policy.kind, obs_size, policy.num_actions, policy.hidden_size)
+        wider = wider.to(next(policy.parameters()).device)
     with torch.no_grad():
         for (name, mine), theirs in zip(wider.state_dict().items(), policy.state_dict().values(), strict=True):
-            if name == "network.0.weight":
+            if name == first:
                 mine.zero_()
                 mine[:, : theirs.shape[1]] = theirs
             else:

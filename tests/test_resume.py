@@ -126,13 +126,41 @@ RUNS = {
         ],
         1500,
     ),
+    # The same with memory and the full observation: the learner's LSTM state and the recurrent
+    # snapshots' state per opponent slot are saved and restored; the basic fixed opponent is widened.
+    "selfplay_lstm": (
+        "selfplay.yaml",
+        [
+            "--policy.kind",
+            "lstm",
+            "--env.observation",
+            "full",
+            "--train.total_timesteps",
+            "3500",
+            "--eval.interval",
+            "0",
+            "--league.snapshot_interval",
+            "600",
+            "--league.specialists",
+            "[]",
+            "--league.init_from",
+            "null",
+            "--league.fixed",
+            "0.3",
+            "--league.bots",
+            "0.38",
+            "--league.opponent_greedy",
+            "0.5",
+        ],
+        1500,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_a_stopped_and_resumed_run_equals_an_uninterrupted_one(name, tmp_path):
     config, overrides, stop_at = RUNS[name]
-    if name == "selfplay":
+    if name.startswith("selfplay"):
         overrides = overrides + ["--league.fixed_opponents", f"[{make_checkpoint(tmp_path / 'fixed.pt', seed=3)}]"]
     whole = train(CONFIG_DIR / config, SMALL + overrides, run_dir=tmp_path / "whole", progress=False)
     first = train(CONFIG_DIR / config, SMALL + overrides, run_dir=tmp_path / "parts", progress=False, stop_at=stop_at)

@@ -35,11 +35,17 @@ class Rollout:
     masks: torch.Tensor
     """the row was a live decision (False for an eliminated fighter's rows)"""
     values: torch.Tensor
+    resets: torch.Tensor | None = None
+    """a recurrent policy's memory started afresh before row t: a new match, or an eliminated
+    fighter (recurrent policies only)"""
+    initial_state: tuple | None = None
+    """a recurrent policy's state before the rollout's first row, kept for the update"""
 
     @classmethod
-    def allocate(cls, num_steps: int, num_agents: int, obs_shape, device) -> Rollout:
+    def allocate(cls, num_steps: int, num_agents: int, obs_shape, device, recurrent: bool = False) -> Rollout:
         shape = (num_steps, num_agents)
         return cls(
+            resets=torch.zeros(shape, dtype=torch.bool, device=device) if recurrent else None,
             obs=torch.zeros((*shape, *obs_shape), device=device),
             actions=torch.zeros(shape, dtype=torch.long, device=device),
             logprobs=torch.zeros(shape, device=device),
@@ -74,6 +80,14 @@ class Rollout:
             batch["global_size"] = int(global_masks.sum())
         return batch
 
+    def sequence_batch(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+        """The batch of a recurrent policy: every row in (num_steps, num_agents) order, so that the
+        update replays each agent's sequence from the rollout's initial state."""
+        return dict(
+            obs=self.obs, actions=self.actions, logprobs=self.logprobs, advantages=advantages, returns=returns,
+            values=self.values, masks=self.masks, resets=self.resets, initial_state=self.initial_state,
+        )  # fmt: skip
+
 
 def compute_gae(rewards, values, dones, masks, next_value, next_mask, gamma, gae_lambda):
     """Generalized advantage estimates and returns for a (num_steps, num_agents) rollout.
@@ -104,6 +118,12 @@ def ppo_loss(policy, mb, args, precision=torch.float32):
     """
     with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
         _, newlogprob, entropy, newvalue = policy.get_action_and_value(mb["obs"], mb["actions"])
+    return clipped_loss(newlogprob, entropy, newvalue, mb, args)
+
+
+def clipped_loss(newlogprob, entropy, newvalue, mb, args):
+    """The loss of ppo_loss from the policy's new log-probabilities, entropies and values of the
+    minibatch's rows (the recurrent update computes them by replaying sequences)."""
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     mb_advantages = mb["advantages"]
@@ -161,6 +181,49 @@ def ppo_update(policy, optimizer, batch, args, precision=torch.float32, dist=Non
     means["explained_variance"] = (
         float("nan") if var_y == 0 else 1 - torch.var(batch["returns"] - batch["values"]).item() / var_y
     )
+    means["epochs"] = epoch + 1
+    return means
+
+
+SEQUENCE_ROWS = ("actions", "logprobs", "advantages", "returns", "values")
+
+
+def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
+    """ppo_update for a recurrent policy, as CleanRL's ppo_atari_lstm does it: each minibatch is a
+    share of the agents, whose whole sequences the policy replays from the rollout's initial state
+    (resetting its memory where the rollout did); the loss is over their live rows."""
+    steps, agents = batch["masks"].shape
+    device = batch["obs"].device
+    h0, c0 = batch["initial_state"]
+    live_rows = batch["masks"].reshape(-1)
+    totals, count = defaultdict(float), 0
+    for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
+        agent_perm = torch.randperm(agents, device=device)
+        for cols in torch.tensor_split(agent_perm, min(args.num_minibatches, agents)):
+            live = batch["masks"][:, cols].reshape(-1)
+            if not live.any():
+                continue
+            with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+                logits, newvalue, _ = policy.forward_sequence(
+                    batch["obs"][:, cols], (h0[cols], c0[cols]), batch["resets"][:, cols]
+                )
+            logits, newvalue = logits.reshape(-1, logits.shape[-1])[live], newvalue.reshape(-1)[live]
+            mb = {k: batch[k][:, cols].reshape(-1)[live] for k in SEQUENCE_ROWS}
+            _, newlogprob, entropy, newvalue = action_and_value(logits, newvalue, mb["actions"])
+            loss, stats = clipped_loss(newlogprob, entropy, newvalue, mb, args)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+            optimizer.step()
+            for k, v in stats.items():
+                totals[k] += float(v)
+            count += 1
+        if args.target_kl is not None and count and float(stats["approx_kl"]) > args.target_kl:
+            break
+    means = {k: v / max(count, 1) for k, v in totals.items()}
+    returns, values = batch["returns"].reshape(-1)[live_rows], batch["values"].reshape(-1)[live_rows]
+    var_y = torch.var(returns).item() if len(returns) > 1 else 0.0
+    means["explained_variance"] = float("nan") if var_y == 0 else 1 - torch.var(returns - values).item() / var_y
     means["epochs"] = epoch + 1
     return means
 

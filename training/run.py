@@ -105,19 +105,27 @@ def resolve_start(config=None, overrides=(), run_dir=None, resume=None, init_fro
 
 
 def load_initial_weights(policy, path, label: str) -> None:
-    """Copy a checkpoint's weights into ``policy``; CheckpointError unless the networks have one shape."""
+    """Copy a checkpoint's weights into ``policy``; CheckpointError unless the networks have one
+    shape. A network of the basic observation starts a full-observation one (widen_inputs: the
+    numbers it never saw get zero weights, so it plays as it did)."""
+    from policies.network import widen_inputs
+
     source = AgentCheckpoint.load(path)
+    weights = source.policy
+    if source.kind == policy.kind and source.obs_size < policy.obs_size and source.observation == "basic":
+        weights = widen_inputs(weights, policy.obs_size)
 
     def shape(p):
-        return p.obs_size, p.num_actions, p.hidden_size
+        return p.kind, p.obs_size, p.num_actions, p.hidden_size
 
-    if shape(source.policy) != shape(policy):
+    if shape(weights) != shape(policy):
         raise CheckpointError(
-            f"{label}: its network ({source.obs_size} obs, {source.num_actions} actions, "
-            f"hidden {source.policy.hidden_size}) does not fit this run's ({policy.obs_size} obs, "
-            f"{policy.num_actions} actions, hidden {policy.hidden_size})"
+            f"{label}: its network ({source.kind}, {source.obs_size} obs, {source.num_actions} actions, "
+            f"hidden {source.policy.hidden_size}) does not fit this run's ({policy.kind}, {policy.obs_size} obs, "
+            f"{policy.num_actions} actions, hidden {policy.hidden_size}); policy.kind, env.observation and "
+            "policy.hidden_size must match the checkpoint's"
         )
-    policy.load_state_dict(source.policy.state_dict())
+    policy.load_state_dict(weights.state_dict())
 
 
 # =============================================================================================
@@ -373,10 +381,13 @@ def record_evaluated_checkpoint(db_path, model: AgentCheckpoint, results: dict, 
     return fighter_id, row
 
 
-def resume_state(state: TrainerState, optimizer, league=None, vecenv=None, episode_log=None, dist=None) -> dict:
+def resume_state(
+    state: TrainerState, optimizer, league=None, vecenv=None, episode_log=None, dist=None, memory=None
+) -> dict:
     """The trainer_state a checkpoint saves: the state's counters, best and candidates, plus what
-    an exact resume restores: the optimizer, torch's generator, the league, the envs and the
-    episode statistics not yet logged. A distributed run saves no envs (rank 0 holds a shard)."""
+    an exact resume restores: the optimizer, torch's generator, the league, the envs, the
+    episode statistics not yet logged and a recurrent policy's memory in the envs' matches
+    (``memory``: a Memory). A distributed run saves no envs (rank 0 holds a shard)."""
     if dist is not None and dist.enabled:
         vecenv = None
     import torch
@@ -391,4 +402,5 @@ def resume_state(state: TrainerState, optimizer, league=None, vecenv=None, episo
         league=league.state_dict() if league is not None else None,
         env=to_plain(env_state(vecenv)) if vecenv is not None else None,
         episode_log=episode_log.state_dict() if episode_log is not None else None,
+        memory=memory.state_dict() if memory is not None and vecenv is not None else None,
     )

@@ -87,6 +87,8 @@ class TrainerState:
     """the envs' state (their arrays, generators and buffers) for an exact resume, or None"""
     episode_log: dict | None = None
     """EpisodeLog.state_dict(): the episode statistics not yet logged"""
+    memory: dict | None = None
+    """a recurrent policy's state in the saved envs' matches: h, c and starts (tensors), or None"""
 
     def to_dict(self) -> dict:
         """Plain data for the checkpoint's trainer_state (model_version lives in the checkpoint itself)."""
@@ -104,6 +106,7 @@ class TrainerState:
             "league": self.league,
             "env": to_plain(self.env),
             "episode_log": self.episode_log,
+            "memory": self.memory,
         }
 
     @classmethod
@@ -123,6 +126,7 @@ class TrainerState:
             league=data.get("league"),
             env=from_plain(data.get("env")),
             episode_log=data.get("episode_log"),
+            memory=data.get("memory"),
         )
 
 
