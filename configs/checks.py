@@ -137,6 +137,7 @@ KEY_CONSTRAINTS = {
     "imitation.batch_size": POSITIVE_INT,
     "imitation.learning_rate": POSITIVE,
     "imitation.label_smoothing": PROPER_FRACTION,
+    "imitation.sequence_length": POSITIVE_INT,
     "league.snapshot_interval": POSITIVE_INT.noting("agent-steps"),
     "league.pool_size": POSITIVE_INT,
     "league.latest": PROBABILITY,

@@ -159,6 +159,10 @@ class ImitationConfig:
     label_smoothing: float = 0.1
     """cross-entropy label smoothing: keeps the logits moderate (about 20 instead of 300), so PPO can
     still explore when it fine-tunes the clone"""
+    sequence_length: int = 16
+    """a recurrent policy (policy.kind lstm) learns from whole episodes, replayed in order in
+    batch_size / sequence_length parallel streams; each gradient step covers this many frames of
+    each stream, its memory carried over from the step before (truncated backpropagation)"""
 
 
 @dataclass

@@ -168,6 +168,31 @@ def test_ppo_fine_tunes_the_clone_with_init_from(cloned, tmp_path):
         train(resume=cloned["run_dir"])
 
 
+def test_a_recurrent_policy_clones_from_whole_episodes_and_plays_with_its_memory(recorded, tmp_path):
+    path, facts = recorded
+    summary = run_imitation(
+        path,
+        tmp_path / "lstm",
+        **{"imitation.fighters": [facts["chaser"]], "policy.kind": "lstm", "imitation.epochs": 15, "eval.matches": 20},
+    )
+    assert summary["heldout_accuracy"] >= 0.8, summary["heldout_recall"]
+    model = AgentCheckpoint.load(summary["best"])
+    assert model.recurrent and model.kind == "lstm"
+    assert summary["best_eval"]["random"]["matches"] == 20  # evaluated with its memory kept per match
+
+
+def test_episodes_are_dealt_whole_into_streams_in_order():
+    from training.imitation import stream_layout
+
+    episode_id = np.array([7, 7, 7, 3, 3, 9, 9, 9, 9, 4])
+    rows, starts = stream_layout(episode_id, np.array([2, 0, 1, 3]), streams=2)
+    # episode 9 (4 frames) to stream 0, episode 7 (3) to stream 1, episode 3 (2) to stream 1 (3 < 4), 4 to 0
+    assert rows.tolist() == [[5, 6, 7, 8, 9], [0, 1, 2, 3, 4]]
+    assert starts.tolist() == [[True, False, False, False, True], [True, False, False, True, False]]
+    rows, _ = stream_layout(episode_id, None, streams=10)  # no more streams than episodes
+    assert rows.shape == (4, 4) and (rows == -1).sum() == 16 - 10
+
+
 # ---------------------------------------------------------------------------------------------
 # Data: filters, labels, split
 # ---------------------------------------------------------------------------------------------

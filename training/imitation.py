@@ -13,6 +13,12 @@ and writes ordinary checkpoints on the same run lifecycle as PPO (training/run.p
 
 The value head is not trained: its returns depend on reward weights the frames do not fix;
 PPO fits it when it fine-tunes the clone.
+
+A recurrent policy (policy.kind lstm) learns from whole episodes in order: each epoch deals the
+training episodes, shuffled, into parallel streams; memory starts afresh at each episode's first
+frame and is carried from one gradient step (``imitation.sequence_length`` frames of every
+stream) to the next, as it is carried when the fighter plays (truncated backpropagation
+through time). The held-out episodes are scored the same way, each from its first frame.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from arena.spec import ACTION_NAMES, NUM_ACTIONS
-from policies.network import Policy
+from policies.network import Policy, build_policy
 from policies.runtime import select_device
 from training.demonstrations import Demonstrations, load_demonstrations, split_episodes
 from training.run import Run, Start, load_initial_weights
@@ -40,14 +46,25 @@ EVAL_CHUNK = 65_536
 # The loss and its metrics
 # =============================================================================================
 @torch.no_grad()
-def score(policy: Policy, obs: torch.Tensor, actions: torch.Tensor) -> dict:
-    """Cross-entropy, greedy action accuracy and per-action recall of ``policy`` on labelled rows."""
-    loss_sum, predicted = 0.0, []
-    for start in range(0, len(obs), EVAL_CHUNK):
-        logits, _ = policy(obs[start : start + EVAL_CHUNK])
-        loss_sum += float(F.cross_entropy(logits, actions[start : start + EVAL_CHUNK], reduction="sum"))
-        predicted.append(logits.argmax(-1))
-    predicted = torch.cat(predicted)
+def score(policy: Policy, obs: torch.Tensor, actions: torch.Tensor, episode_id: np.ndarray | None = None) -> dict:
+    """Cross-entropy, greedy action accuracy and per-action recall of ``policy`` on labelled rows
+    (a recurrent policy plays each episode of ``episode_id`` from its first frame)."""
+    if policy.recurrent:
+        logits = torch.empty((len(obs), policy.num_actions), device=obs.device)
+        for rows, starts, state in episode_streams(policy, episode_id, None, EVAL_CHUNK, 256, obs.device):
+            valid = rows >= 0
+            out, _, new_state = policy.forward_sequence(obs[rows.clamp(min=0)], state, starts)
+            state[0].copy_(new_state[0]), state[1].copy_(new_state[1])
+            logits[rows[valid]] = out[valid]
+        loss_sum = float(F.cross_entropy(logits, actions, reduction="sum"))
+        predicted = logits.argmax(-1)
+    else:
+        loss_sum, predicted = 0.0, []
+        for start in range(0, len(obs), EVAL_CHUNK):
+            logits, _ = policy(obs[start : start + EVAL_CHUNK])
+            loss_sum += float(F.cross_entropy(logits, actions[start : start + EVAL_CHUNK], reduction="sum"))
+            predicted.append(logits.argmax(-1))
+        predicted = torch.cat(predicted)
     hits = predicted == actions
     recall = {}
     for a in range(policy.num_actions):
@@ -83,7 +100,7 @@ def train_imitation(start: Start, progress: bool | None = None) -> dict:
     demos = load_demonstrations(config.db, cfg)
     heldout = split_episodes(demos.episode_id, cfg.holdout, config.seed)
 
-    policy = Policy(demos.obs.shape[1], NUM_ACTIONS, config.policy.hidden_size)
+    policy = build_policy(config.policy.kind, demos.obs.shape[1], NUM_ACTIONS, config.policy.hidden_size)
     if start.init_from is not None:
         load_initial_weights(policy, start.init_from, start.init_label)
     policy = policy.to(device)
@@ -112,8 +129,9 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
     b_actions = torch.from_numpy(demos.actions[train_rows]).to(device)
     h_obs = torch.from_numpy(demos.obs[heldout]).to(device)
     h_actions = torch.from_numpy(demos.actions[heldout]).to(device)
+    b_episodes, h_episodes = demos.episode_id[train_rows], demos.episode_id[heldout]
     n_train = len(b_obs)
-    total_updates = cfg.epochs * math.ceil(n_train / cfg.batch_size)
+    total_updates = cfg.epochs * updates_per_epoch(policy, b_episodes, cfg)
     print(
         f"imitation: {len(demos):,} frames from {demos.episodes} episodes ({demos.selection}; label "
         f"{demos.encoding}) read in {demos.load_time_s:.2f} s; training on {n_train:,}, holding out "
@@ -128,28 +146,16 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
     try:
         while epoch < cfg.epochs and not run.stop.requested:
             epoch += 1
-            b_inds = torch.randperm(n_train, device=device)
-            loss_sum, correct, entropy_sum = 0.0, 0, 0.0
-            for start in range(0, n_train, cfg.batch_size):
-                if cfg.anneal_lr:
-                    optimizer.param_groups[0]["lr"] = (
-                        cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * update / total_updates))
-                    )
-                mb_inds = b_inds[start : start + cfg.batch_size]
-                logits, _ = policy(b_obs[mb_inds])
-                mb_actions = b_actions[mb_inds]
-                loss = F.cross_entropy(logits, mb_actions, label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                update += 1
-                with torch.no_grad():
-                    logprobs = torch.log_softmax(logits, -1)
-                    loss_sum += float(loss) * len(mb_inds)
-                    correct += int((logits.argmax(-1) == mb_actions).sum())
-                    entropy_sum += float(-(logprobs.exp() * logprobs).sum())
+            if policy.recurrent:
+                loss_sum, correct, entropy_sum, update = recurrent_epoch(
+                    policy, optimizer, b_obs, b_actions, b_episodes, cfg, update, total_updates, device
+                )
+            else:
+                loss_sum, correct, entropy_sum, update = feedforward_epoch(
+                    policy, optimizer, b_obs, b_actions, cfg, update, total_updates
+                )
             train_stats = dict(loss=loss_sum / n_train, accuracy=correct / n_train, entropy=entropy_sum / n_train)
-            held = score(policy, h_obs, h_actions) if len(h_obs) else {}
+            held = score(policy, h_obs, h_actions, h_episodes) if len(h_obs) else {}
             for k, v in train_stats.items():
                 writer.add_scalar(f"imitation/{'train_accuracy' if k == 'accuracy' else k}", v, epoch)
             if held:
@@ -176,7 +182,7 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
     if not best.epoch:  # stopped inside the first epoch: the weights there are, as both
         best = _Best(epoch=epoch, state_dict=latest_state)
     policy.load_state_dict(best.state_dict)
-    best_held = score(policy, h_obs, h_actions) if len(h_obs) else {}
+    best_held = score(policy, h_obs, h_actions, h_episodes) if len(h_obs) else {}
     best_eval = None
     if config.eval.interval > 0 and epoch > 0:
         from evaluation.evaluate import evaluate, mean_over_opponents
@@ -273,6 +279,109 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
         run_time_s=round(run_time, 2),
         device=str(device),
     )
+
+
+# =============================================================================================
+# One epoch: frames in random minibatches, or episodes in streams (recurrent)
+# =============================================================================================
+def set_lr(optimizer, cfg, update: int, total_updates: int) -> None:
+    if cfg.anneal_lr:
+        optimizer.param_groups[0]["lr"] = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * update / total_updates))
+
+
+def feedforward_epoch(policy, optimizer, b_obs, b_actions, cfg, update: int, total_updates: int):
+    """One pass over the frames in random minibatches of batch_size; (loss sum, correct, entropy sum, updates)."""
+    n_train = len(b_obs)
+    b_inds = torch.randperm(n_train, device=b_obs.device)
+    loss_sum, correct, entropy_sum = 0.0, 0, 0.0
+    for start in range(0, n_train, cfg.batch_size):
+        set_lr(optimizer, cfg, update, total_updates)
+        mb_inds = b_inds[start : start + cfg.batch_size]
+        logits, _ = policy(b_obs[mb_inds])
+        mb_actions = b_actions[mb_inds]
+        loss = F.cross_entropy(logits, mb_actions, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        update += 1
+        with torch.no_grad():
+            logprobs = torch.log_softmax(logits, -1)
+            loss_sum += float(loss) * len(mb_inds)
+            correct += int((logits.argmax(-1) == mb_actions).sum())
+            entropy_sum += float(-(logprobs.exp() * logprobs).sum())
+    return loss_sum, correct, entropy_sum, update
+
+
+def recurrent_epoch(policy, optimizer, b_obs, b_actions, b_episodes, cfg, update: int, total_updates: int, device):
+    """One pass over the training episodes in streams (module docstring); the same four figures."""
+    loss_sum, correct, entropy_sum = 0.0, 0, 0.0
+    order = torch.randperm(len(np.unique(b_episodes))).numpy()  # the episodes' order this epoch
+    streams = max(1, cfg.batch_size // cfg.sequence_length)
+    for rows, starts, state in episode_streams(policy, b_episodes, order, cfg.sequence_length, streams, device):
+        set_lr(optimizer, cfg, update, total_updates)
+        valid = rows >= 0
+        logits, _, new_state = policy.forward_sequence(b_obs[rows.clamp(min=0)], state, starts)
+        logits, labels = logits[valid], b_actions[rows[valid]]
+        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        update += 1
+        with torch.no_grad():
+            state[0].copy_(new_state[0]), state[1].copy_(new_state[1])  # carried on, without its gradient
+            logprobs = torch.log_softmax(logits, -1)
+            loss_sum += float(loss) * len(labels)
+            correct += int((logits.argmax(-1) == labels).sum())
+            entropy_sum += float(-(logprobs.exp() * logprobs).sum())
+    return loss_sum, correct, entropy_sum, update
+
+
+def stream_layout(episode_id: np.ndarray, order: np.ndarray | None, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deal episodes (runs of one episode_id in the frame order) into ``streams`` rows: each episode
+    goes whole to the stream that is shortest so far, in ``order`` (indices into the episodes as
+    they first appear; None: as they appear). Returns rows (streams, T), the frame index at each
+    place (-1: padding at a stream's end), and starts (streams, T), True at an episode's first frame."""
+    n = len(episode_id)
+    if n == 0:
+        return np.zeros((streams, 0), np.int64), np.zeros((streams, 0), bool)
+    firsts = np.flatnonzero(np.r_[True, episode_id[1:] != episode_id[:-1]])
+    ends = np.r_[firsts[1:], n]
+    if order is None:
+        order = np.arange(len(firsts))
+    streams = min(streams, len(firsts))
+    lengths = np.zeros(streams, np.int64)
+    placed = [[] for _ in range(streams)]
+    for e in order:
+        k = int(lengths.argmin())
+        placed[k].append(e)
+        lengths[k] += ends[e] - firsts[e]
+    rows = np.full((streams, int(lengths.max())), -1, np.int64)
+    starts = np.zeros(rows.shape, bool)
+    for k, episodes in enumerate(placed):
+        at = 0
+        for e in episodes:
+            length = ends[e] - firsts[e]
+            rows[k, at : at + length] = np.arange(firsts[e], ends[e])
+            starts[k, at] = True
+            at += length
+    return rows, starts
+
+
+def episode_streams(policy, episode_id, order, chunk: int, streams: int, device):
+    """The chunks of an epoch's streams: (rows (chunk, S) frame indices, -1 for padding, starts
+    (chunk, S), the streams' state (h, c)), time first; the caller carries the state on in place."""
+    rows, starts = stream_layout(episode_id, order, streams)
+    rows, starts = torch.from_numpy(rows.T.copy()).to(device), torch.from_numpy(starts.T.copy()).to(device)
+    state = policy.initial_state(rows.shape[1], device)
+    for t in range(0, rows.shape[0], chunk):
+        yield rows[t : t + chunk], starts[t : t + chunk], state
+
+
+def updates_per_epoch(policy, episode_id: np.ndarray, cfg) -> int:
+    if not policy.recurrent:
+        return math.ceil(len(episode_id) / cfg.batch_size)
+    rows, _ = stream_layout(episode_id, None, max(1, cfg.batch_size // cfg.sequence_length))
+    return max(1, math.ceil(rows.shape[1] / cfg.sequence_length))
 
 
 def mean_over_eval(metrics: dict, key: str) -> float:
