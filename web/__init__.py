@@ -9,7 +9,7 @@ An installed wheel carries these files; ``asset("policy.js")`` is the path of on
 
 from pathlib import Path
 
-FILES = ("arena-client.js", "policy.js", "client-test.html", "policy-test.html")
+FILES = ("arena-client.js", "policy.js", "observe.js", "client-test.html", "policy-test.html")
 
 
 def asset(name: str) -> Path:
