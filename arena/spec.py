@@ -16,7 +16,8 @@ OBS_ENEMIES = 5
 ENEMY_FEATURES = 5
 """per enemy: relative x, y, relative vx, vy, health"""
 FULL_EXTRA = 3
-"""what the full observation adds per fighter: attack cooldown left as a fraction of the rules' cooldown (in [0, 1)), cos and sin of its facing"""
+"""what the full observation adds per fighter: attack cooldown left as a fraction of the rules'
+cooldown (in [0, 1)), cos and sin of its facing"""
 FULL_OBS_SIZE = OBS_SIZE + FULL_EXTRA * (1 + OBS_ENEMIES)
 """floats per full observation (48): the 30 of the basic one, then the fighter's own cooldown and
 facing, then those of the 5 nearest enemies in the same order (docs/arena.md)"""
