@@ -132,6 +132,9 @@ def main(argv=None) -> int:
     rows = num_agents * config.train.num_steps
     device = select_device(config.device)
     bound = {"policy_bound_sps": math.nan}
+    if config.policy.kind != "mlp" and not args.no_bound:
+        print(f"the policy's compute bound is measured for policy.kind mlp; skipped for {config.policy.kind}")
+        args.no_bound = True
     if not args.no_bound:
         bound = policy_bound(
             num_agents,
@@ -157,6 +160,8 @@ def main(argv=None) -> int:
         total_timesteps=config.train.total_timesteps,
         torch_threads=config.torch_threads,
         processes=args.nproc_per_node,
+        policy_kind=config.policy.kind,
+        observation=config.env.observation,
         glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, device {summary['device']}",
         **bound,
