@@ -1,5 +1,7 @@
-"""python -m policies.export: ONNX and the weights file reproduce torch; the numpy policy and
-the torch-free checkpoint reader; clear errors for bad checkpoints and output folders."""
+"""python -m policies.export: ONNX and the weights file reproduce torch, for a feed-forward
+fighter on single observations and for a recurrent one on match sequences that carry its
+memory; the numpy policies and the torch-free checkpoint reader; clear errors for bad
+checkpoints, inconsistent weights files, wrong observations and unusable output folders."""
 
 import hashlib
 import json
@@ -15,8 +17,19 @@ import pytest
 import torch
 from policy_files import arena_observations, make_checkpoint, torch_outputs
 
-from policies.export import export_checkpoint, main
-from policies.numpy_policy import NumpyPolicy, WeightsError, load_policy, read_weights
+from arena.spec import OBSERVATIONS
+from envs import ArenaEnv
+from policies import AgentCheckpoint, Policy
+from policies.export import ExportError, export_checkpoint, main
+from policies.network import RecurrentPolicy
+from policies.numpy_policy import (
+    NumpyPolicy,
+    NumpyRecurrentPolicy,
+    WeightsError,
+    load_policy,
+    read_weights,
+    write_weights,
+)
 from policies.torch_zip import read_torch_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +73,14 @@ def test_weights_file_round_trip_with_the_numpy_forward_pass(exported, observati
     for name, value in state_dict.items():  # bit for bit
         np.testing.assert_array_equal(tensors[name], value.numpy())
     assert meta["format"] == "wrestling-arena-policy" and json.loads(meta["trunk"]) == ["network.0", "network.2"]
+    # a feed-forward file stays version 1: readers written before kind lstm still read it
+    assert (meta["format_version"], meta["kind"], meta["observation"]) == ("1", "mlp", "basic")
     policy = load_policy(out / "policy.safetensors")
+    assert isinstance(policy, NumpyPolicy) and (policy.kind, policy.recurrent, policy.observation) == (
+        "mlp",
+        False,
+        "basic",
+    )
     assert policy.metadata == {"fighter_id": 7, "model_version": 3, "global_step": 4096}
     logits, values = policy.forward(observations)
     expected_logits, expected_values = torch_outputs(checkpoint, observations)
@@ -97,6 +117,8 @@ def test_manifest_describes_the_files(exported):
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "policy.onnx", "policy.safetensors"]
     assert (manifest["fighter_id"], manifest["model_version"], manifest["global_step"]) == (7, 3, 4096)
     assert manifest["observation"]["shape"] == [30] and manifest["action"]["n"] == 10
+    assert manifest["observation"]["kind"] == "basic" and len(manifest["observation"]["layout"]) == 4
+    assert manifest["network"]["kind"] == "mlp" and manifest["state"] is None
     assert manifest["action"]["meanings"][8:] == ["idle", "attack"]
     for entry in [*manifest["files"].values(), manifest["checkpoint"]]:
         path = out / entry["path"] if "/" not in entry["path"] else Path(entry["path"])
@@ -209,3 +231,284 @@ def test_checkpoint_reader_runs_no_pickled_code(tmp_path):
     with pytest.raises(WeightsError, match="non-tensors"):
         load_policy(path)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------- a recurrent fighter
+
+FIGHTERS, STEPS = 100, 100
+"""The recurrent tests' sequences: 25 rings of 4 fighters for 100 decisions, 10,000 observations."""
+
+
+def make_recurrent_checkpoint(path, seed: int = 0, observation: str = "full", kind: str = "lstm") -> Path:
+    """A checkpoint of ``kind`` reading ``observation``, its heads and biases spread like a trained
+    policy's (as policy_files.make_checkpoint's) and, for lstm, a forget-gate bias that makes
+    memory last, so that a state carried wrong or a missed reset changes the actions."""
+    torch.manual_seed(seed)
+    size = OBSERVATIONS[observation]
+    policy = RecurrentPolicy(size, 10, 128) if kind == "lstm" else Policy(size, 10, 128)
+    with torch.no_grad():
+        policy.actor.weight.normal_(0.0, 0.3)
+        first = policy.encoder[0] if kind == "lstm" else policy.network[0]
+        for layer in (first, policy.actor, policy.critic):
+            layer.bias.normal_(0.0, 0.1)
+        if kind == "lstm":
+            policy.lstm.bias_hh[128:256] += 2.0
+    checkpoint = AgentCheckpoint(
+        policy, config={"env": {"observation": observation}}, fighter_id=9, model_version=2, global_step=8192
+    )
+    return checkpoint.save(path)
+
+
+def match_sequences(observation: str = "full", seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """FIGHTERS fighters' observations over STEPS decisions of real matches (random actions, matches
+    of at most 30 decisions, so most fighters start several): obs (STEPS, FIGHTERS, size) float32
+    and resets (STEPS, FIGHTERS), True where training resets a fighter's memory before the decision
+    (training/memory.py): the first decision of a match and an eliminated fighter's rows."""
+    env = ArenaEnv(
+        num_arenas=FIGHTERS // 4, fighters_per_arena=4, seed=seed, threads=1, observation=observation, max_frames=120
+    )
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    starts = np.ones(env.num_agents, bool)
+    sequence, resets = [], []
+    for _ in range(STEPS):
+        sequence.append(obs.copy())
+        resets.append(starts | ~env.masks)
+        obs, _, terminals, truncations, _ = env.step(rng.integers(0, 10, env.num_agents).astype(np.int32))
+        starts = terminals | truncations
+    env.close()
+    return np.stack(sequence), np.stack(resets)
+
+
+def torch_sequences(path, obs: np.ndarray, resets: np.ndarray):
+    """The checkpoint's logits (T, n, A), values (T, n) and final (h, c) on the sequences, computed by torch."""
+    policy = AgentCheckpoint.load(path).policy
+    state = policy.initial_state(obs.shape[1])
+    logits, values = [], []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 100-row products: a second thread only waits for a busy core
+    try:
+        with torch.no_grad():
+            for x, reset in zip(obs, resets, strict=True):
+                step_logits, step_values, state = policy(torch.from_numpy(x), state, torch.from_numpy(reset))
+                logits.append(step_logits.numpy())
+                values.append(step_values.numpy())
+    finally:
+        torch.set_num_threads(threads)
+    return np.stack(logits), np.stack(values), (state[0].numpy(), state[1].numpy())
+
+
+def numpy_sequences(policy, obs: np.ndarray, resets: np.ndarray | None):
+    """The same through a NumpyRecurrentPolicy (resets None: never reset after the first step)."""
+    state, logits, values = None, [], []
+    for t, x in enumerate(obs):
+        step_logits, step_values, state = policy.forward(x, state, None if resets is None else resets[t])
+        logits.append(step_logits)
+        values.append(step_values)
+    return np.stack(logits), np.stack(values), state
+
+
+@pytest.fixture(scope="module")
+def recurrent(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recurrent")
+    checkpoint = make_recurrent_checkpoint(tmp / "lstm.pt")
+    manifest = export_checkpoint(checkpoint, tmp / "out")
+    obs, resets = match_sequences()
+    return dict(
+        checkpoint=checkpoint,
+        out=tmp / "out",
+        manifest=manifest,
+        obs=obs,
+        resets=resets,
+        expected=torch_sequences(checkpoint, obs, resets),
+    )
+
+
+def test_recurrent_onnx_numpy_and_torch_agree_on_match_sequences(recurrent):
+    obs, resets = recurrent["obs"], recurrent["resets"]
+    expected_logits, expected_values, (expected_h, expected_c) = recurrent["expected"]
+    assert obs.shape == (STEPS, FIGHTERS, 48) and resets[0].all() and resets[1:].sum() > 100  # matches restarted
+    greedy = expected_logits.argmax(-1)
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # as torch's above
+    session = onnxruntime.InferenceSession(
+        str(recurrent["out"] / "policy.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    assert [(i.name, i.shape, i.type) for i in session.get_inputs()] == [
+        ("observations", ["batch", 48], "tensor(float)"),
+        ("h", ["batch", 128], "tensor(float)"),
+        ("c", ["batch", 128], "tensor(float)"),
+    ]
+    assert [(o.name, o.shape) for o in session.get_outputs()] == [
+        ("logits", ["batch", 10]),
+        ("value", ["batch"]),
+        ("h_out", ["batch", 128]),
+        ("c_out", ["batch", 128]),
+    ]
+    h = c = np.zeros((FIGHTERS, 128), np.float32)  # the documented way: zeros, and a reset zeroes a row
+    onnx_logits, onnx_values = [], []
+    for x, reset in zip(obs, resets, strict=True):
+        h, c = np.where(reset[:, None], 0, h).astype(np.float32), np.where(reset[:, None], 0, c).astype(np.float32)
+        step_logits, step_values, h, c = session.run(None, {"observations": x, "h": h, "c": c})
+        onnx_logits.append(step_logits)
+        onnx_values.append(step_values)
+    np.testing.assert_allclose(np.stack(onnx_logits), expected_logits, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(np.stack(onnx_values), expected_values, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(h, expected_h, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(c, expected_c, rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(np.stack(onnx_logits).argmax(-1), greedy)
+    one = session.run(None, {"observations": obs[0, :1], "h": h[:1], "c": c[:1]})  # the batch axis is dynamic
+    assert one[0].shape == (1, 10) and one[2].shape == (1, 128)
+
+    for source in (recurrent["out"] / "policy.safetensors", recurrent["checkpoint"]):
+        policy = load_policy(source)
+        assert isinstance(policy, NumpyRecurrentPolicy) and (policy.kind, policy.observation) == ("lstm", "full")
+        assert policy.metadata == {"fighter_id": 9, "model_version": 2, "global_step": 8192}
+        logits, values, (h, c) = numpy_sequences(policy, obs, resets)
+        np.testing.assert_allclose(logits, expected_logits, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(values, expected_values, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(h, expected_h, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(c, expected_c, rtol=0, atol=ATOL)
+        state, actions = None, []
+        for x, reset in zip(obs, resets, strict=True):
+            step_actions, state = policy.act(x, state, reset=reset)
+            actions.append(step_actions)
+        np.testing.assert_array_equal(np.stack(actions), greedy)
+    # the memory matters: without the resets at match starts, actions change
+    forgetful = numpy_sequences(load_policy(recurrent["checkpoint"]), obs, None)[0].argmax(-1)
+    assert (forgetful != greedy).mean() > 0.05
+
+
+def test_recurrent_manifest_weights_and_onnx_say_kind_observation_and_state(recurrent):
+    manifest, out = recurrent["manifest"], recurrent["out"]
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    network = manifest["network"]
+    assert (network["kind"], network["trunk"], network["core"]) == ("lstm", ["encoder.0"], "lstm")
+    assert network["gates"] == "ifgo"
+    observation = manifest["observation"]
+    assert (observation["kind"], observation["shape"]) == ("full", [48])
+    assert len(observation["layout"]) == 7 and observation["layout"][4].startswith("30: own attack cooldown")
+    state = manifest["state"]
+    assert state["h"] == state["c"] == {"dtype": "float32", "shape": ["batch", 128]} and state["initial"] == "zeros"
+    assert "next decision" in state["carry"] and "each match" in state["reset"]
+    onnx = manifest["files"]["onnx"]
+    assert [i["name"] for i in onnx["inputs"]] == ["observations", "h", "c"]
+    assert [o["name"] for o in onnx["outputs"]] == ["logits", "value", "h_out", "c_out"]
+    checks = manifest["checks"]
+    assert (checks["sequences"], checks["steps"], checks["observations"]) == (16, 16, 256) and checks["resets"] > 0
+    assert checks["numpy_max_abs_diff"] < ATOL and checks["onnxruntime_max_abs_diff"] < ATOL
+    tensors, meta = read_weights(out / "policy.safetensors")
+    assert (meta["format_version"], meta["kind"], meta["observation"]) == ("2", "lstm", "full")
+    assert list(tensors)[2:6] == ["lstm.weight_ih", "lstm.weight_hh", "lstm.bias_ih", "lstm.bias_hh"]
+    session = onnxruntime.InferenceSession(str(out / "policy.onnx"), providers=["CPUExecutionProvider"])
+    properties = session.get_modelmeta().custom_metadata_map
+    assert (properties["kind"], properties["observation"], properties["fighter_id"]) == ("lstm", "full", "9")
+
+
+def test_recurrent_checkpoint_read_without_torch(recurrent):
+    obs = recurrent["obs"][:3, :2]
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from policies.numpy_policy import load_policy\n"
+        f"policy, state = load_policy({str(recurrent['checkpoint'])!r}), None\n"
+        f"for x in np.array({obs.tolist()!r}, np.float32):\n"
+        "    actions, state = policy.act(x, state)\n"
+        "    print(*actions)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert run.returncode == 0, run.stderr
+    expected = torch_sequences(recurrent["checkpoint"], obs, np.zeros(obs.shape[:2], bool))[0].argmax(-1)
+    assert run.stdout.split() == [str(a) for a in expected.ravel()]
+
+
+def test_a_full_observation_mlp_exports_and_agrees(tmp_path, recurrent):
+    checkpoint = make_recurrent_checkpoint(tmp_path / "mlp.pt", seed=1, kind="mlp")
+    manifest = export_checkpoint(checkpoint, tmp_path / "out", onnx=False)
+    assert (manifest["network"]["kind"], manifest["observation"]["kind"], manifest["state"]) == ("mlp", "full", None)
+    assert len(manifest["observation"]["layout"]) == 7
+    _, meta = read_weights(tmp_path / "out" / "policy.safetensors")
+    assert (meta["format_version"], meta["kind"], meta["observation"], meta["obs_size"]) == ("1", "mlp", "full", "48")
+    obs = recurrent["obs"].reshape(-1, 48)
+    expected_logits, expected_values = torch_outputs(checkpoint, obs)
+    for source in (tmp_path / "out" / "policy.safetensors", checkpoint):
+        policy = load_policy(source)
+        assert isinstance(policy, NumpyPolicy) and policy.observation == "full"
+        logits, values = policy.forward(obs)
+        np.testing.assert_allclose(logits, expected_logits, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(values, expected_values, rtol=0, atol=ATOL)
+        np.testing.assert_array_equal(policy.act(obs), expected_logits.argmax(1))
+
+
+def test_wrong_observations_and_states_are_clear_errors(exported, recurrent):
+    full = load_policy(recurrent["out"] / "policy.safetensors")
+    basic = load_policy(exported[1] / "policy.safetensors")
+    with pytest.raises(ValueError, match=r"\(n, 48\), got \(4, 30\) \(this network reads the full observation\)"):
+        full.act(np.zeros((4, 30), np.float32))
+    with pytest.raises(ValueError, match=r"\(n, 30\), got \(4, 48\) \(this network reads the basic observation\)"):
+        basic.act(np.zeros((4, 48), np.float32))
+    _, state = full.act(np.zeros((4, 48), np.float32))
+    with pytest.raises(ValueError, match=r"two arrays of shape \(3, 128\), one row per observation"):
+        full.act(np.zeros((3, 48), np.float32), state)
+    with pytest.raises(ValueError, match=r"the \(h, c\) pair"):
+        full.forward(np.zeros((4, 48), np.float32), state[0])
+    with pytest.raises(ValueError, match=r"reset must be one flag per observation, shape \(4,\)"):
+        full.act(np.zeros((4, 48), np.float32), state, reset=np.ones(3, bool))
+    with pytest.raises(ValueError, match="rng"):
+        full.act(np.zeros((4, 48), np.float32), state, greedy=False)
+    sampled, _ = full.act(np.zeros((4, 48), np.float32), state, greedy=False, rng=np.random.default_rng(0))
+    assert sampled.shape == (4,) and sampled.dtype == np.int64
+
+
+def test_the_self_check_runs_sequences_with_resets(recurrent, tmp_path, monkeypatch):
+    """A numpy policy that ignored resets would pass a check without them; the export's catches it."""
+    forward = NumpyRecurrentPolicy.forward
+
+    def forgetful(self, obs, state=None, reset=None):
+        return forward(self, obs, state)
+
+    monkeypatch.setattr(NumpyRecurrentPolicy, "forward", forgetful)
+    with pytest.raises(ExportError, match=r"self-check failed: numpy_max_abs_diff .* 16 sequences of 16 .* resets"):
+        export_checkpoint(recurrent["checkpoint"], tmp_path / "out", onnx=False)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def _rewritten(source: Path, dest: Path, drop=(), **meta_changes) -> Path:
+    tensors, meta = read_weights(source)
+    for name in drop:
+        tensors.pop(name, None)
+        meta.pop(name, None)
+    write_weights(dest, tensors, {**meta, **meta_changes})
+    return dest
+
+
+@pytest.mark.parametrize(
+    "changes, drop, needle",
+    [
+        ({"format_version": "1"}, (), "inconsistent: a lstm network needs weights format version 2, the file says 1"),
+        ({}, ("kind",), "weights format version 2 names its network's kind, this file does not"),
+        ({"kind": "gru"}, (), "holds a network of kind 'gru'; this code reads mlp, lstm"),
+        ({"format_version": "3"}, (), "has weights format version '3'; this code reads 1 and 2"),
+        ({"observation": "basic"}, (), "inconsistent: the basic observation has 30 numbers, its network reads 48"),
+        ({"observation": "wide"}, (), "says observation 'wide', which is none of basic, full"),
+        ({"hidden_size": "64"}, (), "inconsistent: it says hidden_size 64, its weights have 128"),
+        ({"gates": "iofg"}, (), "gates are in the order 'iofg'; this code reads 'ifgo'"),
+        ({}, ("lstm.weight_hh",), "the weights lack 'lstm.weight_hh'"),
+    ],
+)
+def test_inconsistent_recurrent_weights_files(recurrent, tmp_path, changes, drop, needle):
+    path = _rewritten(recurrent["out"] / "policy.safetensors", tmp_path / "bad.safetensors", drop, **changes)
+    with pytest.raises(WeightsError) as error:
+        load_policy(path)
+    assert needle in str(error.value) and str(path) in str(error.value)
+
+
+def test_a_weights_file_from_before_kinds_loads_as_a_basic_mlp(exported, tmp_path):
+    """Version 1 files written before kind and observation existed lack both keys."""
+    path = _rewritten(exported[1] / "policy.safetensors", tmp_path / "old.safetensors", drop=("kind", "observation"))
+    assert read_weights(path)[1]["format_version"] == "1" and "kind" not in read_weights(path)[1]
+    policy = load_policy(path)
+    assert isinstance(policy, NumpyPolicy) and policy.observation == "basic"
+    obs = arena_observations(50)
+    np.testing.assert_array_equal(policy.act(obs), torch_outputs(exported[0], obs)[0].argmax(1))
