@@ -15,13 +15,18 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from policy_files import arena_observations, make_checkpoint, torch_outputs
+from policy_files import (
+    FIGHTERS,
+    STEPS,
+    arena_observations,
+    make_checkpoint,
+    make_recurrent_checkpoint,
+    match_sequences,
+    torch_outputs,
+    torch_sequences,
+)
 
-from arena.spec import OBSERVATIONS
-from envs import ArenaEnv
-from policies import AgentCheckpoint, Policy
 from policies.export import ExportError, export_checkpoint, main
-from policies.network import RecurrentPolicy
 from policies.numpy_policy import (
     NumpyPolicy,
     NumpyRecurrentPolicy,
@@ -234,68 +239,6 @@ def test_checkpoint_reader_runs_no_pickled_code(tmp_path):
 
 
 # ---------------------------------------------------------------------------- a recurrent fighter
-
-FIGHTERS, STEPS = 100, 100
-"""The recurrent tests' sequences: 25 rings of 4 fighters for 100 decisions, 10,000 observations."""
-
-
-def make_recurrent_checkpoint(path, seed: int = 0, observation: str = "full", kind: str = "lstm") -> Path:
-    """A checkpoint of ``kind`` reading ``observation``, its heads and biases spread like a trained
-    policy's (as policy_files.make_checkpoint's) and, for lstm, a forget-gate bias that makes
-    memory last, so that a state carried wrong or a missed reset changes the actions."""
-    torch.manual_seed(seed)
-    size = OBSERVATIONS[observation]
-    policy = RecurrentPolicy(size, 10, 128) if kind == "lstm" else Policy(size, 10, 128)
-    with torch.no_grad():
-        policy.actor.weight.normal_(0.0, 0.3)
-        first = policy.encoder[0] if kind == "lstm" else policy.network[0]
-        for layer in (first, policy.actor, policy.critic):
-            layer.bias.normal_(0.0, 0.1)
-        if kind == "lstm":
-            policy.lstm.bias_hh[128:256] += 2.0
-    checkpoint = AgentCheckpoint(
-        policy, config={"env": {"observation": observation}}, fighter_id=9, model_version=2, global_step=8192
-    )
-    return checkpoint.save(path)
-
-
-def match_sequences(observation: str = "full", seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """FIGHTERS fighters' observations over STEPS decisions of real matches (random actions, matches
-    of at most 30 decisions, so most fighters start several): obs (STEPS, FIGHTERS, size) float32
-    and resets (STEPS, FIGHTERS), True where training resets a fighter's memory before the decision
-    (training/memory.py): the first decision of a match and an eliminated fighter's rows."""
-    env = ArenaEnv(
-        num_arenas=FIGHTERS // 4, fighters_per_arena=4, seed=seed, threads=1, observation=observation, max_frames=120
-    )
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    starts = np.ones(env.num_agents, bool)
-    sequence, resets = [], []
-    for _ in range(STEPS):
-        sequence.append(obs.copy())
-        resets.append(starts | ~env.masks)
-        obs, _, terminals, truncations, _ = env.step(rng.integers(0, 10, env.num_agents).astype(np.int32))
-        starts = terminals | truncations
-    env.close()
-    return np.stack(sequence), np.stack(resets)
-
-
-def torch_sequences(path, obs: np.ndarray, resets: np.ndarray):
-    """The checkpoint's logits (T, n, A), values (T, n) and final (h, c) on the sequences, computed by torch."""
-    policy = AgentCheckpoint.load(path).policy
-    state = policy.initial_state(obs.shape[1])
-    logits, values = [], []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 100-row products: a second thread only waits for a busy core
-    try:
-        with torch.no_grad():
-            for x, reset in zip(obs, resets, strict=True):
-                step_logits, step_values, state = policy(torch.from_numpy(x), state, torch.from_numpy(reset))
-                logits.append(step_logits.numpy())
-                values.append(step_values.numpy())
-    finally:
-        torch.set_num_threads(threads)
-    return np.stack(logits), np.stack(values), (state[0].numpy(), state[1].numpy())
 
 
 def numpy_sequences(policy, obs: np.ndarray, resets: np.ndarray | None):

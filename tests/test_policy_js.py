@@ -13,8 +13,16 @@ import queue
 from pathlib import Path
 
 import numpy as np
-from policy_files import arena_observations, make_checkpoint, torch_outputs
-from test_export import FIGHTERS, STEPS, make_recurrent_checkpoint, match_sequences, torch_sequences
+from policy_files import (
+    FIGHTERS,
+    STEPS,
+    arena_observations,
+    make_checkpoint,
+    make_recurrent_checkpoint,
+    match_sequences,
+    torch_outputs,
+    torch_sequences,
+)
 from test_ingest_browser import find_chromium
 
 from demos.browser import headless_chromium
