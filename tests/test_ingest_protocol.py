@@ -6,7 +6,7 @@ import asyncio
 import orjson
 import pytest
 
-from ingest.cors import CorsPolicy
+from ingest.cors import CorsPolicy, host_is_local, is_loopback_address
 from ingest.errors import ApiError
 from ingest.http import HttpConnection, HttpError, Response
 from ingest.limits import Limits
@@ -51,10 +51,18 @@ def connection(data: bytes = b"", eof: bool = True, **limits) -> tuple[HttpConne
     return HttpConnection(reader, writer, Limits(**limits)), writer
 
 
+async def whole_request(conn: HttpConnection):
+    """A request's head, then its body (up to the body limit), as the server reads them."""
+    request = await conn.receive_head()
+    if request is not None:
+        await conn.receive_body(request, conn.limits.max_body_bytes)
+    return request
+
+
 def receive(data: bytes, eof: bool = True, **limits):
     async def go():
         conn, writer = connection(data, eof, **limits)
-        return await conn.receive_request(), conn, writer
+        return await whole_request(conn), conn, writer
 
     return asyncio.run(go())
 
@@ -65,9 +73,9 @@ def test_pipelined_keep_alive_requests():
             b"POST /api/fighters?x=1&x=2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nX-A: 1\r\nX-A: 2\r\n\r\nbody"
             b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"
         )
-        first = await conn.receive_request()
+        first = await whole_request(conn)
         await conn.send(Response(201, b"{}"))
-        second = await conn.receive_request()
+        second = await whole_request(conn)
         await conn.send(Response(200, b"{}"), close=True)
         return first, second, bytes(writer.data)
 
@@ -100,12 +108,35 @@ def test_bad_requests_get_the_status_h11_hints(data, status):
     assert info.value.status == status
 
 
-def test_slow_request_times_out_with_408_and_idle_connection_closes_quietly():
+def test_slow_headers_or_body_time_out_with_408_and_idle_connection_closes_quietly():
     with pytest.raises(HttpError) as info:
-        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False, request_timeout_s=0.2, keepalive_timeout_s=5)
-    assert info.value.status == 408 and "0.2 s" in info.value.message
+        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False, header_timeout_s=0.2, keepalive_timeout_s=5)
+    assert info.value.status == 408 and "headers not completed within 0.2 s" in info.value.message
+    with pytest.raises(HttpError) as info:
+        receive(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n{", eof=False, body_timeout_s=0.2)
+    assert info.value.status == 408 and "body not completed within 0.2 s" in info.value.message
     request, conn, _ = receive(b"", eof=False, keepalive_timeout_s=0.2)
     assert request is None and conn.idle
+
+
+def test_head_is_read_without_the_body():
+    """The server can refuse a request from its headers: nothing of the body is read, and
+    100-continue is only sent when the body is wanted."""
+
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4000000\r\nExpect: 100-continue\r\n\r\n")
+        writer = FakeWriter()
+        conn = HttpConnection(reader, writer, Limits())
+        head = await conn.receive_head()
+        early = bytes(writer.data)
+        with pytest.raises(HttpError) as info:
+            await conn.receive_body(head, 1000)
+        return head, early, info.value.status, bytes(writer.data), conn.body_pending
+
+    head, early, status, written, pending = asyncio.run(go())
+    assert head.content_length == 4_000_000 and head.body == b"" and early == b""
+    assert status == 413 and written == b"" and pending  # refused by its Content-Length alone
 
 
 def test_client_closing_between_requests_is_not_an_error():
@@ -119,7 +150,7 @@ def test_expect_100_continue_is_answered():
         reader.feed_data(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
         writer = FakeWriter()
         conn = HttpConnection(reader, writer, Limits())
-        task = asyncio.create_task(conn.receive_request())
+        task = asyncio.create_task(whole_request(conn))
         await asyncio.sleep(0.05)
         continued = bytes(writer.data)
         reader.feed_data(b"{}")
@@ -207,7 +238,32 @@ def test_cors_policy():
     assert default.allows("http://localhost:8000") and default.allows("http://127.0.0.1")
     assert default.allows("http://[::1]:3000") and not default.allows("http://example.com")
     assert not default.allows("null")
-    assert default.allows("http://arena.local:8001", own_host="arena.local:8001")
+    assert not default.allows("http://attacker.example:8001")  # its Host header changes nothing (DNS rebinding)
     listed = CorsPolicy(["https://game.example/"])
     assert listed.allows("https://game.example") and not listed.allows("http://localhost:8000")
     assert CorsPolicy(["*"]).allows("https://anything.example")
+
+
+@pytest.mark.parametrize(
+    "host, local",
+    [
+        ("127.0.0.1:8001", True),
+        ("localhost:8001", True),
+        ("LOCALHOST.", True),
+        ("game.localhost:80", True),
+        ("[::1]:8001", True),
+        ("192.168.1.20:8001", True),  # an address literal cannot be re-pointed
+        (None, True),
+        ("attacker.example:8001", False),
+        ("localhost.attacker.example", False),
+        ("127.0.0.1.nip.io:8001", False),
+        ("a", False),
+    ],
+)
+def test_host_names_dns_cannot_repoint(host, local):
+    assert host_is_local(host) is local
+
+
+def test_loopback_addresses():
+    assert all(map(is_loopback_address, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback_address, ["0.0.0.0", "::", "192.0.2.1", "example.com"]))
