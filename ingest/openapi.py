@@ -30,11 +30,10 @@ import orjson
 
 from storage.records import (
     FRAME_FIELDS,
-    INT64_MAX,
-    INT64_MIN,
     MAX_ENEMIES_STATE_BYTES,
     MAX_ID,
     MAX_JSON_DEPTH,
+    MAX_JSON_NUMBER,
     Frame,
 )
 
@@ -145,10 +144,9 @@ def _json_value_schemas() -> dict:
         {"type": "string"},
         {"type": "boolean"},
         {"type": "null"},
-        {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
-        {"type": "number", "minimum": -1.7976931348623157e308, "maximum": 1.7976931348623157e308},
+        {"type": "number", "minimum": -MAX_JSON_NUMBER, "maximum": MAX_JSON_NUMBER},
     ]
-    out = {"JsonValue1": {"anyOf": scalars, "description": "a JSON scalar; integers fit 64 bits"}}
+    out = {"JsonValue1": {"anyOf": scalars, "description": "a JSON scalar; numbers within 2^53, as in JavaScript"}}
     for levels in range(2, MAX_JSON_DEPTH + 1):
         below = _ref(f"JsonValue{levels - 1}")
         out[f"JsonValue{levels}"] = {

@@ -21,8 +21,12 @@ MAX_ACTION_SIZE = 16
 """Longest action_vector accepted; the game's Discrete(10) one-hot or logits fit with room."""
 
 MAX_ENEMIES_STATE_BYTES = 4096
-"""JSON size of enemies_state: 15 opponents with position, velocity, health and id fit.
-(Also its most items, since each takes at least a byte.)"""
+"""JSON size of enemies_state: 15 opponents with position, velocity, health and id fit."""
+
+MAX_ENEMIES_STATE_ITEMS = 256
+"""Items of the enemies_state array: 15 opponents of up to 17 numbers each, flattened, fit.
+Unlike the byte size, JSON Schema can state it, so a schema-driven fuzzer's largest array
+stays inside the byte size too."""
 
 MAX_FRAME_NUMBER = 2**31 - 1
 """Frame numbers are 60 Hz ticks; 2^31 ticks is over a year of one match."""
@@ -36,13 +40,17 @@ their own array or object included. They are records, not trees: a list of enemi
 with a list of coordinates, is 3 levels. A bound keeps every reader safe: msgspec and
 Python's json stop near 1000 levels with a RecursionError, orjson at 255."""
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-"""Integers inside the free-form JSON fields: what SQLite and orjson (which stores and
-serves them) can hold; Python's int has no bound of its own."""
+MAX_JSON_NUMBER = 2**53
+"""Largest magnitude of a number inside the free-form JSON fields. The game's numbers are
+JavaScript numbers, exact up to 2^53; the bound also keeps integers within what orjson and
+SQLite hold (Python's own int has no bound), and it is the same for an integer and a float
+(2^53 is exact in both), so JSON Schema can state it exactly: ``25`` and ``25.0`` are
+the same number to a validator, and so they must be to the server."""
 
 Float32 = Annotated[float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 Finite = Annotated[float, msgspec.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]
-Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+JsonInt = Annotated[int, msgspec.Meta(ge=-MAX_JSON_NUMBER, le=MAX_JSON_NUMBER)]
+JsonFloat = Annotated[float, msgspec.Meta(ge=-MAX_JSON_NUMBER, le=MAX_JSON_NUMBER)]
 
 
 def whole(low: int, high: int) -> Any:
@@ -109,26 +117,26 @@ def _whole_bounds(t: msgspec.inspect.Type) -> tuple[int, int] | None:
 def json_value(levels: int) -> Any:
     """The items of a free-form JSON array or object that may be nested ``levels`` deep (its
     own level included), so holding at most ``levels - 1`` nested arrays or objects:
-    strings, booleans, null, 64-bit integers and finite numbers at the bottom. msgspec
+    strings, booleans, null and numbers within MAX_JSON_NUMBER at the bottom. msgspec
     refuses anything deeper as soon as it reaches it, so no input can make it recurse
     further. The ``x-json-levels`` mark lets ingest/openapi.py write it as a chain of
     schema references instead of this type's exponential expansion."""
-    value: Any = str | bool | None | Int64 | Finite
+    value: Any = str | bool | None | JsonInt | JsonFloat
     for _ in range(levels - 1):
-        value = str | bool | None | Int64 | Finite | list[value] | dict[str, value]
+        value = str | bool | None | JsonInt | JsonFloat | list[value] | dict[str, value]
     return Annotated[value, msgspec.Meta(extra_json_schema={"x-json-levels": levels})]
 
 
 MAX_FRAME_NUMBER = 2**31 - 1
 """Frame numbers are 60 Hz ticks; 2^31 ticks is over a year of one match."""
 
-MAX_ID = INT64_MAX
+MAX_ID = 2**63 - 1
 """Row ids are SQLite INTEGERs."""
 
 FrameNumber = whole(0, MAX_FRAME_NUMBER)
 Id = whole(1, MAX_ID)
 Vec2 = Annotated[list[Float32], msgspec.Meta(min_length=2, max_length=2)]
-EnemiesState = Annotated[list[json_value(MAX_JSON_DEPTH)], msgspec.Meta(max_length=MAX_ENEMIES_STATE_BYTES)]
+EnemiesState = Annotated[list[json_value(MAX_JSON_DEPTH)], msgspec.Meta(max_length=MAX_ENEMIES_STATE_ITEMS)]
 ActionVector = Annotated[list[Float32], msgspec.Meta(min_length=1, max_length=MAX_ACTION_SIZE)]
 ObservationVector = Annotated[list[Float32], msgspec.Meta(min_length=OBSERVATION_SIZE, max_length=OBSERVATION_SIZE)]
 
@@ -172,8 +180,8 @@ FRAME_FIELDS = tuple(f for f in Frame.__struct_fields__ if f != "episode_id")
 
 _check_enemies = msgspec.json.Decoder(EnemiesState).decode
 """Parses raw enemies_state to check it as the EnemiesState type says: nesting, numbers
-that fit a double (1e999 would make the stored JSON unreadable), 64-bit integers, valid
-UTF-8; a few microseconds per frame."""
+within MAX_JSON_NUMBER (1e999 would make the stored JSON unreadable), valid UTF-8; a few
+microseconds per frame."""
 
 
 class FrameError(ValueError):
@@ -186,7 +194,7 @@ class FrameError(ValueError):
 
 def settle_enemies(frames: list[Frame]) -> None:
     """Check each frame's enemies_state (a JSON array of at most MAX_ENEMIES_STATE_BYTES,
-    nested at most MAX_JSON_DEPTH levels, with finite numbers and 64-bit integers) and
+    nested at most MAX_JSON_DEPTH levels, numbers within MAX_JSON_NUMBER) and
     replace it, in place, by its JSON text. Raises FrameError."""
     for i, f in enumerate(frames):
         enemies = f.enemies_state
