@@ -6,6 +6,7 @@ import asyncio
 import orjson
 import pytest
 
+from ingest.budget import Admission, ConnectionBudget, RefusalLog, TokenBucket, peer_key
 from ingest.cors import CorsPolicy, host_is_local, is_loopback_address
 from ingest.errors import ApiError
 from ingest.http import HttpConnection, HttpError, Response
@@ -267,3 +268,65 @@ def test_host_names_dns_cannot_repoint(host, local):
 def test_loopback_addresses():
     assert all(map(is_loopback_address, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback_address, ["0.0.0.0", "::", "192.0.2.1", "example.com"]))
+
+
+# ---------------------------------------------------------------- budget (no sockets, no clock)
+
+
+def test_token_bucket_throttles_and_refills():
+    bucket = TokenBucket(rate=10, burst=3, now=0.0)
+    assert [bucket.take(1, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(1, 0.0) == pytest.approx(0.1)  # in debt: wait a tenth of a second
+    assert not bucket.try_take(1, 0.05) and bucket.try_take(1, 0.25)
+    assert bucket.full(10.0) and bucket.tokens == 3  # never more than the burst
+
+
+def test_peer_key():
+    assert peer_key("127.0.0.2") == "127.0.0.2"
+    assert peer_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert peer_key("2001:db8::1") == peer_key("2001:db8::ffff:2") == "2001:db8::/64"
+    assert peer_key(None) == "unknown"
+
+
+def admit(budget: ConnectionBudget, conn_id: int, peer: str) -> Admission:
+    decision = budget.admit(peer, now=float(conn_id))  # a second apart: the connect rate never binds
+    if decision.evict is not None:
+        budget.closed(decision.evict)
+    if decision.ok:
+        budget.opened(conn_id, peer)
+    return decision
+
+
+def test_connection_budget_rules():
+    limits = Limits(max_connections=12, max_connections_per_peer=9, reserved_connections=2, connects_per_peer_per_s=1e3)
+    budget = ConnectionBudget(limits)
+    assert all(admit(budget, i, "a").ok for i in range(9))
+    refused = admit(budget, 9, "a")
+    assert not refused.ok and refused.answer and "limit 9" in refused.reason  # per peer
+    budget.set_idle(3, True)
+    made_room = admit(budget, 10, "a")
+    assert made_room.ok and made_room.evict == 3  # its own idle connection made room
+    assert admit(budget, 11, "b").ok  # 10 open: the reserved places start here
+    assert not admit(budget, 12, "a").ok  # "a" holds 9 >= RESERVE_PEER_SHARE
+    assert admit(budget, 13, "c").ok and admit(budget, 14, "c").ok  # newcomers get them
+    full = admit(budget, 15, "d")
+    assert not full.ok and "limit 12" in full.reason
+    budget.set_idle(11, True)
+    assert admit(budget, 16, "d").evict == 11  # anyone's idle connection, when full
+
+
+def test_connection_rate_per_peer():
+    budget = ConnectionBudget(Limits(max_connections_per_peer=3, connects_per_peer_per_s=2))
+    decisions = [budget.admit("a", 0.0) for _ in range(5)]
+    assert [d.ok for d in decisions] == [True, True, True, False, False]
+    assert not decisions[3].answer  # dropped without an answer: cheaper than any
+    assert budget.admit("a", 0.5).ok and budget.admit("b", 0.5).ok
+
+
+def test_refusals_are_logged_once_per_kind_then_summed_up():
+    log = RefusalLog()
+    firsts = [log.count("HTTP 400", "127.0.0.2") for _ in range(1000)]
+    assert firsts.count(True) == 1 and log.count("stream message 422", "127.0.0.3")
+    summary = log.summary()
+    assert "1000 x HTTP 400 (from 127.0.0.2 x 1000)" in summary and "1 x stream message 422" in summary
+    assert log.summary() is None and log.count("HTTP 400", "x")  # reset: the next one is a first again
