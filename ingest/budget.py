@@ -85,6 +85,8 @@ class ConnectionBudget:
 
     Rules, in order, for a new connection from ``peer``:
 
+    0. a peer penalised for abuse (``penalise``) is dropped without an answer for
+       ``abuse_penalty_s``;
     1. its peer's connection rate (``connects_per_peer_per_s``, burst
        ``max_connections_per_peer``): beyond it, dropped without an answer;
     2. ``max_connections_per_peer``: its peer's oldest idle connection makes room, else 503;
@@ -103,6 +105,8 @@ class ConnectionBudget:
         self.idle: OrderedDict[int, str] = OrderedDict()
         """conn id -> peer, oldest idle first"""
         self._rates: dict[str, TokenBucket] = {}
+        self._penalties: dict[str, float] = {}
+        """peer -> until when its new connections are dropped"""
 
     @property
     def open_count(self) -> int:
@@ -110,6 +114,11 @@ class ConnectionBudget:
 
     def admit(self, peer: str, now: float) -> Admission:
         lim = self.limits
+        until = self._penalties.get(peer)
+        if until is not None:
+            if now < until:
+                return Admission(False, reason="closed for abuse moments ago", answer=False)
+            del self._penalties[peer]
         rate = self._rates.get(peer)
         if rate is None:
             if len(self._rates) >= MAX_TRACKED_PEERS:
@@ -148,6 +157,12 @@ class ConnectionBudget:
             self.per_peer[peer] -= 1
             if self.per_peer[peer] <= 0:
                 del self.per_peer[peer]
+
+    def penalise(self, peer: str, now: float) -> None:
+        """Drop ``peer``'s new connections for ``abuse_penalty_s`` (its stream broke the rules)."""
+        if len(self._penalties) >= MAX_TRACKED_PEERS:
+            self._penalties = {p: t for p, t in self._penalties.items() if t > now}
+        self._penalties[peer] = now + self.limits.abuse_penalty_s
 
     def set_idle(self, conn_id: int, idle: bool) -> None:
         """Mark a connection evictable (waiting for a request) or busy."""

@@ -36,6 +36,10 @@ _REASONS = {
 }
 
 
+LINGER_MAX_BYTES = 256 * 1024
+"""Bytes read (and dropped) after an answer that ends a connection, before closing anyway."""
+
+
 class HttpError(Exception):
     """The request could not be read; answer ``status`` and close the connection."""
 
@@ -235,14 +239,16 @@ class HttpConnection:
     async def close(self, linger_s: float = 1.0) -> None:
         """Close, first letting the client read what was sent: after an early error answer
         it may still be sending a body, and closing with unread data would reset the
-        connection before the client sees the answer. What it sends meanwhile is dropped."""
+        connection before the client sees the answer. What it sends meanwhile is dropped,
+        up to LINGER_MAX_BYTES: a client pushing megabytes at a refusal is not worth reading."""
         writer = self.writer
         try:
             if linger_s > 0 and not writer.is_closing() and writer.can_write_eof():
                 writer.write_eof()
+                dropped = 0
                 async with asyncio.timeout(linger_s):
-                    while await self.reader.read(self.limits.max_recv):
-                        pass
+                    while dropped < LINGER_MAX_BYTES and (data := await self.reader.read(self.limits.max_recv)):
+                        dropped += len(data)
         except (TimeoutError, ConnectionError, OSError):
             pass  # the client did not finish in time or went away; close anyway
         writer.close()

@@ -77,6 +77,11 @@ CONNECTS_PER_PEER_PER_S = 50.0
 is spent; beyond it a connection is closed at once. A client the server keeps closing
 (for flooding, say) cannot make it spend its time accepting and closing instead."""
 
+ABUSE_PENALTY_S = 2.0
+"""A peer whose stream was closed for too many refused messages (1008) has its new
+connections dropped this long: reconnecting at once to start again costs the server a
+handshake and a database read each time. A game's client backs off longer than this."""
+
 MAX_REFUSING = 64
 """Connections over the limits being answered (503, or /health) at once; beyond it they are
 closed without an answer, so that refusing costs no more than a bounded amount of work."""
@@ -180,6 +185,7 @@ class Limits:
     max_connections_per_peer: int = _limit(MAX_CONNECTIONS_PER_PEER, "open sockets from one address")
     reserved_connections: int = _limit(RESERVED_CONNECTIONS, "sockets kept for peers holding few")
     connects_per_peer_per_s: float = _limit(CONNECTS_PER_PEER_PER_S, "new connections per second from one address")
+    abuse_penalty_s: float = _limit(ABUSE_PENALTY_S, "seconds a peer closed with 1008 for refusals is kept out")
     max_refusing: int = _limit(MAX_REFUSING, "over-limit connections answered at once")
     header_timeout_s: float = _limit(HEADER_TIMEOUT_S, "seconds from a request's first byte to its last header")
     body_timeout_s: float = _limit(BODY_TIMEOUT_S, "seconds for a request's body after its headers")

@@ -389,8 +389,17 @@ class IngestServer:
             await http.close()
             return
         log.debug("stream open for episode %d", episode_id)
+        loop = asyncio.get_running_loop()
         stream = conn.stream = FrameStream(
-            ws, episode_id, self.store, self.limits, self.config.token, log, self.refusals, conn.peer
+            ws,
+            episode_id,
+            self.store,
+            self.limits,
+            self.config.token,
+            log,
+            self.refusals,
+            conn.peer,
+            on_abuse=lambda: self.budget.penalise(conn.peer, loop.time()),
         )
         if self._closing:
             stream.stop()

@@ -48,6 +48,7 @@ class FrameStream:
         log: logging.LoggerAdapter,
         refusals: RefusalLog | None = None,
         peer: str = "",
+        on_abuse=None,
     ):
         self.ws = ws
         self.episode_id = episode_id
@@ -57,6 +58,8 @@ class FrameStream:
         self.log = log
         self.refusals = refusals or RefusalLog()
         self.peer = peer
+        self.on_abuse = on_abuse
+        """Called when the stream is closed for breaking the rules (the server penalises its peer)."""
         self.acked_batches = 0
         self.refused_batches = 0
         self._outbox: asyncio.Queue = asyncio.Queue(maxsize=limits.max_pending_replies)
@@ -145,6 +148,8 @@ class FrameStream:
                 await self._reply_error(e.seq, e.status, e.message)
                 if e.status < 500 and not self._refusal_budget.try_take(1, loop.time()):
                     self._refused(f"stream closed after {self.limits.ws_max_refusals} refused messages")
+                    if self.on_abuse is not None:
+                        self.on_abuse()
                     return CLOSE_POLICY, f"over {self.limits.ws_max_refusals} refused messages"
         return CLOSE_GOING_AWAY, "server shutting down"
 

@@ -237,11 +237,11 @@ def test_idle_websocket_answering_pings_is_closed(tmp_path):
     with BackgroundServer(ServerConfig(db_path=str(tmp_path / "a.db"), port=0, limits=limits)) as server:
         eid = run(new_episode(server.port))
         t0 = time.monotonic()
-        counters = run_attack("idle_ws", Target("127.0.0.1", server.port, episode_id=eid), 2.6, count=1)
+        counters = run_attack("idle_ws", Target("127.0.0.1", server.port, episode_id=eid), 2.0, count=1)
         elapsed = time.monotonic() - t0
     assert counters.get("pongs", 0) >= 2, counters  # it did answer the pings
-    assert counters["connections"] >= 2 and counters.get("closed_by_server", 0) >= 1, counters
-    assert elapsed < 5
+    assert counters.get("close_1000", 0) >= 1 and counters.get("closed_by_server", 0) >= 1, counters
+    assert elapsed < 4
 
 
 # ---------------------------------------------------------------- row 3

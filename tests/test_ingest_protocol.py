@@ -321,6 +321,9 @@ def test_connection_rate_per_peer():
     assert [d.ok for d in decisions] == [True, True, True, False, False]
     assert not decisions[3].answer  # dropped without an answer: cheaper than any
     assert budget.admit("a", 0.5).ok and budget.admit("b", 0.5).ok
+    budget.penalise("b", now=1.0)  # its stream was closed for abuse
+    assert not budget.admit("b", 2.9).ok and budget.admit("a", 2.9).ok
+    assert budget.admit("b", 3.1).ok  # abuse_penalty_s (2 s) later
 
 
 def test_refusals_are_logged_once_per_kind_then_summed_up():

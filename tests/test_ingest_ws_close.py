@@ -6,6 +6,7 @@ batch answers that batch (500) and the stream goes on."""
 
 import asyncio
 import os
+import time
 
 import pytest
 
@@ -33,7 +34,7 @@ def frame(n: int) -> dict:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("close") / "arena.db"
-    limits = Limits(ws_max_refusals=MAX_REFUSALS)
+    limits = Limits(ws_max_refusals=MAX_REFUSALS, abuse_penalty_s=0.01)  # the tests share one address
     with BackgroundServer(ServerConfig(db_path=str(db), port=0, limits=limits)) as s:
         yield s
 
@@ -93,6 +94,7 @@ def test_a_stream_of_refused_messages_is_closed_with_1008(server):
     answers, code = run(go())
     assert code == 1008
     assert [a["status"] for a in answers] == [422] * (MAX_REFUSALS + 1)  # then the close
+    time.sleep(0.1)  # this address is kept out for abuse_penalty_s (0.01 s here); the next test uses it
 
 
 def test_a_server_error_in_one_batch_answers_it_and_the_stream_goes_on(server, monkeypatch):
