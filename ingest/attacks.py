@@ -235,6 +235,7 @@ async def idle_ws(t: Target, stop_at: float, count: int = 256) -> dict:
                             writer.write(ws.send(event.response()))
                         elif isinstance(event, CloseConnection):
                             c[f"close_{event.code}"] += 1
+                            writer.write(ws.send(event.response()))  # as browsers do
             c["closed_by_server"] += 1
         except TimeoutError:
             c["held_to_the_end"] += 1

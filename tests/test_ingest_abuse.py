@@ -214,13 +214,13 @@ def test_256_idle_or_slow_connections_from_one_peer_lock_nobody_out(start_server
     """Row 2: 256 idle TCP connections, slowloris, or 256 idle WebSockets that answer pings."""
     server = start_server("--log-level", "WARNING")
     eid = run(new_episode(server.port))
-    duration = 8.0
+    duration = 5.0
     held = attack_in_process(attack, Target("127.0.0.1", server.port, episode_id=eid), duration, count=256, **params)
     wait_for_attacker(server.port, at_least=32)
     time.sleep(0.5)
 
     async def meanwhile():
-        return await asyncio.gather(health_probes(server.port, 1.5, interval_s=0.05), honest_work(server.port))
+        return await asyncio.gather(health_probes(server.port, 1.0, interval_s=0.05), honest_work(server.port))
 
     probes, statuses = run(meanwhile())
     counters = held.get(timeout=30)
@@ -237,7 +237,7 @@ def test_idle_websocket_answering_pings_is_closed(tmp_path):
     with BackgroundServer(ServerConfig(db_path=str(tmp_path / "a.db"), port=0, limits=limits)) as server:
         eid = run(new_episode(server.port))
         t0 = time.monotonic()
-        counters = run_attack("idle_ws", Target("127.0.0.1", server.port, episode_id=eid), 2.0, count=1)
+        counters = run_attack("idle_ws", Target("127.0.0.1", server.port, episode_id=eid), 2.2, count=1)
         elapsed = time.monotonic() - t0
     assert counters.get("pongs", 0) >= 2, counters  # it did answer the pings
     assert counters.get("close_1000", 0) >= 1 and counters.get("closed_by_server", 0) >= 1, counters
@@ -275,11 +275,11 @@ def test_stalled_uploads_without_the_token_are_refused_before_their_bodies(start
     """Row 4: 250 uploads of almost 4 MiB, stalled, on a server with --token."""
     server = start_server("--log-level", "WARNING", "--token", TOKEN)
     before = server.rss_mb("VmRSS")
-    uploads = attack_in_process("stalled_uploads", Target("127.0.0.1", server.port), 5.0, count=250)
-    time.sleep(2.5)
+    uploads = attack_in_process("stalled_uploads", Target("127.0.0.1", server.port), 4.0, count=250)
+    time.sleep(2.0)
 
     async def meanwhile():
-        return await asyncio.gather(health_probes(server.port, 1.5, interval_s=0.05), honest_work(server.port, TOKEN))
+        return await asyncio.gather(health_probes(server.port, 1.0, interval_s=0.05), honest_work(server.port, TOKEN))
 
     probes, statuses = run(meanwhile())
     counters = uploads.get(timeout=30)

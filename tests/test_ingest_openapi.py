@@ -55,7 +55,7 @@ if __name__ == "_schemathesis_hooks":  # loaded by schemathesis (SCHEMATHESIS_HO
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "fuzz-token"
-FUZZ_EXAMPLES = int(os.environ.get("ARENA_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("ARENA_FUZZ_EXAMPLES", "15"))
 """Examples per operation in the fuzzing phase (raise it for a longer run)."""
 
 
