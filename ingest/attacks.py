@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -489,4 +490,7 @@ def run_attack(name: str, target: Target, duration_s: float, **params) -> dict:
         stop_at = asyncio.get_running_loop().time() + duration_s
         return await ATTACKS[name](target, stop_at, **params)
 
-    return asyncio.run(main())
+    cpu0 = time.process_time()
+    counters = asyncio.run(main())
+    counters["cpu_s"] = round(time.process_time() - cpu0, 2)  # the attacker's own CPU (user + sys)
+    return counters

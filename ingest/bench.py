@@ -481,6 +481,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--probe-interval", type=float, default=0.05, help="--mode abuse: seconds between two /health probes"
     )
+    p.add_argument("--repeats", type=int, default=1, help="--mode abuse: rounds of every attack (with its baseline)")
     p.add_argument("--url", help="an already running server (default: start one on a temp database)")
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
     p.add_argument("--transport", choices=["ws", "http", "both"], default="both")

@@ -142,6 +142,7 @@ def run_scenario(name: str, args, run_load) -> dict:
         "acked_frames_missing": load["acked_frames_missing"],
         "errors": load["errors"],
         "first_errors": load["first_errors"],
+        "attacker_cpu_percent": round(100 * counters["cpu_s"] / total_s, 1) if "cpu_s" in counters else None,
         "attacker": counters,
     }
 
@@ -151,7 +152,7 @@ def main_abuse(args, run_load) -> list[dict]:
     other work comes and goes shifts both alike; the share compares the two."""
     attacks = [s for s in (args.attacks or list(SCENARIOS)) if s != "none"]
     reports = []
-    for name in attacks:
+    for name in attacks * args.repeats:
         baseline = run_scenario("none", args, run_load)
         baseline["baseline_for"] = name
         r = run_scenario(name, args, run_load)
