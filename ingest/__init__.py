@@ -2,9 +2,12 @@
 
 Layers, each ignorant of the next: ``http`` (h11) and ``websocket`` (wsproto) adapt bytes
 to requests and messages; ``handlers`` and ``stream`` turn them into storage calls;
-``storage.aio`` group-commits them. ``server`` wires these together; ``bench`` loads it.
+``storage.aio`` group-commits them. ``budget`` decides who may take sockets and time (no
+I/O); ``limits`` holds every limit with its reason. ``server`` wires these together;
+``bench`` loads it, ``bench_abuse`` loads it while the clients of ``attacks`` misbehave.
 ``inference`` keeps the policies ``/act`` answers with (numpy, no torch); ``bench_act``
-times that route.
+times that route. ``openapi`` documents it all from the types of ``validation`` and
+``responses``.
 """
 
 from .limits import Limits

@@ -5,6 +5,7 @@
     python -m ingest.bench --url http://127.0.0.1:8001 --transport ws
     python -m ingest.bench --mode layout        # storage layout: float32 blobs vs JSON text
     python -m ingest.bench --mode read          # Database.read_frames of a million frames
+    python -m ingest.bench --mode abuse         # the load while each misbehaving client runs (bench_abuse)
 
 Each game opens an episode, sends ``batch`` frames every ``batch / rate`` seconds (open
 loop, at most ``--window`` batches unacknowledged), and completes the episode at the end.
@@ -36,6 +37,7 @@ import orjson
 
 from common.timing import percentile
 
+from .bench_abuse import SCENARIOS, main_abuse
 from .client import HttpClient, WsClient
 from .process import start_server_process, stop_server_process
 
@@ -102,8 +104,9 @@ class GameResult:
     errors: list[str]
 
 
-async def _ws_game(host, port, episode_id, templates, rate, batch, start_at, stop_at, window) -> GameResult:
-    ws = await WsClient.connect(host, port, f"/api/episodes/{episode_id}/stream")
+async def _ws_game(host, port, episode_id, templates, rate, batch, start_at, stop_at, window, token=None) -> GameResult:
+    query = f"?token={token}" if token else ""
+    ws = await WsClient.connect(host, port, f"/api/episodes/{episode_id}/stream{query}")
     sent: dict[int, tuple[float, int]] = {}
     res = GameResult(episode_id, 0, [], [])
     slots = asyncio.Semaphore(window)
@@ -158,8 +161,11 @@ async def _ws_game(host, port, episode_id, templates, rate, batch, start_at, sto
     return res
 
 
-async def _http_game(host, port, episode_id, templates, rate, batch, start_at, stop_at, window) -> GameResult:
+async def _http_game(
+    host, port, episode_id, templates, rate, batch, start_at, stop_at, window, token=None
+) -> GameResult:
     http = await HttpClient.connect(host, port)
+    auth = {"authorization": f"Bearer {token}"} if token else {}
     res = GameResult(episode_id, 0, [], [])
     interval = batch / rate
     await asyncio.sleep(max(0.0, start_at - time.monotonic()) + random.uniform(0, interval))
@@ -168,7 +174,9 @@ async def _http_game(host, port, episode_id, templates, rate, batch, start_at, s
     while time.monotonic() < stop_at:
         body = b'{"episode_id":%d,"frames":[' % episode_id + batch_json(templates, frame, batch) + b"]}"
         t0 = time.monotonic()
-        r = await http.request("POST", "/api/fight-frames", body=body, headers={"content-type": "application/json"})
+        r = await http.request(
+            "POST", "/api/fight-frames", body=body, headers={"content-type": "application/json", **auth}
+        )
         now = time.monotonic()
         if r.status == 201:
             out = r.json()
@@ -188,13 +196,13 @@ async def _http_game(host, port, episode_id, templates, rate, batch, start_at, s
 
 
 def _worker(args: tuple) -> tuple[list[GameResult], float]:
-    host, port, transport, episode_ids, rate, batch, start_at, stop_at, window, seed = args
+    host, port, transport, episode_ids, rate, batch, start_at, stop_at, window, seed, token = args
     templates = frame_templates(seed)
     game = _ws_game if transport == "ws" else _http_game
 
     async def main():
         return await asyncio.gather(
-            *(game(host, port, e, templates, rate, batch, start_at, stop_at, window) for e in episode_ids),
+            *(game(host, port, e, templates, rate, batch, start_at, stop_at, window, token) for e in episode_ids),
             return_exceptions=True,
         )
 
@@ -217,22 +225,25 @@ def _server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _setup(host, port, games) -> list[int]:
+async def _setup(host, port, games, token=None) -> list[int]:
     http = await HttpClient.connect(host, port)
-    fighter = (
-        await http.request("POST", "/api/fighters", {"glb_filename": "bench.glb", "metadata": {"bench": True}})
-    ).json()
+    auth = {"authorization": f"Bearer {token}"} if token else {}
+    body = {"glb_filename": "bench.glb", "metadata": {"bench": True}}
+    fighter = (await http.request("POST", "/api/fighters", body, headers=auth)).json()
     ids = []
     for _ in range(games):
-        r = await http.request("POST", "/api/episodes", {"fighter_id": fighter["id"], "opponent_ids": [1]})
+        r = await http.request(
+            "POST", "/api/episodes", {"fighter_id": fighter["id"], "opponent_ids": [1]}, headers=auth
+        )
         ids.append(r.json()["id"])
     await http.close()
     return ids
 
 
-async def _finish(host, port, results: list[GameResult]) -> tuple[int, list[str]]:
+async def _finish(host, port, results: list[GameResult], token=None) -> tuple[int, list[str]]:
     """Complete every episode and compare stored frame counts with acknowledged ones."""
     http = await HttpClient.connect(host, port)
+    auth = {"authorization": f"Bearer {token}"} if token else {}
     missing, problems = 0, []
     for r in results:
         ep = (await http.request("GET", f"/api/episodes/{r.episode_id}")).json()
@@ -243,21 +254,22 @@ async def _finish(host, port, results: list[GameResult]) -> tuple[int, list[str]
             "PATCH",
             f"/api/episodes/{r.episode_id}",
             {"total_reward": 0.0, "duration_frames": ep["frame_count"], "is_victory": False},
+            headers=auth,
         )
     health = (await http.request("GET", "/health")).json()
     await http.close()
     return missing, problems + ([] if health else ["no /health"])
 
 
-def run_load(host, port, transport, args, server_pid) -> dict:
-    episode_ids = asyncio.run(_setup(host, port, args.games))
+def run_load(host, port, transport, args, server_pid, token=None) -> dict:
+    episode_ids = asyncio.run(_setup(host, port, args.games, token))
     procs = max(1, min(args.procs, args.games))
     start_at = time.monotonic() + START_DELAY_S
     measure_from = start_at + args.warmup
     stop_at = measure_from + args.duration
     chunks = [episode_ids[i::procs] for i in range(procs)]
     work = [
-        (host, port, transport, c, args.rate, args.batch, start_at, stop_at, args.window, i)
+        (host, port, transport, c, args.rate, args.batch, start_at, stop_at, args.window, i, token)
         for i, c in enumerate(chunks)
     ]
     cpu0 = _server_cpu_s(server_pid) if server_pid else None
@@ -273,7 +285,7 @@ def run_load(host, port, transport, args, server_pid) -> dict:
     in_window = [rec for g in results for rec in g.records if measure_from <= rec[0] <= stop_at]
     latencies = sorted(rec[1] for rec in in_window)
     frames = sum(rec[2] for rec in in_window)
-    missing, problems = asyncio.run(_finish(host, port, results))
+    missing, problems = asyncio.run(_finish(host, port, results, token))
     errors = [e for g in results for e in g.errors]
     return {
         "transport": transport,
@@ -457,11 +469,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Load generator for the ingest server.")
     p.add_argument(
         "--mode",
-        choices=["load", "layout", "read"],
+        choices=["load", "layout", "read", "abuse"],
         default="load",
         help="load: games streaming to a server; layout: blobs vs JSON text; "
-        "read: Database.read_frames over --read-frames frames",
+        "read: Database.read_frames over --read-frames frames; abuse: the WebSocket load while each "
+        "misbehaving client of ingest.attacks runs in turn",
     )
+    p.add_argument(
+        "--attacks", nargs="+", choices=list(SCENARIOS), help="--mode abuse: these scenarios only (default: all)"
+    )
+    p.add_argument(
+        "--probe-interval", type=float, default=0.05, help="--mode abuse: seconds between two /health probes"
+    )
+    p.add_argument("--repeats", type=int, default=1, help="--mode abuse: rounds of every attack (with its baseline)")
     p.add_argument("--url", help="an already running server (default: start one on a temp database)")
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
     p.add_argument("--transport", choices=["ws", "http", "both"], default="both")
@@ -484,13 +504,14 @@ def main(argv=None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096 <= hard:  # one socket per game
         resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
-    reports = {"load": main_load, "layout": main_layout, "read": main_read}[args.mode](args)
+    modes = {"load": main_load, "layout": main_layout, "read": main_read, "abuse": lambda a: main_abuse(a, run_load)}
+    reports = modes[args.mode](args)
     if args.json:
         print(orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode())
     else:
         for r in reports:
             print("  ".join(f"{k}={v}" for k, v in r.items()))
-    bad = any(r.get("acked_frames_missing") or r.get("errors") for r in reports)
+    bad = any(r.get("acked_frames_missing") or r.get("errors") or r.get("targets_met") is False for r in reports)
     return 1 if bad else 0
 
 

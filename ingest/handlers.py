@@ -15,8 +15,8 @@ from . import openapi
 from .errors import ApiError
 from .http import Request, Response
 from .inference import PolicyCache
-from .limits import DEFAULT_PAGE_LIMIT, Limits
-from .routing import Router
+from .limits import DEFAULT_PAGE_LIMIT, MAX_OFFSET, Limits
+from .routing import Router, parse_int
 from .validation import ActIn, EpisodeIn, EpisodeResult, FighterIn, FramesIn, check_metadata, decode, frames_of
 
 JSON_TYPES = ("application/json", "text/plain", "")
@@ -26,10 +26,12 @@ JSON_TYPES = ("application/json", "text/plain", "")
 class Api:
     """Route handlers over one AsyncStore. Each returns (status, payload) or a Response."""
 
-    def __init__(self, store: AsyncStore, limits: Limits, stats: dict[str, Any]):
+    def __init__(self, store: AsyncStore, limits: Limits, stats: dict[str, Any], token_required: bool = False):
         self.store = store
         self.limits = limits
         self.stats = stats
+        self.token_required = token_required
+        """Whether writes need the bearer token (the document says so)."""
         self.started = time.monotonic()
         self.policies = PolicyCache()
         self._rng = np.random.default_rng()
@@ -67,21 +69,22 @@ class Api:
         }
 
     async def openapi_json(self, req: Request) -> tuple[int, dict]:
-        return 200, openapi.document(self.limits)
+        return 200, openapi.document(self.limits, self.token_required)
 
     async def docs(self, req: Request) -> Response:
-        return Response(200, openapi.docs_html(self.limits).encode(), "text/html; charset=utf-8")
+        return Response(200, openapi.docs_html(self.limits, self.token_required).encode(), "text/html; charset=utf-8")
 
     async def stream_without_upgrade(self, req: Request, episode_id: int) -> tuple[int, dict]:
         raise ApiError(
-            400,
+            426,
             f"/api/episodes/{episode_id}/stream is a WebSocket endpoint: connect with a WebSocket client (ws://...)",
+            headers=[("upgrade", "websocket"), ("connection", "upgrade")],
         )
 
     # ---------------------------------------------------------------- fighters
 
     async def create_fighter(self, req: Request) -> tuple[int, dict]:
-        body = decode(_json_body(req), FighterIn)
+        body = decode(req.body, FighterIn)
         check_metadata(body.metadata)
         return 201, await self.store.create_fighter(body.glb_filename, body.metadata, body.model_version)
 
@@ -123,7 +126,7 @@ class Api:
 
         A read: it changes nothing, so it needs no token."""
         _no_query(req)
-        body = decode(_json_body(req), ActIn)
+        body = decode(req.body, ActIn)
         n, limit = len(body.observations), self.limits.max_act_observations
         if n > limit:
             raise ApiError(413, f"observations has {n} rows; at most {limit} per request: split it")
@@ -160,7 +163,7 @@ class Api:
     # ---------------------------------------------------------------- episodes and frames
 
     async def create_episode(self, req: Request) -> tuple[int, dict]:
-        body = decode(_json_body(req), EpisodeIn)
+        body = decode(req.body, EpisodeIn)
         return 201, await self.store.create_episode(body.fighter_id, body.opponent_ids, body.episode_number)
 
     async def get_episode(self, req: Request, episode_id: int) -> tuple[int, dict]:
@@ -171,14 +174,14 @@ class Api:
         return 200, episode
 
     async def complete_episode(self, req: Request, episode_id: int) -> tuple[int, dict]:
-        body = decode(_json_body(req), EpisodeResult)
+        body = decode(req.body, EpisodeResult)
         episode = await self.store.complete_episode(
             episode_id, body.total_reward, body.duration_frames, body.is_victory, body.rank
         )
         return 200, episode
 
     async def add_frames(self, req: Request) -> tuple[int, dict]:
-        body = decode(_json_body(req), FramesIn)
+        body = decode(req.body, FramesIn)
         frames = frames_of(body, self.limits.max_frames_per_batch)
         result = await self.store.add_frames(body.episode_id, frame_rows(body.episode_id, frames))
         return 201, {"episode_id": body.episode_id, "stored": result.stored, "duplicates": result.duplicates}
@@ -197,15 +200,9 @@ class Api:
             if name not in values:
                 raise ApiError(400, f"unknown query parameter {name!r}; this list takes limit and offset")
             values[name] = value
-        limit = _int_param("limit", values["limit"], 1, self.limits.max_page_limit)
-        offset = _int_param("offset", values["offset"], 0, 2**62)
+        limit = parse_int("limit", values["limit"], 1, self.limits.max_page_limit)
+        offset = parse_int("offset", values["offset"], 0, MAX_OFFSET)
         return limit, offset
-
-
-def _int_param(name: str, raw: str, low: int, high: int) -> int:
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, f"{name} must be an integer from {low} to {high}, got {raw!r}")
-    return int(raw)
 
 
 def _page(items: list, total: int, limit: int, offset: int) -> dict:
@@ -217,10 +214,11 @@ def _no_query(req: Request) -> None:
         raise ApiError(400, f"{req.path} takes no query parameters, got {[k for k, _ in req.query]}")
 
 
-def _json_body(req: Request) -> bytes:
+def check_media_type(req: Request) -> None:
+    """A body's Content-Type must be JSON (or text/plain, or none); ApiError 415 otherwise.
+    Checked from the headers, before the body is read."""
     media = req.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in JSON_TYPES:
         raise ApiError(
             415, f"send the body as application/json, not {media!r} (curl: -H 'content-type: application/json')"
         )
-    return req.body

@@ -7,10 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from storage.records import MAX_ID
+
 from .errors import ApiError
 
-MAX_ID = 2**63 - 1
-"""SQLite INTEGER range; larger ids cannot exist."""
+MAX_ID_DIGITS = len(str(MAX_ID))
+"""Digits of the largest id (19): a longer path segment is not an id, whatever its digits.
+Checked before ``int()``, which refuses more than 4300 digits with a ValueError."""
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -22,6 +25,8 @@ class Route:
     handler: Callable[..., Awaitable[Any]]
     write: bool
     """Needs the bearer token when one is configured."""
+    body: bool
+    """Takes a JSON body (POST, PATCH); other routes take none."""
 
 
 class Router:
@@ -32,7 +37,8 @@ class Router:
         pieces = _PARAM.split(pattern)  # literal, name, literal, name, ..., literal
         names = pieces[1::2]
         regex = re.compile("^" + "".join(re.escape(p) if i % 2 == 0 else "([^/]+)" for i, p in enumerate(pieces)) + "$")
-        self._routes.append((regex, Route(method, pattern, handler, write), names))
+        route = Route(method, pattern, handler, write, body=method in ("POST", "PATCH"))
+        self._routes.append((regex, route, names))
 
     @property
     def routes(self) -> list[Route]:
@@ -53,9 +59,7 @@ class Router:
                 continue
             params = {}
             for name, raw in zip(names, m.groups(), strict=True):
-                if not raw.isdigit() or int(raw) > MAX_ID:
-                    raise ApiError(404, f"{raw!r} is not a valid {name} (ids are positive integers)")
-                params[name] = int(raw)
+                params[name] = parse_id(name, raw)
             return route, params
         if allowed:
             raise ApiError(
@@ -64,3 +68,20 @@ class Router:
                 headers=[("allow", ", ".join(sorted(set(allowed) | {"OPTIONS"})))],
             )
         raise ApiError(404, f"no such endpoint: {path} (see /docs)")
+
+
+def parse_id(name: str, raw: str) -> int:
+    """A path id: 1 to MAX_ID in ASCII digits; ApiError 404 otherwise (no such resource)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_ID_DIGITS or not 1 <= int(raw) <= MAX_ID:
+        shown = raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)"
+        raise ApiError(404, f"{shown!r} is not a valid {name} (ids are integers from 1 to {MAX_ID})")
+    return int(raw)
+
+
+def parse_int(name: str, raw: str, low: int, high: int) -> int:
+    """A query parameter: an integer from ``low`` to ``high`` in ASCII digits; ApiError 400
+    otherwise. (``str.isdigit`` alone accepts "²" and other digits ``int()`` refuses.)"""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)) or not low <= int(raw) <= high:
+        shown = raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)"
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}, got {shown!r}")
+    return int(raw)

@@ -6,6 +6,7 @@ message names the field by its JSON path, e.g. ``$.frames[3].observation_vector`
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -13,44 +14,60 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from storage.records import (
     FRAME_FIELDS,
+    MAX_JSON_DEPTH,
     ActionVector,
     EnemiesState,
     Finite,
     Frame,
     FrameError,
     FrameNumber,
+    Id,
     ObservationVector,
     Vec2,
+    WholeNumbers,
     WireFrame,
+    json_error_message,
+    json_value,
     settle_enemies,
+    whole,
 )
 
 from .errors import ApiError
 from .limits import MAX_METADATA_BYTES, MAX_OPPONENTS
 
-Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+Metadata = dict[str, json_value(MAX_JSON_DEPTH)]
+"""A fighter's free-form metadata: a JSON object nested at most MAX_JSON_DEPTH levels."""
 
 
-class FighterIn(Struct, forbid_unknown_fields=True):
+class FighterIn(WholeNumbers, forbid_unknown_fields=True):
+    """POST /api/fighters: a fighter to register."""
+
     glb_filename: Annotated[str, Meta(min_length=1, max_length=255)]
-    metadata: dict[str, Any] = {}
-    model_version: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
+    """the game's model file for this fighter"""
+    metadata: Metadata = {}
+    """free-form (sizes, speeds, names): at most 64 KiB of JSON, nested at most 8 levels"""
+    model_version: whole(0, 2**31 - 1) = 0
 
 
-class EpisodeIn(Struct, forbid_unknown_fields=True):
+class EpisodeIn(WholeNumbers, forbid_unknown_fields=True):
+    """POST /api/episodes: an episode to open for a fighter."""
+
     fighter_id: Id
     opponent_ids: Annotated[list[Id], Meta(max_length=MAX_OPPONENTS)] = []
-    episode_number: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
+    episode_number: whole(0, 2**63 - 1) | None = None
+    """default (absent or null): the fighter's next"""
 
 
-class EpisodeResult(Struct, forbid_unknown_fields=True):
+class EpisodeResult(WholeNumbers, forbid_unknown_fields=True):
+    """PATCH /api/episodes/{id}: the result that completes an episode."""
+
     total_reward: Finite
-    duration_frames: Annotated[int, Meta(ge=0, le=2**31 - 1)]
+    duration_frames: whole(0, 2**31 - 1)
     is_victory: bool
-    rank: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    rank: whole(1, 1000) | None = None
 
 
-class FramesIn(Struct, forbid_unknown_fields=True):
+class FramesIn(WholeNumbers, forbid_unknown_fields=True):
     """POST /api/fight-frames: a batch {episode_id, frames} or one frame with its episode_id."""
 
     episode_id: Id
@@ -66,22 +83,24 @@ class FramesIn(Struct, forbid_unknown_fields=True):
     observation_vector: ObservationVector | UnsetType = UNSET
 
 
-class ActIn(Struct, forbid_unknown_fields=True):
+class ActIn(WholeNumbers, forbid_unknown_fields=True):
     """POST /api/fighters/{id}/act: observations to choose actions for."""
 
     observations: list[ObservationVector]
+    """one row of 30 numbers (that fit float32) per fighter"""
     greedy: bool = True
     """argmax of the logits; false: a draw from the policy's distribution"""
-    version: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
+    version: whole(0, 2**31 - 1) | None = None
     """a model_version of the fighter's checkpoints; default: its best checkpoint"""
-    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
+    seed: whole(0, 2**63 - 1) | None = None
     """makes sampled actions (greedy false) reproducible"""
 
 
-class StreamBatch(Struct, forbid_unknown_fields=True):
+class StreamBatch(WholeNumbers, forbid_unknown_fields=True):
     """One WebSocket message: {"seq": n, "frames": [...]}."""
 
-    seq: Annotated[int, Meta(ge=0, le=2**53)]
+    seq: whole(0, 2**53)
+    """any number you choose (usually counting up); the answer names it"""
     frames: list[WireFrame]
 
 
@@ -91,19 +110,25 @@ class StreamAuth(Struct, forbid_unknown_fields=True):
     token: str
 
 
+class _SeqOnly(Struct):
+    seq: Any = None
+
+
 T = TypeVar("T")
 _decoders: dict[type, msgspec.json.Decoder] = {}
+_seq_decoder = msgspec.json.Decoder(_SeqOnly)
 
 
 def decode(body: bytes | str, kind: type[T]) -> T:
-    """Parse and validate ``body`` as ``kind``; raise ApiError 400/422 with the reason."""
+    """Parse and validate ``body`` as ``kind``; raise ApiError 400 (not JSON) or 422 (JSON of
+    the wrong shape) with the reason. No input raises anything else."""
     dec = _decoders.get(kind)
     if dec is None:
         dec = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
         return dec.decode(body)
     except msgspec.ValidationError as e:
-        raise ApiError(422, f"invalid {_name(kind)}: {e}") from None
+        raise ApiError(422, f"invalid {_name(kind)}: {json_error_message(str(e), MAX_JSON_DEPTH)}") from None
     except msgspec.DecodeError as e:
         hint = ""
         if _mentions_non_finite(body):
@@ -111,6 +136,32 @@ def decode(body: bytes | str, kind: type[T]) -> T:
         if not body:
             raise ApiError(400, f"empty body: expected a JSON {_name(kind)}") from None
         raise ApiError(400, f"malformed JSON: {e}{hint}") from None
+    except RecursionError:
+        # msgspec gives up near 1000 levels (safely: Python's recursion guard, not the C
+        # stack); only a value it skips unparsed (enemies_state) gets that far.
+        raise ApiError(
+            400,
+            f"JSON nested too deeply to read; enemies_state and metadata may nest at most {MAX_JSON_DEPTH} levels",
+        ) from None
+
+
+_LEADING_SEQ = re.compile(r'\s*\{\s*"seq"\s*:\s*(\d{1,16})\s*[,}]')
+"""``{"seq": n, ...`` at the start of a message, as clients write it: the seq of a message
+too deeply nested for a parser to reach the end of."""
+
+
+def seq_of(message: str) -> int | None:
+    """The seq of a stream message that failed validation, when it has a usable one."""
+    try:
+        seq = _seq_decoder.decode(message).seq
+    except RecursionError:
+        m = _LEADING_SEQ.match(message)
+        return int(m.group(1)) if m else None
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if type(seq) is float and seq.is_integer():
+        seq = int(seq)
+    return seq if type(seq) is int and 0 <= seq <= 2**53 else None
 
 
 def _mentions_non_finite(body: bytes | str) -> bool:
@@ -166,5 +217,5 @@ def check_batch(episode_id: int, frames: list[Frame], max_frames: int) -> list[F
     try:
         settle_enemies(frames)
     except FrameError as e:
-        raise ApiError(422, f"invalid frame: {e}") from None
+        raise ApiError(400 if e.malformed else 422, f"invalid frame: {e}") from None
     return frames

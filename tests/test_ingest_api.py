@@ -80,7 +80,7 @@ def test_health_docs_and_openapi_cover_every_route(server, api):
     assert status == 200 and doc["openapi"].startswith("3.")
     routes = {(r.method.lower(), r.pattern) for r in server.server.api.router.routes}
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
-    assert routes == documented
+    assert routes == documented | {("get", p) for p in doc["x-websocket"]}
     assert doc["info"]["x-limits"]["max_page_limit"] == 20
     status, headers, page = api("GET", "/docs")
     assert status == 200 and headers["content-type"].startswith("text/html")
@@ -250,7 +250,8 @@ def test_methods_types_and_unknown_routes(api):
     )
     assert status == 415 and "application/json" in err["error"]
     assert api("GET", "/nope")[0] == 404
-    assert api("GET", "/api/episodes/1/stream")[0] == 400  # a WebSocket endpoint
+    status, headers, _ = api("GET", "/api/episodes/1/stream")  # a WebSocket endpoint
+    assert status == 426 and headers["upgrade"] == "websocket"
     assert api("GET", "/health?x=1")[0] == 400
 
 

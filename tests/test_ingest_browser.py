@@ -2,8 +2,12 @@
 
 The page (web/client-test.html) registers a fighter, streams frames over the WebSocket,
 keeps playing while the test kill -9s and restarts the server, then completes the episode.
-Every frame must be stored exactly once. Chromium is Debian's package (.ci/run installs it);
-without it this test fails rather than skips.
+Every frame must be stored exactly once. Then batches the server refuses (one nested 1000
+levels deep) must reach onError and completeEpisode's failedBatches while the stream goes
+on, and a batch the server cannot take at all (over --max-body-bytes: it closes the stream
+each time) must be retried with a growing backoff, given up after maxBatchAttempts, and
+the episode completed. Chromium is Debian's package (.ci/run installs it); without it this
+test fails rather than skips.
 """
 
 import json
@@ -24,6 +28,8 @@ from storage import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "browser-token"
+MAX_MESSAGE = 64 * 1024
+"""The server's --max-body-bytes here: the page's batches of 20 frames fit, its batch of 100 does not."""
 
 
 def find_chromium() -> str:
@@ -82,7 +88,9 @@ class PageServer:
 
 
 def start_server(db: Path, port: int, origin: str) -> tuple[subprocess.Popen, int]:
-    proc, _, port = start_server_process(db, port, "--token", TOKEN, "--cors-origin", origin)
+    proc, _, port = start_server_process(
+        db, port, "--token", TOKEN, "--cors-origin", origin, "--max-body-bytes", str(MAX_MESSAGE)
+    )
     return proc, port
 
 
@@ -121,8 +129,26 @@ def test_js_client_streams_reconnects_and_completes(tmp_path):
         numbers = [f["frame_number"] for f in database.list_frames(done["episodeId"])]
         stored = database.list_frames(done["episodeId"])
         second = [f["frame_number"] for f in database.list_frames(done["secondId"])]
-    assert second == [1]  # the refused frame 0 is not stored, frame 1 is
+        third = [f["frame_number"] for f in database.list_frames(done["thirdId"])]
     assert numbers == list(range(recorded)), "every recorded frame stored exactly once"
-    assert [e["status"] for e in done["refused"]] == [422]
-    assert "observation_vector" in done["refused"][0]["message"]
     assert stored[7]["observation_vector"][0] == pytest.approx(0.6569866, rel=1e-5)  # Math.sin(7)
+
+    # refused batches: reported, not stored, and the stream went on
+    assert second == [2]
+    assert [e["status"] for e in done["refused"]] == [422, 400], done["refused"]
+    assert "observation_vector" in done["refused"][0]["message"] and "nested" in done["refused"][1]["message"]
+    assert [(b["seq"], b["status"], b["firstFrame"]) for b in done["secondFailed"]] == [(0, 422, 0), (1, 400, 1)]
+
+    # a batch the server closes the stream for: backoff, given up, episode completed
+    assert done["thirdError"] is None, done["thirdError"]
+    assert [(e["seq"], e["status"]) for e in done["poisonErrors"]] == [(0, 1009)], done["poisonErrors"]
+    failed = done["thirdFailed"]
+    assert [(b["seq"], b["frames"], b["firstFrame"], b["lastFrame"], b["status"]) for b in failed] == [
+        (0, 100, 0, 99, 1009)
+    ]
+    assert third == [100]  # the small batch after it is stored
+    times = done["streamTimes"]
+    assert len(times) == 5, times  # 4 tries of the big batch, then one that delivers the small one
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(later > earlier * 1.15 for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    assert gaps[0] >= 70, gaps  # reconnectDelayMs 100, jitter 0.75-1.25

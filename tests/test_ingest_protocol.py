@@ -6,7 +6,8 @@ import asyncio
 import orjson
 import pytest
 
-from ingest.cors import CorsPolicy
+from ingest.budget import Admission, ConnectionBudget, RefusalLog, TokenBucket, peer_key
+from ingest.cors import CorsPolicy, host_is_local, is_loopback_address
 from ingest.errors import ApiError
 from ingest.http import HttpConnection, HttpError, Response
 from ingest.limits import Limits
@@ -51,10 +52,18 @@ def connection(data: bytes = b"", eof: bool = True, **limits) -> tuple[HttpConne
     return HttpConnection(reader, writer, Limits(**limits)), writer
 
 
+async def whole_request(conn: HttpConnection):
+    """A request's head, then its body (up to the body limit), as the server reads them."""
+    request = await conn.receive_head()
+    if request is not None:
+        await conn.receive_body(request, conn.limits.max_body_bytes)
+    return request
+
+
 def receive(data: bytes, eof: bool = True, **limits):
     async def go():
         conn, writer = connection(data, eof, **limits)
-        return await conn.receive_request(), conn, writer
+        return await whole_request(conn), conn, writer
 
     return asyncio.run(go())
 
@@ -65,9 +74,9 @@ def test_pipelined_keep_alive_requests():
             b"POST /api/fighters?x=1&x=2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nX-A: 1\r\nX-A: 2\r\n\r\nbody"
             b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"
         )
-        first = await conn.receive_request()
+        first = await whole_request(conn)
         await conn.send(Response(201, b"{}"))
-        second = await conn.receive_request()
+        second = await whole_request(conn)
         await conn.send(Response(200, b"{}"), close=True)
         return first, second, bytes(writer.data)
 
@@ -100,12 +109,35 @@ def test_bad_requests_get_the_status_h11_hints(data, status):
     assert info.value.status == status
 
 
-def test_slow_request_times_out_with_408_and_idle_connection_closes_quietly():
+def test_slow_headers_or_body_time_out_with_408_and_idle_connection_closes_quietly():
     with pytest.raises(HttpError) as info:
-        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False, request_timeout_s=0.2, keepalive_timeout_s=5)
-    assert info.value.status == 408 and "0.2 s" in info.value.message
+        receive(b"GET /health HTTP/1.1\r\nHost: a\r\n", eof=False, header_timeout_s=0.2, keepalive_timeout_s=5)
+    assert info.value.status == 408 and "headers not completed within 0.2 s" in info.value.message
+    with pytest.raises(HttpError) as info:
+        receive(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n{", eof=False, body_timeout_s=0.2)
+    assert info.value.status == 408 and "body not completed within 0.2 s" in info.value.message
     request, conn, _ = receive(b"", eof=False, keepalive_timeout_s=0.2)
     assert request is None and conn.idle
+
+
+def test_head_is_read_without_the_body():
+    """The server can refuse a request from its headers: nothing of the body is read, and
+    100-continue is only sent when the body is wanted."""
+
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4000000\r\nExpect: 100-continue\r\n\r\n")
+        writer = FakeWriter()
+        conn = HttpConnection(reader, writer, Limits())
+        head = await conn.receive_head()
+        early = bytes(writer.data)
+        with pytest.raises(HttpError) as info:
+            await conn.receive_body(head, 1000)
+        return head, early, info.value.status, bytes(writer.data), conn.body_pending
+
+    head, early, status, written, pending = asyncio.run(go())
+    assert head.content_length == 4_000_000 and head.body == b"" and early == b""
+    assert status == 413 and written == b"" and pending  # refused by its Content-Length alone
 
 
 def test_client_closing_between_requests_is_not_an_error():
@@ -119,7 +151,7 @@ def test_expect_100_continue_is_answered():
         reader.feed_data(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
         writer = FakeWriter()
         conn = HttpConnection(reader, writer, Limits())
-        task = asyncio.create_task(conn.receive_request())
+        task = asyncio.create_task(whole_request(conn))
         await asyncio.sleep(0.05)
         continued = bytes(writer.data)
         reader.feed_data(b"{}")
@@ -207,7 +239,97 @@ def test_cors_policy():
     assert default.allows("http://localhost:8000") and default.allows("http://127.0.0.1")
     assert default.allows("http://[::1]:3000") and not default.allows("http://example.com")
     assert not default.allows("null")
-    assert default.allows("http://arena.local:8001", own_host="arena.local:8001")
+    assert not default.allows("http://attacker.example:8001")  # its Host header changes nothing (DNS rebinding)
     listed = CorsPolicy(["https://game.example/"])
     assert listed.allows("https://game.example") and not listed.allows("http://localhost:8000")
     assert CorsPolicy(["*"]).allows("https://anything.example")
+
+
+@pytest.mark.parametrize(
+    "host, local",
+    [
+        ("127.0.0.1:8001", True),
+        ("localhost:8001", True),
+        ("LOCALHOST.", True),
+        ("game.localhost:80", True),
+        ("[::1]:8001", True),
+        ("192.168.1.20:8001", True),  # an address literal cannot be re-pointed
+        (None, True),
+        ("attacker.example:8001", False),
+        ("localhost.attacker.example", False),
+        ("127.0.0.1.nip.io:8001", False),
+        ("a", False),
+    ],
+)
+def test_host_names_dns_cannot_repoint(host, local):
+    assert host_is_local(host) is local
+
+
+def test_loopback_addresses():
+    assert all(map(is_loopback_address, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback_address, ["0.0.0.0", "::", "192.0.2.1", "example.com"]))
+
+
+# ---------------------------------------------------------------- budget (no sockets, no clock)
+
+
+def test_token_bucket_throttles_and_refills():
+    bucket = TokenBucket(rate=10, burst=3, now=0.0)
+    assert [bucket.take(1, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(1, 0.0) == pytest.approx(0.1)  # in debt: wait a tenth of a second
+    assert not bucket.try_take(1, 0.05) and bucket.try_take(1, 0.25)
+    assert bucket.full(10.0) and bucket.tokens == 3  # never more than the burst
+
+
+def test_peer_key():
+    assert peer_key("127.0.0.2") == "127.0.0.2"
+    assert peer_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert peer_key("2001:db8::1") == peer_key("2001:db8::ffff:2") == "2001:db8::/64"
+    assert peer_key(None) == "unknown"
+
+
+def admit(budget: ConnectionBudget, conn_id: int, peer: str) -> Admission:
+    decision = budget.admit(peer, now=float(conn_id))  # a second apart: the connect rate never binds
+    if decision.evict is not None:
+        budget.closed(decision.evict)
+    if decision.ok:
+        budget.opened(conn_id, peer)
+    return decision
+
+
+def test_connection_budget_rules():
+    limits = Limits(max_connections=12, max_connections_per_peer=9, reserved_connections=2, connects_per_peer_per_s=1e3)
+    budget = ConnectionBudget(limits)
+    assert all(admit(budget, i, "a").ok for i in range(9))
+    refused = admit(budget, 9, "a")
+    assert not refused.ok and refused.answer and "limit 9" in refused.reason  # per peer
+    budget.set_idle(3, True)
+    made_room = admit(budget, 10, "a")
+    assert made_room.ok and made_room.evict == 3  # its own idle connection made room
+    assert admit(budget, 11, "b").ok  # 10 open: the reserved places start here
+    assert not admit(budget, 12, "a").ok  # "a" holds 9 >= RESERVE_PEER_SHARE
+    assert admit(budget, 13, "c").ok and admit(budget, 14, "c").ok  # newcomers get them
+    full = admit(budget, 15, "d")
+    assert not full.ok and "limit 12" in full.reason
+    budget.set_idle(11, True)
+    assert admit(budget, 16, "d").evict == 11  # anyone's idle connection, when full
+
+
+def test_connection_rate_per_peer():
+    budget = ConnectionBudget(Limits(max_connections_per_peer=3, connects_per_peer_per_s=2))
+    decisions = [budget.admit("a", 0.0) for _ in range(5)]
+    assert [d.ok for d in decisions] == [True, True, True, False, False]
+    assert not decisions[3].answer  # dropped without an answer: cheaper than any
+    assert budget.admit("a", 0.5).ok and budget.admit("b", 0.5).ok
+    budget.penalise("b", now=1.0)  # its stream was closed for abuse
+    assert not budget.admit("b", 2.9).ok and budget.admit("a", 2.9).ok
+    assert budget.admit("b", 3.1).ok  # abuse_penalty_s (2 s) later
+
+
+def test_refusals_are_logged_once_per_kind_then_summed_up():
+    log = RefusalLog()
+    firsts = [log.count("HTTP 400", "127.0.0.2") for _ in range(1000)]
+    assert firsts.count(True) == 1 and log.count("stream message 422", "127.0.0.3")
+    summary = log.summary()
+    assert "1000 x HTTP 400 (from 127.0.0.2 x 1000)" in summary and "1 x stream message 422" in summary
+    assert log.summary() is None and log.count("HTTP 400", "x")  # reset: the next one is a first again

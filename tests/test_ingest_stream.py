@@ -245,7 +245,7 @@ def test_idle_stream_is_pinged_then_closed(server):
         return await ws.receive(timeout=5), ws.close_code
 
     reply, code = run(go())
-    assert reply is None and code == 1001
+    assert reply is None and code == 1000  # idle; 1001 is only for a server shutting down
 
 
 def test_many_concurrent_games(server):

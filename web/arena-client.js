@@ -11,7 +11,10 @@
  * (/api/episodes/{id}/stream). Each batch stays in memory until the server acknowledges
  * it (after its database commit); if the connection drops, the client reconnects with
  * backoff and resends every unacknowledged batch. The server ignores frames it already
- * has, so a resend never duplicates one. See docs/ingest.md.
+ * has, so a resend never duplicates one. The backoff only resets once a batch is
+ * acknowledged, and a batch that the server refuses, or that keeps the connection from
+ * delivering anything, is given up after a few tries: reported through onError and in
+ * completeEpisode's failedBatches, so a bad batch never blocks the episode. See docs/ingest.md.
  */
 
 const DEFAULTS = {
@@ -28,12 +31,17 @@ const DEFAULTS = {
   /** Unacknowledged frames kept while the server is unreachable (~28 min at 60 fps);
    *  beyond it the oldest batch is dropped and reported through onError. */
   maxUnackedFrames: 100000,
-  /** First reconnect delay; doubles up to maxReconnectDelayMs, with jitter. */
+  /** First reconnect delay; doubles up to maxReconnectDelayMs, with jitter, and goes back
+   *  to the first only when the server acknowledges a batch (not when a socket opens). */
   reconnectDelayMs: 250,
   maxReconnectDelayMs: 5000,
+  /** Connections a batch may be sent on that close before anything is acknowledged; then
+   *  it is given up (onError, failedBatches) instead of being resent forever. */
+  maxBatchAttempts: 5,
   /** completeEpisode waits this long for outstanding acknowledgements. */
   completeTimeoutMs: 30000,
-  /** Called with an ArenaError for batches the server refused or dropped frames. */
+  /** Called with an ArenaError for every batch the server refused or that was given up
+   *  (err.seq, err.status: the HTTP status, or the WebSocket close code, or 0). */
   onError: (err) => console.warn('[arena-client]', err.message),
 };
 
@@ -83,9 +91,11 @@ export class ArenaClient {
   }
 
   /**
-   * Send what is left, wait until all of it is committed, close the stream and record the
-   * result. result: {totalReward, duration, isVictory, finalRank} (as the game sends)
-   * or the API's {total_reward, duration_frames, is_victory, rank}. Answers the episode.
+   * Send what is left, wait until all of it is committed (or given up), close the stream
+   * and record the result. result: {totalReward, duration, isVictory, finalRank} (as the
+   * game sends) or the API's {total_reward, duration_frames, is_victory, rank}. Answers the
+   * episode, with `failedBatches`: the batches that were not stored, each
+   * {seq, frames, firstFrame, lastFrame, status, message} (empty when all were).
    */
   async completeEpisode(episodeId, result) {
     const stream = this._stream(episodeId);
@@ -100,7 +110,9 @@ export class ArenaClient {
     };
     const rank = pick('rank', 'finalRank');
     if (rank !== undefined && rank !== null) body.rank = rank;
-    return this._request('PATCH', `/api/episodes/${episodeId}`, body);
+    const episode = await this._request('PATCH', `/api/episodes/${episodeId}`, body);
+    episode.failedBatches = stream.failedBatches.slice();
+    return episode;
   }
 
   /** Counters of an episode's stream: recorded, acked, duplicates, pending, reconnects. */
@@ -159,11 +171,13 @@ class EpisodeStream {
     this.episodeId = episodeId;
     this.buffer = [];
     this.nextSeq = 0;
-    /** seq -> {text, frames}, in seq order: sent or not, until acknowledged. */
+    /** seq -> {text, frames, firstFrame, lastFrame, attempts}, in seq order: sent or not, until acknowledged. */
     this.unacked = new Map();
     this.unackedFrames = 0;
     /** seqs sent on the current connection and not yet answered. */
     this.onWire = new Set();
+    /** Batches not stored: refused by the server, or given up after maxBatchAttempts. */
+    this.failedBatches = [];
     this.ws = null;
     this.open = false;
     this.closed = false;
@@ -171,6 +185,12 @@ class EpisodeStream {
     this.timer = null;
     this.reconnectTimer = null;
     this.delayMs = this.opts.reconnectDelayMs;
+    /** An ack came on the current connection. */
+    this.progress = false;
+    /** After a connection that acknowledged nothing, send only the oldest batch until it is. */
+    this.probing = false;
+    /** The next close is ours, for a server answering 503: not the batch's fault. */
+    this.busy = false;
     this.waiters = [];
     this.counts = { recorded: 0, acked: 0, duplicates: 0, refused: 0, dropped: 0, reconnects: 0 };
   }
@@ -199,26 +219,27 @@ class EpisodeStream {
     const seq = this.nextSeq++;
     const frames = this.buffer;
     this.buffer = [];
-    this.unacked.set(seq, { text: JSON.stringify({ seq, frames }), frames: frames.length });
+    this.unacked.set(seq, {
+      text: JSON.stringify({ seq, frames }), frames: frames.length, attempts: 0,
+      firstFrame: frames[0].frame_number, lastFrame: frames[frames.length - 1].frame_number,
+    });
     this.unackedFrames += frames.length;
     while (this.unackedFrames > this.opts.maxUnackedFrames && this.unacked.size > 1) {
-      const [oldSeq, old] = this.unacked.entries().next().value;
-      this.unacked.delete(oldSeq);
-      this.onWire.delete(oldSeq);
-      this.unackedFrames -= old.frames;
-      this.counts.dropped += old.frames;
-      this.opts.onError(new ArenaError(0,
-        `episode ${this.episodeId}: server unreachable too long; dropped batch ${oldSeq} (${old.frames} frames)`,
-        { seq: oldSeq, episodeId: this.episodeId }));
+      const [oldSeq] = this.unacked.keys();
+      this.giveUp(oldSeq, 0, `server unreachable too long; dropped batch ${oldSeq}`, 'dropped');
+    }
+    if (this.ws === null && this.reconnectTimer === null && !this.closed) {
+      this.connect(); // the server closed an idle stream: reopen it now that there is something to send
     }
     this.pump();
   }
 
-  /** Send unacknowledged batches, oldest first, up to maxInflight on the wire. */
+  /** Send unacknowledged batches, oldest first, up to maxInflight on the wire (1 while probing). */
   pump() {
     if (!this.open) return;
+    const limit = this.probing ? 1 : this.opts.maxInflight;
     for (const [seq, batch] of this.unacked) {
-      if (this.onWire.size >= this.opts.maxInflight) break;
+      if (this.onWire.size >= limit) break;
       if (this.onWire.has(seq)) continue;
       this.onWire.add(seq);
       this.ws.send(batch.text);
@@ -231,19 +252,54 @@ class EpisodeStream {
     this.ws = ws;
     ws.onopen = () => {
       this.open = true;
-      this.delayMs = this.opts.reconnectDelayMs;
+      this.progress = false; // the backoff is not reset here: only an ack resets it
       this.onWire.clear();
       this.pump();
     };
     ws.onmessage = (event) => this.onMessage(event.data);
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (this.ws !== ws) return;
+      const sent = [...this.onWire];
       this.open = false;
       this.ws = null;
       this.onWire.clear();
-      if (!this.closed) this.scheduleReconnect();
+      if (this.closed) return;
+      if (!this.progress && sent.length > 0 && !this.busy) this.noProgress(sent, event);
+      this.busy = false;
+      if (this.unacked.size > 0) this.scheduleReconnect();
     };
-    ws.onerror = () => {}; // onclose follows and reconnects
+    ws.onerror = () => {}; // onclose follows
+  }
+
+  /** A connection closed having acknowledged nothing of what it was sent: the oldest batch
+   *  may be what the server cannot take (too big, or it breaks the server). */
+  noProgress(sent, event) {
+    this.probing = true;
+    const [oldest] = this.unacked.keys();
+    const batch = this.unacked.get(oldest);
+    if (batch === undefined || !sent.includes(oldest)) return;
+    batch.attempts += 1;
+    if (batch.attempts >= this.opts.maxBatchAttempts) {
+      const why = event && event.code ? ` (close code ${event.code}${event.reason ? `: ${event.reason}` : ''})` : '';
+      this.giveUp(oldest, event && event.code ? event.code : 0,
+        `batch ${oldest} given up: ${batch.attempts} connections closed without acknowledging it${why}`, 'refused');
+    }
+  }
+
+  /** Forget a batch that will not be stored; report it (onError, failedBatches). */
+  giveUp(seq, status, message, counter) {
+    const batch = this.unacked.get(seq);
+    if (batch === undefined) return;
+    this.unacked.delete(seq);
+    this.onWire.delete(seq);
+    this.unackedFrames -= batch.frames;
+    this.counts[counter] += batch.frames;
+    const err = new ArenaError(status, `episode ${this.episodeId}, ${message}`,
+      { seq, episodeId: this.episodeId, frames: batch.frames });
+    this.failedBatches.push({ seq, frames: batch.frames, firstFrame: batch.firstFrame,
+      lastFrame: batch.lastFrame, status, message: err.message });
+    this.opts.onError(err);
+    this.settleWaiters();
   }
 
   scheduleReconnect() {
@@ -264,6 +320,7 @@ class EpisodeStream {
         if (err.status === 404) return this.fail(err);
         return this.scheduleReconnect(); // server still unreachable
       }
+      if (this.closed || this.ws !== null) return;
       this.counts.reconnects += 1;
       this.connect();
     }, delay);
@@ -281,25 +338,31 @@ class EpisodeStream {
         this.counts.duplicates += msg.duplicates || 0;
       }
       this.onWire.delete(msg.ack);
+      this.progress = true;
+      this.probing = false;
+      this.delayMs = this.opts.reconnectDelayMs; // the server takes our batches again
     } else if (msg.error !== undefined) {
       const seq = msg.seq;
-      const err = new ArenaError(msg.status || 0, `episode ${this.episodeId}, batch ${seq}: ${msg.error}`,
-        { seq, episodeId: this.episodeId });
-      if (msg.status === 503 && this.unacked.has(seq)) {
+      const status = msg.status || 0;
+      if (status === 503 && this.unacked.has(seq)) {
         // The server is busy or restarting: keep the batch; it is resent after reconnecting.
         this.onWire.delete(seq);
+        this.busy = true;
         this.ws && this.ws.close();
         return;
       }
+      if (status === 404 || status === 409 || status === 401) {
+        return this.fail(new ArenaError(status, `episode ${this.episodeId}, batch ${seq}: ${msg.error}`,
+          { seq, episodeId: this.episodeId }));
+      }
+      this.progress = true; // the server answered: the connection works
       if (this.unacked.has(seq)) {
-        const batch = this.unacked.get(seq);
-        this.unacked.delete(seq);
-        this.unackedFrames -= batch.frames;
-        this.counts.refused += batch.frames;
+        this.giveUp(seq, status, `batch ${seq} refused: ${msg.error}`, 'refused');
+      } else {
+        this.opts.onError(new ArenaError(status, `episode ${this.episodeId}, batch ${seq}: ${msg.error}`,
+          { seq, episodeId: this.episodeId }));
       }
       this.onWire.delete(seq);
-      if (msg.status === 404 || msg.status === 409 || msg.status === 401) return this.fail(err);
-      this.opts.onError(err);
     }
     this.pump();
     this.settleWaiters();
@@ -349,7 +412,7 @@ class EpisodeStream {
 
   stats() {
     return { ...this.counts, pendingBatches: this.unacked.size, buffered: this.buffer.length,
-      connected: this.open };
+      connected: this.open, failedBatches: this.failedBatches.length };
   }
 }
 
