@@ -4,7 +4,7 @@ routes (``server``) and the WebSocket frame stream (``stream``) both use."""
 
 from __future__ import annotations
 
-from storage.errors import BusyError, ConflictError, NotFoundError, StorageError
+from storage.errors import BusyError, ConflictError, FrameKindError, NotFoundError, StorageError
 
 STORAGE_RETRY_AFTER_S = 1
 """Retry-After sent with 503 when the database is busy."""
@@ -27,6 +27,7 @@ def storage_error_status(exc: StorageError) -> tuple[int, list[tuple[str, str]]]
     - ``NotFoundError`` (the fighter or episode named does not exist): 404.
     - ``ConflictError`` (the write contradicts stored state, e.g. frames for a completed
       episode): 409.
+    - ``FrameKindError`` (frames of the other observation kind than their episode's): 422.
     - ``BusyError`` (another process held the write lock past the busy timeout): 503 with
       ``Retry-After: STORAGE_RETRY_AFTER_S``; the same request may succeed then.
     - any other ``StorageError`` (server shutting down, database error): 503.
@@ -38,6 +39,8 @@ def storage_error_status(exc: StorageError) -> tuple[int, list[tuple[str, str]]]
         return 404, []
     if isinstance(exc, ConflictError):
         return 409, []
+    if isinstance(exc, FrameKindError):
+        return 422, []
     if isinstance(exc, BusyError):
         return 503, [("retry-after", str(STORAGE_RETRY_AFTER_S))]
     return 503, []

@@ -164,7 +164,9 @@ class Api:
 
     async def create_episode(self, req: Request) -> tuple[int, dict]:
         body = decode(req.body, EpisodeIn)
-        return 201, await self.store.create_episode(body.fighter_id, body.opponent_ids, body.episode_number)
+        return 201, await self.store.create_episode(
+            body.fighter_id, body.opponent_ids, body.episode_number, body.observation
+        )
 
     async def get_episode(self, req: Request, episode_id: int) -> tuple[int, dict]:
         _no_query(req)

@@ -98,6 +98,8 @@ class Episode(_Answer):
     started_at: str
     ended_at: str | None
     status: Literal["open", "completed"]
+    observation: Literal["basic", "full"]
+    """which observation its frames carry: basic (30 numbers) or full (48)"""
     frame_count: int | UnsetType = UNSET
     """only on GET /api/episodes/{id}"""
 

@@ -7,7 +7,7 @@ message names the field by its JSON path, e.g. ``$.frames[3].observation_vector`
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -56,6 +56,9 @@ class EpisodeIn(WholeNumbers, forbid_unknown_fields=True):
     opponent_ids: Annotated[list[Id], Meta(max_length=MAX_OPPONENTS)] = []
     episode_number: whole(0, 2**63 - 1) | None = None
     """default (absent or null): the fighter's next"""
+    observation: Literal["basic", "full"] = "basic"
+    """which observation its frames' observation_vector carries: basic (the game's 30 numbers) or
+    full (48: also cooldowns and facings; docs/arena.md). Frames of the other length are refused."""
 
 
 class EpisodeResult(WholeNumbers, forbid_unknown_fields=True):
@@ -87,7 +90,8 @@ class ActIn(WholeNumbers, forbid_unknown_fields=True):
     """POST /api/fighters/{id}/act: observations to choose actions for."""
 
     observations: list[ObservationVector]
-    """one row of 30 numbers (that fit float32) per fighter"""
+    """one row per fighter of the numbers the fighter's model reads (that fit float32): 30 for the
+    basic observation, 48 for the full one"""
     greedy: bool = True
     """argmax of the logits; false: a draw from the policy's distribution"""
     version: whole(0, 2**31 - 1) | None = None

@@ -26,7 +26,8 @@ import orjson
 from . import queries as q
 from .db import _synchronous
 from .db import connect as connect_sync
-from .errors import BusyError, ConflictError, NotFoundError, StorageError
+from .errors import BusyError, ConflictError, FrameKindError, NotFoundError, StorageError
+from .records import observation_mismatch
 
 log = logging.getLogger("storage.aio")
 
@@ -166,7 +167,9 @@ class AsyncStore:
 
         return await self._submit(run)
 
-    async def create_episode(self, fighter_id: int, opponent_ids: list[int], episode_number: int | None) -> dict:
+    async def create_episode(
+        self, fighter_id: int, opponent_ids: list[int], episode_number: int | None, observation: str = "basic"
+    ) -> dict:
         opponents = orjson.dumps(opponent_ids).decode()
 
         async def run(conn: aiosqlite.Connection) -> dict:
@@ -175,7 +178,7 @@ class AsyncStore:
             number = episode_number
             if number is None:
                 number = (await conn.execute_fetchall(q.NEXT_EPISODE_NUMBER, (fighter_id,)))[0][0]
-            row = (await conn.execute_fetchall(q.INSERT_EPISODE, (fighter_id, number, opponents)))[0]
+            row = (await conn.execute_fetchall(q.INSERT_EPISODE, (fighter_id, number, opponents, observation)))[0]
             return q.episode_dict(row)
 
         return await self._submit(run)
@@ -355,15 +358,18 @@ class AsyncStore:
         """
         conn = self._writer
         ids = sorted({j.episode_id for j in jobs})
-        states = dict(await conn.execute_fetchall(q.EPISODES_ENDED_AT, (orjson.dumps(ids).decode(),)))
+        rows = await conn.execute_fetchall(q.EPISODES_ENDED_AT, (orjson.dumps(ids).decode(),))
+        states = {episode: (ended_at, kind) for episode, ended_at, kind in rows}
         ready = []
         for job in jobs:
             if job.episode_id not in states:
                 results[job] = NotFoundError(
                     f"episode {job.episode_id} does not exist; create it with POST /api/episodes"
                 )
-            elif states[job.episode_id] is not None:
+            elif states[job.episode_id][0] is not None:
                 results[job] = ConflictError(f"episode {job.episode_id} is completed; start a new episode")
+            elif (mismatch := observation_mismatch(job.frames, states[job.episode_id][1])) is not None:
+                results[job] = FrameKindError(mismatch)
             else:
                 ready.append(job)
         if not ready:

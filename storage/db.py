@@ -20,8 +20,15 @@ import msgspec
 import orjson
 
 from . import queries as q
-from .errors import BusyError, ConflictError, NotFoundError, StorageError
-from .records import OBSERVATION_SIZE, Frame, frame_rows, settle_enemies
+from .errors import BusyError, ConflictError, FrameKindError, NotFoundError, StorageError
+from .records import (
+    OBSERVATION_KINDS,
+    OBSERVATION_SIZES,
+    Frame,
+    frame_rows,
+    observation_mismatch,
+    settle_enemies,
+)
 from .schema import SCHEMA_VERSION, configure, migrate
 
 
@@ -58,7 +65,7 @@ class FrameArrays:
     frame_number: Any
     """(N,) int64"""
     observation: Any
-    """(N, 30) float32: observation_vector"""
+    """(N, 30) float32: observation_vector ((N, 48) for frames of the full observation)"""
     action: Any
     """(N, A) float32: action_vector (all selected frames must share A)"""
     fighter_position: Any
@@ -71,6 +78,8 @@ class FrameArrays:
     """(N,) float64"""
     cumulative_reward: Any
     """(N,) float64"""
+    observation_kind: str = "basic"
+    """which observation the frames carry: basic or full (their episodes' observation)"""
 
     def __len__(self) -> int:
         return len(self.frame_number)
@@ -258,8 +267,17 @@ class Database:
 
     # ---------------------------------------------------------------- episodes and frames
 
-    def create_episode(self, fighter_id: int, opponent_ids: list[int] = (), episode_number: int | None = None) -> int:
-        """Open an episode; episode_number defaults to the fighter's next one."""
+    def create_episode(
+        self,
+        fighter_id: int,
+        opponent_ids: list[int] = (),
+        episode_number: int | None = None,
+        observation: str = "basic",
+    ) -> int:
+        """Open an episode; episode_number defaults to the fighter's next one. ``observation``:
+        which observation its frames carry, basic (30 numbers) or full (48)."""
+        if observation not in OBSERVATION_KINDS:
+            raise ValueError(f"observation must be one of {', '.join(OBSERVATION_KINDS)}, got {observation!r}")
         opponents = [_id(f"opponent_ids[{i}]", o) for i, o in enumerate(opponent_ids)]
         if episode_number is not None:
             episode_number = _id("episode_number", episode_number)
@@ -268,7 +286,9 @@ class Database:
             self._require_fighter(fighter_id)
             if episode_number is None:
                 episode_number = c.execute(q.NEXT_EPISODE_NUMBER, (fighter_id,)).fetchone()[0]
-            row = c.execute(q.INSERT_EPISODE, (fighter_id, episode_number, orjson.dumps(opponents).decode())).fetchone()
+            row = c.execute(
+                q.INSERT_EPISODE, (fighter_id, episode_number, orjson.dumps(opponents).decode(), observation)
+            ).fetchone()
             return row[0]
 
     def get_episode(self, episode_id: int) -> dict | None:
@@ -319,6 +339,9 @@ class Database:
                 raise NotFoundError(f"episode {episode_id!r} does not exist")
             if state[0] is not None:
                 raise ConflictError(f"episode {episode_id!r} is completed; open a new episode")
+            mismatch = observation_mismatch(rows, state[1])
+            if mismatch is not None:
+                raise FrameKindError(mismatch)
             stored = _insert_frame_rows(c, rows)
         return stored, len(rows) - stored
 
@@ -346,8 +369,12 @@ class Database:
         since: str | None = None,
         until: str | None = None,
         max_rank: int | None = None,
+        observation: str | None = None,
     ) -> FrameArrays:
         """All matching frames as numpy arrays, in bulk (no per-frame JSON decoding).
+
+        ``observation`` keeps the episodes that record that observation (basic or full); frames
+        of both kinds in one selection are a ValueError naming the filter.
 
         ``since``/``until`` compare with the episode's started_at (ISO 8601 UTC text).
         ``max_rank`` keeps episodes that finished at that rank or better (1 = first);
@@ -372,6 +399,11 @@ class Database:
             where.append("e.rank <= ?")
             _check_int("max_rank", max_rank, 1)
             params.append(int(max_rank))
+        if observation is not None:
+            if observation not in OBSERVATION_KINDS:
+                raise ValueError(f"observation must be one of {', '.join(OBSERVATION_KINDS)}, got {observation!r}")
+            where.append("e.observation = ?")
+            params.append(observation)
         if since is not None:
             where.append("e.started_at >= ?")
             params.append(since)
@@ -394,13 +426,14 @@ class Database:
             return FrameArrays(
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
-                np.zeros((0, OBSERVATION_SIZE), np.float32),
+                np.zeros((0, OBSERVATION_SIZES[observation or "basic"]), np.float32),
                 np.zeros((0, 0), np.float32),
                 np.zeros((0, 2), np.float32),
                 np.zeros((0, 2), np.float32),
                 empty,
                 empty,
                 empty,
+                observation or "basic",
             )
         ep, fn, obs, act, pos, vel, health, rd, cr = zip(*rows, strict=True)
         action_sizes = {len(b) // 4 for b in act}
@@ -410,19 +443,29 @@ class Database:
                 "select episodes recorded with one action encoding (filter by fighter or episode)"
             )
 
+        observation_sizes = {len(b) // 4 for b in obs}
+        if len(observation_sizes) != 1:
+            raise ValueError(
+                "the selected frames carry both the basic and the full observation; select one kind "
+                "(observation='basic' or 'full', imitation: env.observation)"
+            )
+        width = observation_sizes.pop()
+        kind = next(k for k, n in OBSERVATION_SIZES.items() if n == width)
+
         def f32(blobs: tuple, width: int):
             return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(n, width)
 
         return FrameArrays(
             episode_id=np.array(ep, np.int64),
             frame_number=np.array(fn, np.int64),
-            observation=f32(obs, OBSERVATION_SIZE),
+            observation=f32(obs, width),
             action=f32(act, action_sizes.pop()),
             fighter_position=f32(pos, 2),
             fighter_velocity=f32(vel, 2),
             fighter_health=np.array(health, np.float64),
             reward_delta=np.array(rd, np.float64),
             cumulative_reward=np.array(cr, np.float64),
+            observation_kind=kind,
         )
 
     def list_frames(self, episode_id: int) -> list[dict]:

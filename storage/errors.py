@@ -1,7 +1,7 @@
 """Errors the storage layer raises for its callers.
 
 Each class says what went wrong and whether repeating the same call may help:
-``NotFoundError``, ``ConflictError`` and ``SchemaError`` fail again until something else
+``NotFoundError``, ``ConflictError``, ``FrameKindError`` and ``SchemaError`` fail again until something else
 changes; ``BusyError`` may pass after a short wait; a plain ``StorageError`` (the store is
 shutting down, the database refused or failed a write) says in its message what happened.
 Invalid arguments raise ``ValueError`` instead. How a caller reports these errors is its own
@@ -27,6 +27,11 @@ class NotFoundError(StorageError, LookupError):
 class ConflictError(StorageError):
     """The write contradicts stored state, e.g. frames for a completed episode. Retrying
     does not help; nothing of the write was stored."""
+
+
+class FrameKindError(StorageError, ValueError):
+    """Frames whose observation_vector length is not the one their episode records (basic 30,
+    full 48). Nothing of the write was stored; the same frames fail again."""
 
 
 class BusyError(StorageError):

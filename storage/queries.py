@@ -15,7 +15,7 @@ from .records import FRAME_COLUMNS, unpack_vector
 FIGHTER_COLUMNS = "id, glb_filename, model_version, created_at, metadata_json"
 EPISODE_COLUMNS = (
     "id, fighter_id, episode_number, opponent_ids, total_reward, duration_frames, "
-    "is_victory, rank, started_at, ended_at"
+    "is_victory, rank, started_at, ended_at, observation"
 )
 CHECKPOINT_COLUMNS = (
     "id, fighter_id, model_version, training_iteration, win_rate, avg_reward, "
@@ -36,11 +36,12 @@ COUNT_FIGHTERS = "SELECT COUNT(*) FROM fighters"
 
 NEXT_EPISODE_NUMBER = "SELECT COALESCE(MAX(episode_number), 0) + 1 FROM episodes WHERE fighter_id = ?"
 INSERT_EPISODE = (
-    f"INSERT INTO episodes (fighter_id, episode_number, opponent_ids) VALUES (?, ?, ?) RETURNING {EPISODE_COLUMNS}"
+    "INSERT INTO episodes (fighter_id, episode_number, opponent_ids, observation) VALUES (?, ?, ?, ?) "
+    f"RETURNING {EPISODE_COLUMNS}"
 )
 SELECT_EPISODE = f"SELECT {EPISODE_COLUMNS} FROM episodes WHERE id = ?"
-EPISODE_ENDED_AT = "SELECT ended_at FROM episodes WHERE id = ?"
-EPISODES_ENDED_AT = "SELECT id, ended_at FROM episodes WHERE id IN (SELECT value FROM json_each(?))"
+EPISODE_ENDED_AT = "SELECT ended_at, observation FROM episodes WHERE id = ?"
+EPISODES_ENDED_AT = "SELECT id, ended_at, observation FROM episodes WHERE id IN (SELECT value FROM json_each(?))"
 COMPLETE_EPISODE = (
     "UPDATE episodes SET total_reward = ?, duration_frames = ?, is_victory = ?, rank = ?, "
     f"ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND ended_at IS NULL "
@@ -157,6 +158,7 @@ def episode_dict(r: tuple) -> dict:
         "started_at": r[8],
         "ended_at": r[9],
         "status": "open" if r[9] is None else "completed",
+        "observation": r[10],
     }
 
 

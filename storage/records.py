@@ -1,6 +1,7 @@
 """The frame record: its validated shape and its row layout in SQLite.
 
-Vectors are stored as little-endian float32 blobs (observation_vector is 120 bytes);
+Vectors are stored as little-endian float32 blobs (observation_vector is 120 bytes, or 192
+for an episode that records the full observation);
 enemies_state, whose structure the game owns, is stored as JSON text. See docs/ingest.md
 ("Storage layout") for the measurements behind the choice.
 """
@@ -12,10 +13,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from arena.spec import OBS_SIZE
+from arena.spec import OBS_SIZE, OBSERVATIONS
 
 OBSERVATION_SIZE = OBS_SIZE
-"""Numbers in observation_vector: the arena's observation (own position, health, velocity, 5 enemies x 5)."""
+"""Numbers in observation_vector of the basic observation, the game's (own position, health,
+velocity, 5 enemies x 5); an episode opened with ``observation: full`` records the 48 of the full one."""
+
+OBSERVATION_SIZES = dict(OBSERVATIONS)
+"""observation kind -> numbers in observation_vector (basic 30, full 48; docs/arena.md)"""
+OBSERVATION_KINDS = tuple(OBSERVATION_SIZES)
 
 MAX_ACTION_SIZE = 16
 """Longest action_vector accepted; the game's Discrete(10) one-hot or logits fit with room."""
@@ -138,7 +144,16 @@ Id = whole(1, MAX_ID)
 Vec2 = Annotated[list[Float32], msgspec.Meta(min_length=2, max_length=2)]
 EnemiesState = Annotated[list[json_value(MAX_JSON_DEPTH)], msgspec.Meta(max_length=MAX_ENEMIES_STATE_ITEMS)]
 ActionVector = Annotated[list[Float32], msgspec.Meta(min_length=1, max_length=MAX_ACTION_SIZE)]
-ObservationVector = Annotated[list[Float32], msgspec.Meta(min_length=OBSERVATION_SIZE, max_length=OBSERVATION_SIZE)]
+ObservationVector = Annotated[
+    list[Float32],
+    msgspec.Meta(
+        min_length=min(OBSERVATION_SIZES.values()),
+        max_length=max(OBSERVATION_SIZES.values()),
+        extra_json_schema={"anyOf": [{"minItems": n, "maxItems": n} for n in OBSERVATION_SIZES.values()]},
+    ),
+]
+"""30 numbers (basic) or 48 (full), as the schema says; msgspec checks the range, settle_enemies
+the lengths between, and the writers the episode's kind"""
 
 
 class Frame(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -197,6 +212,13 @@ def settle_enemies(frames: list[Frame]) -> None:
     nested at most MAX_JSON_DEPTH levels, numbers within MAX_JSON_NUMBER) and
     replace it, in place, by its JSON text. Raises FrameError."""
     for i, f in enumerate(frames):
+        if len(f.observation_vector) not in _OBSERVATION_LENGTHS:
+            raise FrameError(
+                i,
+                "observation_vector",
+                f"{len(f.observation_vector)} numbers; an observation has "
+                + " or ".join(f"{n} ({kind})" for kind, n in OBSERVATION_SIZES.items()),
+            )
         enemies = f.enemies_state
         if isinstance(enemies, msgspec.Raw):
             data = bytes(enemies)
@@ -239,7 +261,8 @@ FRAME_COLUMNS = (
 )
 
 _PACK_VEC2 = struct.Struct("<2f").pack
-_PACK_OBS = struct.Struct(f"<{OBSERVATION_SIZE}f").pack
+_PACK_OBS = {n: struct.Struct(f"<{n}f").pack for n in OBSERVATION_SIZES.values()}
+_OBSERVATION_LENGTHS = frozenset(OBSERVATION_SIZES.values())
 _PACKERS = {n: struct.Struct(f"<{n}f") for n in range(1, MAX_ACTION_SIZE + 1)}
 _encode_json = msgspec.json.Encoder().encode
 
@@ -258,10 +281,27 @@ def frame_rows(episode_id: int, frames: list[Frame]) -> list[tuple]:
             packers[len(f.action_vector)].pack(*f.action_vector),
             f.reward_delta,
             f.cumulative_reward,
-            _PACK_OBS(*f.observation_vector),
+            _PACK_OBS[len(f.observation_vector)](*f.observation_vector),
         )
         for f in frames
     ]
+
+
+OBSERVATION_COLUMN = FRAME_COLUMNS.split(", ").index("observation_vector")
+"""where a frame row holds its observation blob"""
+
+
+def observation_mismatch(rows: list[tuple], kind: str) -> str | None:
+    """Why frame rows do not fit an episode recording the ``kind`` observation (None: they do)."""
+    want = 4 * OBSERVATION_SIZES[kind]
+    for i, row in enumerate(rows):
+        if len(row[OBSERVATION_COLUMN]) != want:
+            got = len(row[OBSERVATION_COLUMN]) // 4
+            return (
+                f"frames[{i}].observation_vector has {got} numbers, but episode {row[0]} records the {kind} "
+                f"observation ({want // 4} numbers; POST /api/episodes chose it with observation)"
+            )
+    return None
 
 
 def unpack_vector(blob: bytes) -> list[float]:

@@ -15,9 +15,13 @@ from collections.abc import Callable
 import orjson
 
 from .errors import SchemaError
-from .records import FRAME_COLUMNS, OBSERVATION_SIZE
+from .records import FRAME_COLUMNS, OBSERVATION_KINDS, OBSERVATION_SIZES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the tables of the product description; 2: an episode records the basic or the full observation"""
+
+BASIC_OBSERVATION_BYTES = 120
+"""version 1's observation_vector: the basic observation's 30 float32"""
 
 BUSY_TIMEOUT_MS = 10_000
 """How long a writer waits for another process's write transaction; ours last milliseconds."""
@@ -61,7 +65,7 @@ CREATE TABLE fight_frames (
     action_vector BLOB NOT NULL CHECK (length(action_vector) % 4 = 0),
     reward_delta REAL NOT NULL,
     cumulative_reward REAL NOT NULL,
-    observation_vector BLOB NOT NULL CHECK (length(observation_vector) = {4 * OBSERVATION_SIZE}),
+    observation_vector BLOB NOT NULL CHECK (length(observation_vector) = {BASIC_OBSERVATION_BYTES}),
     UNIQUE (episode_id, frame_number)
 );
 
@@ -297,5 +301,27 @@ def _seed_frame_row(r: tuple) -> tuple:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_or_adopt}
+def _observation_kinds(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: episodes.observation (basic, the game's 30 numbers, for every episode so
+    far; or full), and fight_frames rebuilt so that its CHECK admits either length (SQLite cannot
+    alter a CHECK). Each frame's length must equal its episode's kind: the writers check it."""
+    kinds = ", ".join(f"'{k}'" for k in OBSERVATION_KINDS)
+    conn.execute(
+        f"ALTER TABLE episodes ADD COLUMN observation TEXT NOT NULL DEFAULT 'basic' CHECK (observation IN ({kinds}))"
+    )
+    lengths = ", ".join(str(4 * n) for n in OBSERVATION_SIZES.values())
+    table = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'fight_frames'").fetchone()[0]
+    old_check = f"CHECK (length(observation_vector) = {BASIC_OBSERVATION_BYTES})"
+    if old_check not in table:
+        raise SchemaError(f"fight_frames lacks version 1's check on observation_vector ({old_check}); cannot migrate")
+    rebuilt = table.replace("CREATE TABLE fight_frames", "CREATE TABLE fight_frames_v2", 1).replace(
+        old_check, f"CHECK (length(observation_vector) IN ({lengths}))"
+    )
+    conn.execute(rebuilt)
+    conn.execute(f"INSERT INTO fight_frames_v2 (id, {FRAME_COLUMNS}) SELECT id, {FRAME_COLUMNS} FROM fight_frames")
+    conn.execute("DROP TABLE fight_frames")
+    conn.execute("ALTER TABLE fight_frames_v2 RENAME TO fight_frames")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_or_adopt, 1: _observation_kinds}
 """from-version -> function applying the next version's changes inside the open transaction."""

@@ -112,8 +112,11 @@ def action_labels(
     raise ImitationDataError(f"imitation.action_encoding must be auto, argmax or index, got {encoding!r}")
 
 
-def load_demonstrations(db_path, imitation, num_actions: int = NUM_ACTIONS) -> Demonstrations:
-    """Read and label the frames ``imitation`` (an ImitationConfig) selects from ``db_path``.
+def load_demonstrations(
+    db_path, imitation, num_actions: int = NUM_ACTIONS, observation: str = "basic"
+) -> Demonstrations:
+    """Read and label the frames ``imitation`` (an ImitationConfig) selects from ``db_path``, of
+    the episodes that recorded ``observation`` (the run's env.observation: basic or full).
 
     Raises FileNotFoundError for a missing database and ImitationDataError for an unreadable
     one, an unknown fighter, an empty database or a selection without frames."""
@@ -153,17 +156,17 @@ def load_demonstrations(db_path, imitation, num_actions: int = NUM_ACTIONS) -> D
             since=iso_utc(imitation.since) if imitation.since else None,
             until=iso_utc(imitation.until) if imitation.until else None,
         )
-        selection = _describe_selection(fighters, imitation)
+        selection = _describe_selection(fighters, imitation) + f"; the {observation} observation"
         parts = []
         for fighter in fighters or [None]:
             try:
-                frames = db.read_frames(fighter_id=fighter, **filters)
+                frames = db.read_frames(fighter_id=fighter, observation=observation, **filters)
             except ValueError as exc:  # mixed action_vector lengths within the selection
                 raise ImitationDataError(f"{selection}: {exc}") from None
             if len(frames):
                 parts.append((fighter, frames))
         if not parts:
-            raise ImitationDataError(_no_frames_message(db, path, known, fighters, selection))
+            raise ImitationDataError(_no_frames_message(db, path, known, fighters, selection, observation, filters))
         widths = {f: frames.action.shape[1] for f, frames in parts}
         if len(set(widths.values())) > 1:
             raise ImitationDataError(
@@ -224,7 +227,7 @@ def _describe_fighters(db, known: dict) -> str:
     return "its fighters are " + ", ".join(shown) + more
 
 
-def _no_frames_message(db, path: Path, known: dict, fighters, selection: str) -> str:
+def _no_frames_message(db, path: Path, known: dict, fighters, selection: str, observation: str, filters) -> str:
     stats = [db.fighter_stats(f) for f in (fighters if fighters is not None else known)]
     total = sum(s["frames"] for s in stats)
     if not any(db.fighter_stats(f)["frames"] for f in known):
@@ -235,6 +238,12 @@ def _no_frames_message(db, path: Path, known: dict, fighters, selection: str) ->
     episodes = sum(s["episodes"] for s in stats)
     completed = sum(s["completed_episodes"] for s in stats)
     victories = sum(s["victories"] for s in stats)
+    other = next(k for k in ("basic", "full") if k != observation)
+    if any(len(db.read_frames(fighter_id=f, observation=other, **filters)) for f in fighters or [None]):
+        return (
+            f"the selection ({selection}) has frames only of the {other} observation; clone with "
+            f"--env.observation {other}, or record episodes with observation: {observation}"
+        )
     return (
         f"no frames in {str(path)!r} match the selection ({selection}): those fighters have "
         f"{total:,} frames in {episodes} episodes ({completed} completed, {victories} victories); "

@@ -97,7 +97,7 @@ def train_imitation(start: Start, progress: bool | None = None) -> dict:
     np.random.seed(config.seed)  # noqa: NPY002 (seeds numpy's global generator for any library that uses it)
     torch.set_num_threads(config.torch_threads)
     device = select_device(config.device)
-    demos = load_demonstrations(config.db, cfg)
+    demos = load_demonstrations(config.db, cfg, observation=config.env.observation)
     heldout = split_episodes(demos.episode_id, cfg.holdout, config.seed)
 
     policy = build_policy(config.policy.kind, demos.obs.shape[1], NUM_ACTIONS, config.policy.hidden_size)
