@@ -348,7 +348,8 @@ def test_dns_rebinding_write_is_refused_on_a_default_server(start_server):
     """Row 6: Host: attacker.example with a matching Origin."""
     server = start_server("--log-level", "WARNING")
     counters = run_attack("rebinding", Target("127.0.0.1", server.port), 0.3)
-    assert counters and set(counters) <= {"connections", "status_403"}, counters
+    statuses = {k for k in counters if k.startswith("status_")}
+    assert statuses == {"status_403"} and counters["status_403"] >= 1, counters
 
 
 def test_listening_beyond_loopback_needs_a_token_or_an_explicit_opt_out(tmp_path):
