@@ -74,7 +74,9 @@ class Outcome:
     rank: int
 
 
-def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=None, record: bool = True):
+def chaser_decisions(
+    matches: int, seed: int, opponent: str = "random", policy=None, record: bool = True, observation: str = "basic"
+):
     """Play ``matches`` seeded 1v1 matches, the chaser (or ``policy``) in slot 0 against
     ``opponent``; yield per decision ``(frames, ended, agree)``.
 
@@ -82,11 +84,18 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
     ``record`` is False); ended: {ring: Outcome} for the rings whose match ended with this
     decision; agree: (rows, how many took the chaser's action) this decision. The setting is
     evaluate.play_matches's (same env, seeds and rules), so the win rates compare.
-    ``policy``: obs (n, 30) -> actions; None plays the chaser itself.
+    ``policy``: obs (n, 30) -> actions (n, 48 with ``observation`` full); None plays the chaser itself.
     """
     from envs import ArenaEnv
 
-    env = ArenaEnv(num_arenas=matches, fighters_per_arena=2, seed=seed, opponents=[opponent], report_interval=1 << 30)
+    env = ArenaEnv(
+        num_arenas=matches,
+        fighters_per_arena=2,
+        seed=seed,
+        opponents=[opponent],
+        report_interval=1 << 30,
+        observation=observation,
+    )
     arena = env.arena
     arena.autoreset = False  # each ring plays one match; an ended ring stays as it ended
     me, them = 0, 1
@@ -154,11 +163,13 @@ def chaser_decisions(matches: int, seed: int, opponent: str = "random", policy=N
     raise RuntimeError(f"{int(running.sum())} matches did not end within max_frames")
 
 
-def play_chaser_matches(matches: int, seed: int, opponent: str = "random") -> list[tuple[list[dict], Outcome]]:
+def play_chaser_matches(
+    matches: int, seed: int, opponent: str = "random", observation: str = "basic"
+) -> list[tuple[list[dict], Outcome]]:
     """The recorded frames and the outcome of each match, without a server (tests use it)."""
     frames = [[] for _ in range(matches)]
     outcomes = [None] * matches
-    for step_frames, ended, _ in chaser_decisions(matches, seed, opponent):
+    for step_frames, ended, _ in chaser_decisions(matches, seed, opponent, observation=observation):
         for ring, frame in step_frames.items():
             frames[ring].append(frame)
         for ring, outcome in ended.items():
@@ -166,13 +177,15 @@ def play_chaser_matches(matches: int, seed: int, opponent: str = "random") -> li
     return list(zip(frames, outcomes, strict=True))
 
 
-def play_results(matches: int, seed: int, opponent: str = "random", policy=None) -> dict:
+def play_results(matches: int, seed: int, opponent: str = "random", policy=None, observation: str = "basic") -> dict:
     """Win rate (sole first place), its Wilson interval and the share of decisions taking the
     chaser's action, for the chaser itself (policy None) or a policy in its place."""
     from evaluation.matches import wilson_interval
 
     wins = decisions = agreed = 0
-    for _, ended, (rows, same) in chaser_decisions(matches, seed, opponent, policy=policy, record=False):
+    for _, ended, (rows, same) in chaser_decisions(
+        matches, seed, opponent, policy=policy, record=False, observation=observation
+    ):
         wins += sum(o.is_victory for o in ended.values())
         decisions, agreed = decisions + rows, agreed + same
     return {
@@ -235,8 +248,11 @@ class EpisodeStream:
         await self.ws.close()
 
 
-async def record_matches(host: str, port: int, matches: int, seed: int, games_at_once: int = GAMES_AT_ONCE) -> dict:
-    """Register the fighters, then play and stream ``matches`` matches; returns the counts."""
+async def record_matches(
+    host: str, port: int, matches: int, seed: int, games_at_once: int = GAMES_AT_ONCE, observation: str = "basic"
+) -> dict:
+    """Register the fighters, then play and stream ``matches`` matches (episodes recording
+    ``observation``); returns the counts."""
     from ingest.client import HttpClient
 
     http = await HttpClient.connect(host, port)
@@ -264,14 +280,14 @@ async def record_matches(host: str, port: int, matches: int, seed: int, games_at
                         http,
                         "POST",
                         "/api/episodes",
-                        {"fighter_id": chaser["id"], "opponent_ids": [opponent["id"]]},
+                        {"fighter_id": chaser["id"], "opponent_ids": [opponent["id"]], "observation": observation},
                         201,
                     )
                 )["id"]
                 for _ in range(n)
             ]
             streams = [await EpisodeStream.open(host, port, e) for e in episodes]
-            for frames, ended, _ in chaser_decisions(n, seed + first):
+            for frames, ended, _ in chaser_decisions(n, seed + first, observation=observation):
                 await asyncio.gather(*(streams[ring].add(frame) for ring, frame in frames.items()))
                 for ring, outcome in ended.items():
                     stream = streams[ring]
@@ -366,14 +382,16 @@ def run_demo(args) -> dict:
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="clone-chaser-"))
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "arena.db"
-    result = {"matches": args.matches, "seed": args.seed, "work_dir": str(work)}
+    result = {"matches": args.matches, "seed": args.seed, "observation": args.observation, "work_dir": str(work)}
     timings = result["timings_s"] = {}
 
     print(f"1. recording {args.matches} matches of the chaser against the random bot through the ingest server")
     t0 = time.perf_counter()
     proc, host, port = start_server_process(db_path)
     try:
-        recorded = asyncio.run(record_matches(host, port, args.matches, args.seed, args.games_at_once))
+        recorded = asyncio.run(
+            record_matches(host, port, args.matches, args.seed, args.games_at_once, args.observation)
+        )
     finally:
         stop_server_process(proc)
     timings["record"] = round(time.perf_counter() - t0, 2)
@@ -385,7 +403,7 @@ def run_demo(args) -> dict:
 
     print(
         "2. behavioural cloning: python train.py configs/imitation.yaml --db "
-        f"{db_path} --imitation.fighters {recorded['chaser_fighter_id']}"
+        f"{db_path} --imitation.fighters {recorded['chaser_fighter_id']} --env.observation {args.observation}"
     )
     t0 = time.perf_counter()
     summary = train(
@@ -399,6 +417,7 @@ def run_demo(args) -> dict:
             "eval.seed": args.eval_seed,
             "log_interval": 10.0,
             "name": "clone-chaser",
+            "env.observation": args.observation,
         },
         run_dir=work / "run",
         db=db_path,
@@ -432,8 +451,8 @@ def run_demo(args) -> dict:
     print(f"3. evaluation against the random bot, {args.eval_matches} seeded matches (evaluate.evaluate)")
     t0 = time.perf_counter()
     model = AgentCheckpoint.load(summary["best"])
-    chaser = play_results(args.eval_matches, args.eval_seed)
-    in_play = play_results(args.eval_matches, args.eval_seed, policy=model)
+    chaser = play_results(args.eval_matches, args.eval_seed, observation=args.observation)
+    in_play = play_results(args.eval_matches, args.eval_seed, policy=model, observation=args.observation)
     timings["evaluate"] = round(time.perf_counter() - t0, 2)
     share = clone_eval["win_rate"] / chaser["win_rate"] if chaser["win_rate"] else float("nan")
     result["chaser_vs_random"] = chaser
@@ -525,6 +544,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=["auto", "chromium", "numpy"],
         default="auto",
         help="check the export with web/policy.js in chromium, or numpy (auto: chromium if installed)",
+    )
+    p.add_argument(
+        "--observation",
+        choices=["basic", "full"],
+        default="basic",
+        help="what the recorded frames carry and the clone reads: the game's 30 numbers, or the full 48",
     )
     p.add_argument("--no-onnx", action="store_true", help="export only the browser weights")
     p.add_argument("--out", help="folder for the database, run and export (default: a temporary folder, kept)")

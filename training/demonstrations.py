@@ -156,7 +156,7 @@ def load_demonstrations(
             since=iso_utc(imitation.since) if imitation.since else None,
             until=iso_utc(imitation.until) if imitation.until else None,
         )
-        selection = _describe_selection(fighters, imitation) + f"; the {observation} observation"
+        selection = _describe_selection(fighters, imitation)
         parts = []
         for fighter in fighters or [None]:
             try:

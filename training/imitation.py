@@ -262,6 +262,7 @@ def clone(run: Run, demos: Demonstrations, heldout: np.ndarray, policy, optimize
         heldout_episodes=int(len(np.unique(demos.episode_id[heldout]))),
         dropped_frames=demos.dropped,
         selection=demos.selection,
+        observation=config.env.observation,
         action_encoding=demos.encoding,
         load_time_s=round(demos.load_time_s, 3),
         label_counts=np.bincount(demos.actions, minlength=NUM_ACTIONS).tolist(),
