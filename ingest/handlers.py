@@ -17,6 +17,7 @@ from .http import Request, Response
 from .inference import PolicyCache
 from .limits import DEFAULT_PAGE_LIMIT, MAX_OFFSET, Limits
 from .routing import Router, parse_int
+from .sessions import SessionError, SessionStore
 from .validation import ActIn, EpisodeIn, EpisodeResult, FighterIn, FramesIn, check_metadata, decode, frames_of
 
 JSON_TYPES = ("application/json", "text/plain", "")
@@ -34,6 +35,8 @@ class Api:
         """Whether writes need the bearer token (the document says so)."""
         self.started = time.monotonic()
         self.policies = PolicyCache()
+        self.sessions = SessionStore(limits.max_sessions, limits.max_session_rows, limits.session_ttl_s)
+        """recurrent fighters' memory between /act calls"""
         self._rng = np.random.default_rng()
         """draws sampled actions of requests that give no seed"""
         r = self.router = Router()
@@ -131,7 +134,7 @@ class Api:
         if n > limit:
             raise ApiError(413, f"observations has {n} rows; at most {limit} per request: split it")
         if n == 0:
-            raise ApiError(422, "observations is empty: send at least one row of 30 numbers")
+            raise ApiError(422, "observations is empty: send at least one row of observation numbers")
         checkpoint = await self.store.serving_checkpoint(fighter_id, body.version)
         if checkpoint is None:
             if body.version is None:
@@ -142,23 +145,40 @@ class Api:
                 f"GET /api/fighters/{fighter_id}/checkpoints lists them",
             )
         policy = await self.policies.get(checkpoint)
-        obs = np.array(body.observations, dtype=np.float32)
-        if obs.shape[1] != policy.obs_size:
+        sizes = {len(row) for row in body.observations}
+        if sizes != {policy.obs_size}:
+            kind = f" (the {policy.observation} observation)" if policy.observation else ""
             raise ApiError(
-                500,
-                f"checkpoint {checkpoint['id']} takes {policy.obs_size} numbers per "
-                f"observation, not the {obs.shape[1]} of the API; it cannot be served",
+                422,
+                f"fighter {fighter_id}'s model (checkpoint {checkpoint['id']}) reads {policy.obs_size} numbers per "
+                f"observation{kind}; got rows of {', '.join(map(str, sorted(sizes)))}",
             )
-        if body.greedy:
-            actions = policy.act(obs, greedy=True)
-        else:
-            rng = self._rng if body.seed is None else np.random.default_rng(body.seed)
-            actions = policy.act(obs, greedy=False, rng=rng)
-        return 200, {
-            "actions": actions.tolist(),
+        obs = np.array(body.observations, dtype=np.float32)
+        rng = None if body.greedy else (self._rng if body.seed is None else np.random.default_rng(body.seed))
+        answer = {
             "model_version": checkpoint["model_version"],
             "checkpoint_id": checkpoint["id"],
+            "recurrent": policy.recurrent,
+            "observation": policy.observation,
         }
+        if not policy.recurrent:
+            answer["actions"] = policy.act(obs, greedy=body.greedy, rng=rng).tolist()
+            return 200, answer
+        if body.session is None:
+            raise ApiError(
+                422,
+                f"fighter {fighter_id}'s model has memory (policy.kind lstm): name a session, one per match "
+                '(e.g. "session": "match-17"), and send it with every call of that match; reset: true starts a new one',
+            )
+        try:
+            begun = self.sessions.begin(fighter_id, body.session, checkpoint["id"], n, policy, body.reset)
+        except SessionError as e:
+            raise ApiError(422, str(e)) from None
+        actions, (h, c) = policy.act(obs, (begun.h, begun.c), greedy=body.greedy, rng=rng)
+        self.sessions.keep(fighter_id, body.session, checkpoint["id"], h, c)
+        answer["actions"] = actions.tolist()
+        answer["session"] = {"id": body.session, "started": begun.started, "expires_in_s": self.sessions.ttl_s}
+        return 200, answer
 
     # ---------------------------------------------------------------- episodes and frames
 

@@ -159,6 +159,21 @@ answers pings holds a place for nothing. The client reconnects when it has frame
 WS_AUTH_TIMEOUT_S = 10.0
 """With a token configured and none in the URL, the first message must arrive by then."""
 
+# ---------------------------------------------------------------- /act sessions (recurrent fighters' memory)
+
+MAX_SESSIONS = 4096
+"""Sessions held at once: 4,000 matches in play against recurrent fighters served by /act;
+beyond it the least recently used is forgotten (its next call starts with fresh memory, and
+the answer says so)."""
+
+MAX_SESSION_ROWS = 65_536
+"""Fighters' memories held over all sessions: at 128 hidden units one is 1 KiB (h and c,
+float32), so 64 MiB in all whatever the clients send."""
+
+SESSION_TTL_S = 600.0
+"""Seconds a session is kept after its last call: a paused match resumes with its memory, an
+abandoned one is forgotten."""
+
 # ---------------------------------------------------------------- logs
 
 LOG_SUMMARY_INTERVAL_S = 10.0
@@ -182,6 +197,9 @@ class Limits:
     )
     max_frames_per_batch: int = _limit(MAX_FRAMES_PER_BATCH, "frames per POST or stream message (413)")
     max_act_observations: int = _limit(MAX_ACT_OBSERVATIONS, "observations per /act request (413)")
+    max_sessions: int = _limit(MAX_SESSIONS, "recurrent fighters' /act sessions held at once")
+    max_session_rows: int = _limit(MAX_SESSION_ROWS, "fighters' memories held over all /act sessions")
+    session_ttl_s: float = _limit(SESSION_TTL_S, "seconds an /act session is kept after its last call")
     max_page_limit: int = _limit(MAX_PAGE_LIMIT, "largest ?limit= of a list (400)")
     max_connections: int = _limit(MAX_CONNECTIONS, "open sockets in all")
     max_connections_per_peer: int = _limit(MAX_CONNECTIONS_PER_PEER, "open sockets from one address")

@@ -128,12 +128,27 @@ class FramesStored(_Answer):
     """frames already stored (a retry)"""
 
 
+class ActSession(_Answer):
+    id: str
+    started: Literal["new", "reset", "checkpoint"] | None
+    """why this call's memory was fresh: new (the session's first call, or it expired or was evicted),
+    reset (asked for), checkpoint (the fighter's serving checkpoint changed); null: carried on"""
+    expires_in_s: float
+    """the session is forgotten after this long without a call"""
+
+
 class Actions(_Answer):
     """One action per observation, in order: 0-7 move north, north-east, ..., north-west; 8 idle; 9 attack."""
 
     actions: list[Annotated[int, Meta(ge=0, le=9)]]
     model_version: int
     checkpoint_id: int
+    recurrent: bool
+    """the model has memory: calls of one match must name a session"""
+    observation: Literal["basic", "full"] | None
+    """what the model reads: basic (30 numbers) or full (48)"""
+    session: ActSession | None = None
+    """the memory the call used (recurrent models only)"""
 
 
 class FighterPage(_Answer):

@@ -21,14 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_SESSIONS = 4096
-"""sessions held at once"""
-MAX_SESSION_ROWS = 65_536
-"""fighters' states held at once over all sessions (128 hidden units: 1 KiB each, 64 MiB in all)"""
-SESSION_TTL_S = 600.0
-"""seconds a session is kept after its last call"""
-MAX_SESSION_ID = 128
-"""characters in a session id"""
+from .limits import MAX_SESSION_ROWS, MAX_SESSIONS, SESSION_TTL_S
 
 
 class SessionError(ValueError):

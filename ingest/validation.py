@@ -98,6 +98,13 @@ class ActIn(WholeNumbers, forbid_unknown_fields=True):
     """a model_version of the fighter's checkpoints; default: its best checkpoint"""
     seed: whole(0, 2**63 - 1) | None = None
     """makes sampled actions (greedy false) reproducible"""
+    session: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None
+    """for a fighter whose model has memory (policy.kind lstm; the answer's recurrent): a name you
+    choose for one match's fighters (letters, digits, . _ : -), sent with every call of that match;
+    the server keeps their memory under it between calls. Ignored by a feed-forward model."""
+    reset: bool | list[bool] = False
+    """true: every row starts a new match (fresh memory); or one bool per row for the fighters that
+    start one. A session's first call starts fresh anyway."""
 
 
 class StreamBatch(WholeNumbers, forbid_unknown_fields=True):

@@ -238,3 +238,61 @@ def test_relative_weights_paths_resolve_against_the_server_folder(tmp_path, obs)
     finally:
         os.chdir(cwd)
     assert status == 200 and out["actions"] == greedy(tmp_path / "models" / "a.pt", obs[:3])
+
+
+# ---------------------------------------------------------------------------- a recurrent fighter
+@pytest.fixture(scope="module")
+def recurrent_world(tmp_path_factory):
+    """A fighter whose best checkpoint is an lstm reading the full observation, on a server whose
+    sessions expire after 1 s (the expiry is tested without waiting 10 minutes)."""
+    from policy_files import make_recurrent_checkpoint
+
+    tmp = tmp_path_factory.mktemp("act-lstm")
+    path = make_recurrent_checkpoint(tmp / "lstm.pt", seed=3)
+    with Database.open(tmp / "arena.db") as db:
+        fighter = db.register_fighter("lstm.glb", {})
+        db.add_checkpoint(fighter, 1, 10, 0.5, 1.0, 100, str(path), "selfplay")
+    limits = Limits(max_act_observations=MAX_ROWS, session_ttl_s=1.0, max_sessions=4)
+    with BackgroundServer(ServerConfig(db_path=str(tmp / "arena.db"), port=0, limits=limits)) as server:
+        yield {"server": server, "fighter": fighter, "path": path}
+
+
+def test_a_recurrent_fighter_keeps_its_memory_in_a_session(recurrent_world):
+    """Calls of one session give what torch gives when it carries the state over the match's
+    decisions (memory reset where a fighter starts a match); reset, expiry and the session's
+    rows are honoured; a wrong observation size is a 422 naming the kind."""
+    import time
+
+    from policy_files import match_sequences, torch_sequences
+
+    obs, resets = match_sequences("full", seed=8)
+    obs, resets = obs[:12, :MAX_ROWS], resets[:12, :MAX_ROWS]
+    logits, _, _ = torch_sequences(recurrent_world["path"], obs, resets)
+    client, fighter = Client(recurrent_world["server"].port), recurrent_world["fighter"]
+    for t in range(len(obs)):
+        reset = True if t == 0 else resets[t].tolist()
+        status, out = client.act(fighter, {"observations": obs[t].tolist(), "session": "m-1", "reset": reset})
+        assert status == 200, out
+        assert out["actions"] == logits[t].argmax(1).tolist(), t
+        assert out["recurrent"] is True and out["observation"] == "full"
+        assert out["session"]["started"] == ("reset" if t == 0 else None)
+    # without its memory the same decision differs somewhere: the session carried it
+    status, fresh = client.act(fighter, {"observations": obs[-1].tolist(), "session": "m-2"})
+    assert fresh["session"]["started"] == "new" and fresh["actions"] != logits[-1].argmax(1).tolist()
+    status, err = client.act(fighter, {"observations": obs[0, :3].tolist(), "session": "m-1"})
+    assert status == 422 and "holds the memory of 100 fighters" in err["error"]
+    status, err = client.act(fighter, {"observations": obs[0].tolist()})
+    assert status == 422 and "name a session" in err["error"]
+    status, err = client.act(fighter, {"observations": obs[0, :, :30].tolist(), "session": "m-1"})
+    assert status == 422 and "48 numbers per observation (the full observation)" in err["error"]
+    status, err = client.act(fighter, {"observations": obs[0].tolist(), "session": "bad id!"})
+    assert status == 422 and "session" in err["error"]
+    time.sleep(1.2)
+    status, out = client.act(fighter, {"observations": obs[0].tolist(), "session": "m-1"})
+    assert status == 200 and out["session"]["started"] == "new"  # expired
+    client.conn.close()
+
+
+def test_a_feed_forward_fighter_ignores_a_session(world, client, obs):
+    status, out = client.act(world["fighter"], {"observations": obs[:2].tolist(), "session": "anything"})
+    assert status == 200 and out["recurrent"] is False and out["observation"] == "basic" and "session" not in out

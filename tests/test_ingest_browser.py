@@ -130,6 +130,7 @@ def test_js_client_streams_reconnects_and_completes(tmp_path):
         stored = database.list_frames(done["episodeId"])
         second = [f["frame_number"] for f in database.list_frames(done["secondId"])]
         third = [f["frame_number"] for f in database.list_frames(done["thirdId"])]
+        full = database.list_frames(done["fullId"])
     assert numbers == list(range(recorded)), "every recorded frame stored exactly once"
     assert stored[7]["observation_vector"][0] == pytest.approx(0.6569866, rel=1e-5)  # Math.sin(7)
 
@@ -138,6 +139,10 @@ def test_js_client_streams_reconnects_and_completes(tmp_path):
     assert [e["status"] for e in done["refused"]] == [422, 400], done["refused"]
     assert "observation_vector" in done["refused"][0]["message"] and "nested" in done["refused"][1]["message"]
     assert [(b["seq"], b["status"], b["firstFrame"]) for b in done["secondFailed"]] == [(0, 422, 0), (1, 400, 1)]
+    # an episode of the full observation: its 48-number frame stored, the 30-number one refused (422)
+    assert done["fullObservation"] == "full"
+    assert [(b["status"], b["firstFrame"]) for b in done["fullFailed"]] == [(422, 1)]
+    assert [f["frame_number"] for f in full] == [0] and len(full[0]["observation_vector"]) == 48
 
     # a batch the server closes the stream for: backoff, given up, episode completed
     assert done["thirdError"] is None, done["thirdError"]

@@ -134,15 +134,19 @@ def test_document_agrees_with_the_decoders_on_the_edge_cases(server):
     assert doc["components"]["schemas"]["ActIn"]["properties"]["observations"]["maxItems"] == 32
 
 
-def test_answers_decode_into_their_documented_types(server):
+def test_answers_decode_into_their_documented_types(server, tmp_path_factory):
     """Every answer of a live server, decoded strictly (no unknown field, none missing)."""
+    from policy_files import make_checkpoint
+
     from ingest import responses as r
     from ingest.client import HttpClient
     from storage import Database
 
+    # a real file: the fuzzer below also asks this fighter for actions, which a missing file makes a 500
+    checkpoint = make_checkpoint(tmp_path_factory.mktemp("typed") / "x.pt")
     with Database.open(server.config.db_path) as db:
         fid = db.register_fighter("typed.glb", {"size": [1, 2]})
-        db.add_checkpoint(fid, 1, 10, 0.5, 1.0, 100, "models/x.pt", "aggression")
+        db.add_checkpoint(fid, 1, 10, 0.5, 1.0, 100, str(checkpoint), "aggression")
         db.add_training_metrics(fid, "run", 1, 1.0, 0.5, 0.1, float("nan"))
         eid = db.create_episode(fid, [2])
         db.add_frames(eid, [{**json.loads(json.dumps(_frame(n)))} for n in range(3)])

@@ -4,6 +4,7 @@
  *   import { configure, startEpisode, recordFrame, completeEpisode } from './arena-client.js';
  *   configure({ baseUrl: 'http://127.0.0.1:8001' });
  *   const episodeId = await startEpisode(fighterId, opponentIds);
+ *   // or, frames carrying the full 48-number observation: startEpisode(fighterId, opponentIds, null, { observation: 'full' })
  *   recordFrame(episodeId, frame);            // every game tick; returns at once
  *   await completeEpisode(episodeId, { totalReward: 150, duration: 3000, isVictory: true, finalRank: 1 });
  *
@@ -69,10 +70,13 @@ export class ArenaClient {
       { glb_filename: glbFilename, metadata, model_version: modelVersion });
   }
 
-  /** Open an episode for fighterId and its frame stream; answers the episode id. */
-  async startEpisode(fighterId, opponentIds = [], episodeNumber = undefined) {
+  /** Open an episode for fighterId and its frame stream; answers the episode id.
+   *  options.observation: 'basic' (default: observation_vector holds the game's 30 numbers) or
+   *  'full' (48: also cooldowns and facings, as observeFull in observe.js computes them). */
+  async startEpisode(fighterId, opponentIds = [], episodeNumber = undefined, options = {}) {
     const body = { fighter_id: fighterId, opponent_ids: opponentIds };
-    if (episodeNumber !== undefined) body.episode_number = episodeNumber;
+    if (episodeNumber !== undefined && episodeNumber !== null) body.episode_number = episodeNumber;
+    if (options.observation !== undefined) body.observation = options.observation;
     const episode = await this._request('POST', '/api/episodes', body);
     const stream = new EpisodeStream(this, episode.id);
     this.streams.set(episode.id, stream);
