@@ -126,35 +126,11 @@ RUNS = {
         ],
         1500,
     ),
-    # The same with memory and the full observation: the learner's LSTM state and the recurrent
-    # snapshots' state per opponent slot are saved and restored; the basic fixed opponent is widened.
-    "selfplay_lstm": (
-        "selfplay.yaml",
-        [
-            "--policy.kind",
-            "lstm",
-            "--env.observation",
-            "full",
-            "--train.total_timesteps",
-            "3500",
-            "--eval.interval",
-            "0",
-            "--league.snapshot_interval",
-            "600",
-            "--league.specialists",
-            "[]",
-            "--league.init_from",
-            "null",
-            "--league.fixed",
-            "0.3",
-            "--league.bots",
-            "0.38",
-            "--league.opponent_greedy",
-            "0.5",
-        ],
-        1500,
-    ),
 }
+# The same with memory and the full observation: the learner's LSTM state and the recurrent
+# snapshots' state per opponent slot are saved and restored; the basic fixed opponent is widened.
+MEMORY_AND_FULL_OBSERVATION = ["--policy.kind", "lstm", "--env.observation", "full"]
+RUNS["selfplay_lstm"] = ("selfplay.yaml", MEMORY_AND_FULL_OBSERVATION + RUNS["selfplay"][1], 1500)
 
 
 @pytest.mark.parametrize("name", list(RUNS))

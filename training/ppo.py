@@ -167,22 +167,30 @@ def ppo_update(policy, optimizer, batch, args, precision=torch.float32, dist=Non
         for start in range(0, batch_size, minibatch_size):
             mb_inds = b_inds[start : start + minibatch_size]
             loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args, precision)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-            optimizer.step()
+            gradient_step(policy, optimizer, loss, args.max_grad_norm)
             for k, v in stats.items():
                 totals[k] += float(v)
             count += 1
         if args.target_kl is not None and float(stats["approx_kl"]) > args.target_kl:
             break
     means = {k: v / count for k, v in totals.items()}
-    var_y = torch.var(batch["returns"]).item() if batch_size > 1 else 0.0
-    means["explained_variance"] = (
-        float("nan") if var_y == 0 else 1 - torch.var(batch["returns"] - batch["values"]).item() / var_y
-    )
+    means["explained_variance"] = explained_variance(batch["returns"], batch["values"])
     means["epochs"] = epoch + 1
     return means
+
+
+def gradient_step(model, optimizer, loss, max_grad_norm: float) -> None:
+    """Back-propagate ``loss``, clip the gradients' global norm and take the optimizer's step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+
+
+def explained_variance(returns: torch.Tensor, values: torch.Tensor) -> float:
+    """1 - Var(returns - values) / Var(returns): how much of the returns the value head explains."""
+    var_y = torch.var(returns).item() if len(returns) > 1 else 0.0
+    return float("nan") if var_y == 0 else 1 - torch.var(returns - values).item() / var_y
 
 
 SEQUENCE_ROWS = ("actions", "logprobs", "advantages", "returns", "values")
@@ -211,19 +219,15 @@ def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32)
             mb = {k: batch[k][:, cols].reshape(-1)[live] for k in SEQUENCE_ROWS}
             _, newlogprob, entropy, newvalue = action_and_value(logits, newvalue, mb["actions"])
             loss, stats = clipped_loss(newlogprob, entropy, newvalue, mb, args)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-            optimizer.step()
+            gradient_step(policy, optimizer, loss, args.max_grad_norm)
             for k, v in stats.items():
                 totals[k] += float(v)
             count += 1
         if args.target_kl is not None and count and float(stats["approx_kl"]) > args.target_kl:
             break
     means = {k: v / max(count, 1) for k, v in totals.items()}
-    returns, values = batch["returns"].reshape(-1)[live_rows], batch["values"].reshape(-1)[live_rows]
-    var_y = torch.var(returns).item() if len(returns) > 1 else 0.0
-    means["explained_variance"] = float("nan") if var_y == 0 else 1 - torch.var(returns - values).item() / var_y
+    live_returns, live_values = batch["returns"].reshape(-1)[live_rows], batch["values"].reshape(-1)[live_rows]
+    means["explained_variance"] = explained_variance(live_returns, live_values)
     means["epochs"] = epoch + 1
     return means
 
@@ -247,10 +251,7 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
             mb_inds = picked[picked >= 0]  # this rank's rows of the minibatch
             mb = {k: batch[k][mb_inds] for k in ROWS}
             loss, sums = global_ppo_loss(model, mb, args, precision, dist, min(minibatch_size, size - start))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # DistributedDataParallel averages the gradients over the ranks
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
+            gradient_step(model, optimizer, loss, args.max_grad_norm)  # DDP averages the gradients over the ranks
             totals += sums  # this rank's share of the minibatch's means; summed over the ranks at the end
             count += 1
         # the early stop reads the epoch's last minibatch's KL, over the whole minibatch
