@@ -197,6 +197,8 @@ class EpisodeStream {
     this.busy = false;
     this.waiters = [];
     this.counts = { recorded: 0, acked: 0, duplicates: 0, refused: 0, dropped: 0, reconnects: 0 };
+    /** Connections opened for this stream; every one after the first is a reconnect. */
+    this.connections = 0;
   }
 
   record(frame) {
@@ -252,6 +254,8 @@ class EpisodeStream {
 
   connect() {
     if (this.closed) return;
+    if (this.connections > 0) this.counts.reconnects += 1; // after a drop, a refusal or an idle close
+    this.connections += 1;
     const ws = new WebSocket(this.client._streamUrl(this.episodeId));
     this.ws = ws;
     ws.onopen = () => {
@@ -325,7 +329,6 @@ class EpisodeStream {
         return this.scheduleReconnect(); // server still unreachable
       }
       if (this.closed || this.ws !== null) return;
-      this.counts.reconnects += 1;
       this.connect();
     }, delay);
   }
