@@ -221,10 +221,21 @@ class EpisodeStream:
         self.seq = self.sent = self.stored = 0
 
     @classmethod
-    async def open(cls, host: str, port: int, episode_id: int) -> EpisodeStream:
-        from ingest.client import WsClient
+    async def open(cls, host: str, port: int, episode_id: int, attempts: int = 8) -> EpisodeStream:
+        """Open the stream; a server at its connection limits (503, or a reset while the
+        streams of the last matches are still closing) is asked again with a growing wait."""
+        from ingest.client import WsClient, WsRejected
 
-        return cls(await WsClient.connect(host, port, f"/api/episodes/{episode_id}/stream"), episode_id)
+        delay = 0.1
+        for attempt in range(attempts):
+            try:
+                return cls(await WsClient.connect(host, port, f"/api/episodes/{episode_id}/stream"), episode_id)
+            except (WsRejected, ConnectionError) as e:
+                if (isinstance(e, WsRejected) and e.status != 503) or attempt == attempts - 1:
+                    raise RecordingError(f"episode {episode_id}: the stream could not be opened: {e}") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
 
     async def add(self, frame: dict) -> None:
         self.pending.append(frame)
@@ -566,11 +577,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from configs import ConfigError
+    from ingest.client import ClientError
     from policies.export import ExportError
 
     try:
         result = run_demo(args)
-    except (RecordingError, ConfigError, ExportError, RuntimeError, OSError) as exc:
+    except (RecordingError, ClientError, ConfigError, ExportError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_report(result))

@@ -48,20 +48,30 @@ class ClientError(Exception):
     pass
 
 
+_ENDED = (h11.MUST_CLOSE, h11.CLOSED)
+
+
+class _ClosedBeforeAnswer(Exception):
+    """The connection closed before any byte of the answer came."""
+
+
 class HttpClient:
     """One keep-alive HTTP/1.1 connection; requests are sent one at a time."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int | None = None):
         self.reader = reader
         self.writer = writer
         self.host = host
+        self._address = (host.rpartition(":")[0], port) if port is not None else None
         self.h11 = h11.Connection(h11.CLIENT)
         self._lock = asyncio.Lock()
+        self.reconnects = 0
+        """Requests resent on a new connection because the server had closed the idle one."""
 
     @classmethod
     async def connect(cls, host: str, port: int) -> HttpClient:
         reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
-        return cls(reader, writer, f"{host}:{port}")
+        return cls(reader, writer, f"{host}:{port}", port)
 
     async def request(
         self,
@@ -74,12 +84,35 @@ class HttpClient:
         timeout: float = TIMEOUT_S,
     ) -> HttpResponse:
         async with self._lock, asyncio.timeout(timeout):
-            return await self._request(method, path, json, body, headers or {})
+            if self._address is not None and (self.h11.our_state in _ENDED or self.h11.their_state in _ENDED):
+                await self._reopen()  # the server answered "connection: close" last time
+            reused = self.h11.our_state is h11.DONE
+            try:
+                return await self._request(method, path, json, body, headers or {})
+            except _ClosedBeforeAnswer:
+                if not reused or self._address is None:
+                    raise ClientError("server closed the connection before answering") from None
+            # The server had closed this kept-alive connection while it was idle (its
+            # keep-alive timeout, or to make room): it never read the request. Send it again
+            # on a new connection, once, as browsers do.
+            await self._reopen()
+            self.reconnects += 1
+            try:
+                return await self._request(method, path, json, body, headers or {})
+            except _ClosedBeforeAnswer:
+                raise ClientError("server closed the connection before answering") from None
+
+    async def _reopen(self) -> None:
+        await self.close()
+        self.reader, self.writer = await asyncio.open_connection(*self._address, limit=READ_SIZE)
+        self.h11 = h11.Connection(h11.CLIENT)
 
     async def _request(self, method, path, json, body, headers) -> HttpResponse:
         h = self.h11
         if h.our_state is h11.DONE and h.their_state is h11.DONE:
             h.start_next_cycle()
+        if h.our_state is not h11.IDLE:
+            raise ClientError("the connection is not reusable (an earlier request did not finish)")
         if json is not None:
             body = orjson.dumps(json)
             headers.setdefault("content-type", "application/json")
@@ -90,13 +123,27 @@ class HttpClient:
         if body:
             data += h.send(h11.Data(data=body))
         data += h.send(h11.EndOfMessage())
-        self.writer.write(data)
-        await self.writer.drain()
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except ConnectionError:
+            raise _ClosedBeforeAnswer from None
         status, resp_headers, chunks = 0, {}, []
+        answered = False
         while True:
-            event = h.next_event()
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as e:
+                raise ClientError(f"bad or cut answer from the server: {e}") from None
             if event is h11.NEED_DATA:
-                h.receive_data(await self.reader.read(READ_SIZE))
+                try:
+                    received = await self.reader.read(READ_SIZE)
+                except ConnectionError:
+                    received = b""
+                if not received and not answered:
+                    raise _ClosedBeforeAnswer
+                answered = True
+                h.receive_data(received)
             elif isinstance(event, h11.Response):
                 status = event.status_code
                 resp_headers = {k.decode(): v.decode() for k, v in event.headers}
