@@ -91,10 +91,11 @@ VALID = {
     "approach": (0.05, 1.0),
     "standoff": (0.0, 4.0),
     "retreat": (0.0, 4.0),
-    "range": (0.3, 1.0),
+    "range": (0.8, 1.0),
     "hesitate": (0.0, 0.95),
 }
-"""Allowed values of each parameter, inclusive (a lag or hesitation of 1 would freeze a bot)."""
+"""Allowed values of each parameter, inclusive (a lag or hesitation of 1 would freeze a bot, and
+a strike range below 0.8 reach, 1.04 m, would be inside two default bodies' contact distance)."""
 
 TRAINING = {
     "noise": (0.0, 0.2),
@@ -102,7 +103,7 @@ TRAINING = {
     "approach": (0.5, 1.0),
     "standoff": (0.0, 1.5),
     "retreat": (0.0, 1.6),
-    "range": (0.6, 1.0),
+    "range": (0.9, 1.0),
     "hesitate": (0.0, 0.3),
 }
 """The part of each range that training may use, inclusive; the rest is held out for evaluation.
@@ -175,15 +176,15 @@ VARIANTS = {
         _variant("laggy_chaser", "chaser", lag=0.25),
         _variant("wary_chaser", "chaser", standoff=1.2, retreat=1.0),
         _variant("hesitant_striker", "striker", hesitate=0.25),
-        _variant("close_kiter", "kiter", retreat=1.5, range=0.7),
+        _variant("close_kiter", "kiter", retreat=1.5, range=0.9),
         _variant("sloppy_edge_pusher", "edge_pusher", noise=0.1, lag=0.2),
         # Held out: each has a parameter outside its training range.
         _variant("far_kiter", "kiter", retreat=2.5),
-        _variant("patient_counter", "counter", hesitate=0.6, range=0.5),
+        _variant("patient_counter", "counter", hesitate=0.6),
         _variant("lurking_striker", "striker", standoff=2.0, retreat=2.0),
         _variant("crawling_chaser", "chaser", approach=0.3, lag=0.4),
         _variant("erratic_edge_pusher", "edge_pusher", noise=0.4),
-        _variant("close_striker", "striker", range=0.45),
+        _variant("close_striker", "striker", range=0.82),
     )
 }
 """Named variants, by name. docs/evaluation.md lists them with what each tests."""

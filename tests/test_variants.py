@@ -22,8 +22,8 @@ from arena.variants import HELD_OUT_VARIANTS, TRAINING, TRAINING_VARIANTS, VALID
             4,
             [
                 "chaser[approach=0.4;hesitate=0.5;standoff=1.5;retreat=1.0]",
-                "edge_pusher[standoff=1.5;range=0.5;retreat=0.8]",
-                "striker[lag=0.5;noise=0.2;range=0.4;standoff=2]",
+                "edge_pusher[standoff=1.5;range=0.85;retreat=0.8]",
+                "striker[lag=0.5;noise=0.2;range=0.8;standoff=2]",
             ],
         ),
         (3, ["counter[retreat=1.5;hesitate=0.3;approach=0.2]", ["random[lag=0.5]", "lurking_striker"]]),
@@ -97,14 +97,12 @@ def test_far_standoff_keeps_its_distance():
 
 
 def test_strike_range_makes_it_close_in_further():
-    ring = Ring(2, opponents=["chaser[range=0.5]"], frame_skip=1, seed=2)
-    ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[0.0, math.pi])  # 1.0 m apart, facing each other
-    ring.step()
-    assert ring.arena.action[0, 1] != ACTION_ATTACK  # 1.0 m > 0.5 * 1.3 m: it steps in first
-    ring = Ring(2, opponents=["chaser"], frame_skip=1, seed=2)
-    ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[0.0, math.pi])
-    ring.step()
-    assert ring.arena.action[0, 1] == ACTION_ATTACK
+    for bot, strikes in (("chaser", True), ("chaser[range=0.8]", False)):
+        ring = Ring(2, opponents=[bot], frame_skip=1, seed=2)
+        ring.place([(0.0, 0.0), (1.2, 0.0)], facings=[0.0, math.pi])  # 1.2 m apart, facing each other
+        ring.step()
+        # 1.2 m is within reach (1.3 m) but not within 0.8 of it: the variant steps in first.
+        assert (ring.arena.action[0, 1] == ACTION_ATTACK) == strikes, bot
 
 
 def test_full_lag_repeats_the_first_action():
