@@ -15,7 +15,7 @@ comes from the arena's own splitmix64 generator, so results do not depend on the
 count.
 
 numba's on-disk cache (cache=True) is keyed on this file alone: every jitted function that
-inlines these kernels lives here, and after renumbering the P_/R_ indices in arena/rules.py
+inlines these kernels lives here, and after renumbering the P_/R_/V_ indices in arena/rules.py
 or changing a constant of arena/spec.py this file must be touched (or __pycache__ cleared)
 so the cache is rebuilt.
 
