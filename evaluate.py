@@ -6,8 +6,10 @@
     python evaluate.py best.pt --db data/arena.db            # record a model_checkpoints row
     python evaluate.py compare v1=runs/a/checkpoints/step_000001638400.pt v2=runs/a/checkpoints/best.pt chaser
     python evaluate.py select runs/<run> --candidates 5 --matches 1000   # re-pick best.pt by a larger replay
+    python evaluate.py gauntlet runs/<run>/checkpoints/best.pt --matches 200 --json gauntlet.json
 
-A player (the evaluated one or an opponent) is a bot name, a checkpoint file, ``module:function``
+A player (the evaluated one or an opponent) is a bot name, a bot variant (``far_kiter``,
+``'kiter[retreat=2.0;noise=0.1]'``, arena/variants.py), a checkpoint file, ``module:function``
 (obs float32 (n, 30) -> actions int (n,)), ``path/to/file.py:function`` or ``uniform``
 (evaluation/players.py). This file is the command line; the work is done in evaluation/
 (and, for ``select`` and ``--db``, in training/). The Python API, re-exported here:
@@ -30,6 +32,7 @@ import sys
 from common.files import atomic_write_json
 from evaluation.compare import compare
 from evaluation.evaluate import evaluate, play_matches
+from evaluation.gauntlet import format_gauntlet, gauntlet
 from evaluation.matches import Z95, wilson_interval
 from evaluation.players import UNIFORM, Player, PlayerError, as_action_fn, resolve_player, uniform_policy
 from evaluation.tables import format_compare, format_table
@@ -37,6 +40,7 @@ from evaluation.tables import format_compare, format_table
 __all__ = [
     "evaluate",
     "compare",
+    "gauntlet",
     "play_matches",
     "as_action_fn",
     "uniform_policy",
@@ -68,7 +72,8 @@ def evaluate_main(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="evaluate.py",
         description="Evaluate a fighter against opponents over seeded matches. "
-        "Also: evaluate.py compare A B ... (round robin and ratings).",
+        "Also: evaluate.py compare A B ... (round robin and ratings), evaluate.py gauntlet CKPT "
+        "(every bot and the held-out variants, and the worst case).",
     )
     parser.add_argument(
         "checkpoint",
@@ -78,7 +83,8 @@ def evaluate_main(argv) -> int:
     parser.add_argument(
         "--opponents",
         default="random,chaser",
-        help="comma-separated: bot names, checkpoint files, module:function (default random,chaser)",
+        help="comma-separated: bot names, bot variants (far_kiter, 'kiter[retreat=2.0;noise=0.1]'), "
+        "checkpoint files, module:function (default random,chaser)",
     )
     parser.add_argument("--matches", type=int, default=200, help="seeded matches per opponent")
     parser.add_argument("--seed", type=int, default=0)
@@ -261,6 +267,57 @@ def select_main(argv) -> int:
     return 0
 
 
+def gauntlet_main(argv) -> int:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py gauntlet",
+        description="Play a fighter against every built-in bot and the held-out bot variants "
+        "(parameters outside the training ranges; docs/evaluation.md), plus any --opponents, "
+        "and report each and the worst case.",
+    )
+    parser.add_argument("checkpoint", help="the fighter: a .pt file from train.py, a bot, or module:function")
+    parser.add_argument("--matches", type=int, default=200, help="seeded matches per opponent")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="OUT", help="also write the results and the worst case as JSON")
+    parser.add_argument(
+        "--opponents",
+        default="",
+        help="comma-separated extra opponents: checkpoint files, module:function, more bot variants",
+    )
+    parser.add_argument("--fighters", type=int, default=2, help="fighters per match (the fighter + opponent copies)")
+    parser.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
+    parser.add_argument("--config", metavar="YAML", help="rules and reward weights (default: the checkpoint's own)")
+    args = parser.parse_args(argv)
+
+    learner = resolve_player(args.checkpoint, greedy=not args.sample)
+    result = gauntlet(
+        learner,
+        matches=args.matches,
+        seed=args.seed,
+        extra=parse_list(args.opponents),
+        fighters=args.fighters,
+        greedy=not args.sample,
+        **env_settings(learner, args.config),
+    )
+    print(
+        f"{args.checkpoint}: gauntlet of {len(result.results)} opponents, {args.matches} matches each, "
+        f"{args.fighters} fighters, seed {args.seed}, {'sampled' if args.sample else 'greedy'} actions"
+    )
+    print(format_gauntlet(result))
+    if args.json:
+        atomic_write_json(
+            args.json,
+            {
+                "checkpoint": args.checkpoint,
+                "seed": args.seed,
+                "matches": args.matches,
+                "fighters": args.fighters,
+                "greedy": not args.sample,
+                **result.to_json(),
+            },
+        )
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     import torch
@@ -277,6 +334,8 @@ def main(argv=None) -> int:
             return compare_main(argv[1:])
         if argv and argv[0] == "select":
             return select_main(argv[1:])
+        if argv and argv[0] == "gauntlet":
+            return gauntlet_main(argv[1:])
         return evaluate_main(argv)
     except (FileNotFoundError, CheckpointError, ArenaConfigError, PlayerError, StorageError, ValueError) as exc:
         # ConfigError is a ValueError; PlayerError names a bad module:function or bot

@@ -21,8 +21,8 @@ from arena.rules import (
     ArenaConfigError,
     RewardWeights,
     Rules,
-    bot_id,
 )
+from arena.variants import VARIANTS, BotVariant, resolve_variant, variant_table
 
 MASK64 = (1 << 64) - 1
 
@@ -91,10 +91,12 @@ def arena_seeds(seed: int, num_arenas: int, first_arena: int = 0) -> np.ndarray:
 
 
 def parse_slots(fighters: int, opponents) -> list:
-    """Turn an opponents list into one entry per slot: None for agents, else bot ids.
+    """Turn an opponents list into one entry per slot: None for agents, else a list of
+    BotVariants.
 
-    Agents take the first slots; `opponents` fills the last ones. An opponent entry is a
-    bot name, or a list of bot names sampled uniformly at every match start.
+    Agents take the first slots; `opponents` fills the last ones. An opponent entry is a bot
+    (a name, a named variant or ``bot[key=value;...]``, see arena/variants.py), or a list of
+    them sampled uniformly at every match start.
     """
     if isinstance(fighters, bool) or not isinstance(fighters, (int, np.integer)):
         raise ArenaConfigError(f"fighters_per_arena must be an integer, got {fighters!r}")
@@ -107,21 +109,29 @@ def parse_slots(fighters: int, opponents) -> list:
         raise ArenaConfigError(f"{len(opponents)} opponents do not fit in {fighters} fighter slots")
     slots = [None] * (fighters - len(opponents))
     for entry in opponents:
-        names = [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, (list, tuple)) else None
+        names = (
+            [entry]
+            if isinstance(entry, (str, BotVariant))
+            else list(entry)
+            if isinstance(entry, (list, tuple))
+            else None
+        )
         if not names:
             raise ArenaConfigError(
                 f"an opponent must be a bot name or a non-empty list of bot names "
-                f"({', '.join(BOT_NAMES)}), got {entry!r}"
+                f"({', '.join(BOT_NAMES)}, or a variant: {', '.join(VARIANTS)}), got {entry!r}"
             )
-        slots.append([bot_id(name) for name in names])
+        slots.append([resolve_variant(name) for name in names])
     return slots
 
 
 class Arena:
     """`num_arenas` independent rings with `fighters` fighters each, stepped together.
 
-    slots: one entry per fighter slot, None for a policy-driven agent or a list of bot
-    ids (see parse_slots). Agents' rows in the flat buffers are ordered arena-major.
+    slots: one entry per fighter slot, None for a policy-driven agent or a list of bots (see
+    parse_slots: BotVariants, or built-in bot ids). Agents' rows in the flat buffers are ordered
+    arena-major. The bots' parameters are rows of ``variants`` (arena/variants.py): rows 0-6 are
+    the built-in bots by id, the variants of the slots follow, and the ``bot`` column holds rows.
     threads: how many threads step the arenas (1 = the calling thread only); None uses
     numba's current setting (numba.set_num_threads). Results are identical either way.
     """
@@ -175,15 +185,18 @@ class Arena:
         for f in range(F):
             stats = self.rules.stats_for(f)
             self.size[:, f], self.speed[:, f], self.mass[:, f] = stats.size, stats.speed, stats.mass
+        self.variants = variant_table()
+        self.variant_names = list(BOT_NAMES)
         pool_width = max([len(s) for s in slots if s is not None] + [1])
         self.bot_pool = np.zeros((F, pool_width), dtype=np.int32)
         self.pool_len = np.zeros(F, dtype=np.int32)
         self.bot[:] = LEARNER
         for f, s in enumerate(slots):
             if s is not None:
-                self.bot_pool[f, : len(s)] = s
+                rows = [self.variant_row(entry) for entry in s]
+                self.bot_pool[f, : len(s)] = rows
                 self.pool_len[f] = len(s)
-                self.bot[:, f] = s[0]
+                self.bot[:, f] = rows[0]
         self.last_hitter[:] = kernel.NO_FIGHTER
         self.agent_row[:] = -1
         for k, f in enumerate(self.agent_slots):
@@ -232,6 +245,7 @@ class Arena:
                 truncations,
                 masks,
                 self.params,
+                self.variants,
                 self.reward_weights,
                 self.rules.frame_skip,
                 self.rules.max_frames,
@@ -257,17 +271,38 @@ class Arena:
             length=self.final_length[arenas],
         )
 
+    def variant_row(self, bot) -> int:
+        """The row of ``variants`` that plays ``bot`` (a built-in bot id, a name, a spec or a
+        BotVariant), appending a row for a variant the table lacks. A variant with a built-in
+        bot's default parameters is that bot's row."""
+        if isinstance(bot, (int, np.integer)) and not isinstance(bot, bool):
+            if not 0 <= bot < len(self.variants):
+                last = len(self.variants) - 1
+                raise ArenaConfigError(f"bot id {bot!r} is not a row of the variant table (0..{last})")
+            return int(bot)
+        variant = resolve_variant(bot)
+        if variant.builtin:
+            return variant.kind
+        row = variant.pack()
+        for k in range(len(BOT_NAMES), len(self.variants)):
+            if np.array_equal(self.variants[k], row):
+                return k
+        self.variants = np.vstack([self.variants, row])
+        self.variant_names.append(variant.name)
+        return len(self.variants) - 1
+
     def bot_actions(self, bot, arenas, slots, out=None) -> np.ndarray:
-        """The action built-in bot ``bot`` (a name or kernel id) takes now for fighter ``slots[k]``
-        of arena ``arenas[k]``, computed from the current state by the kernel's own bot code
-        (idle for an eliminated fighter): a bot playing an agent row, as evaluation and the demos
-        seat them. Random bots draw from, and so advance, their arena's generator."""
-        kind = bot_id(bot) if isinstance(bot, str) else int(bot)
+        """The action bot ``bot`` (a name, variant spec, BotVariant or variant row) takes now for
+        fighter ``slots[k]`` of arena ``arenas[k]``, computed from the current state by the
+        kernel's own bot code (idle for an eliminated fighter): a bot playing an agent row, as
+        evaluation and the demos seat them. Random bots and variants with noise, lag, hesitation
+        or a slow approach draw from, and so advance, their arena's generator."""
+        row = self.variant_row(bot)
         arenas = np.asarray(arenas, dtype=np.int64)
         slots = np.asarray(slots, dtype=np.int64)
         if out is None:
             out = np.empty(len(arenas), dtype=np.int32)
-        kernel.bot_actions(kind, arenas, slots, self.fl, self.it, self.rng, self.params, out)
+        kernel.bot_actions(row, arenas, slots, self.fl, self.it, self.rng, self.params, self.variants, out)
         return out
 
     # ------------------------------------------------------------ inspection

@@ -15,7 +15,7 @@ comes from the arena's own splitmix64 generator, so results do not depend on the
 count.
 
 numba's on-disk cache (cache=True) is keyed on this file alone: every jitted function that
-inlines these kernels lives here, and after renumbering the P_/R_ indices in arena/rules.py
+inlines these kernels lives here, and after renumbering the P_/R_/V_ indices in arena/rules.py
 or changing a constant of arena/spec.py this file must be touched (or __pycache__ cleared)
 so the cache is rebuilt.
 
@@ -53,6 +53,14 @@ from arena.rules import (
     R_KNOCKOUT,
     R_SURVIVE,
     R_WIN,
+    V_APPROACH,
+    V_HESITATE,
+    V_KIND,
+    V_LAG,
+    V_NOISE,
+    V_RANGE,
+    V_RETREAT,
+    V_STANDOFF,
 )
 from arena.spec import (
     ACTION_ATTACK,
@@ -95,7 +103,7 @@ LAST_HITTER = 2  # slot of the last fighter who hit this one, or NO_FIGHTER
 LAST_HIT_FRAME = 3  # frame of that hit
 ELIM_ORDER = 4  # 0 while standing, else the arena's elimination count when eliminated
 FATE = 5  # FATE_* below
-BOT = 6  # scripted bot id, or LEARNER for a policy-driven agent
+BOT = 6  # row of the bot variant table (rows 0-6: the built-in bots by id), or LEARNER for a policy-driven agent
 ACTION = 7  # action held this decision
 EP_HITS = 8  # hits landed this match
 EP_KOS = 9  # credited knockouts this match
@@ -123,10 +131,11 @@ TRUNCATED = 2
 
 # Scripted bot ids (arena.rules.BOT_NAMES order).
 BOT_RANDOM, BOT_IDLE, BOT_CHASER, BOT_KITER, BOT_EDGE_PUSHER, BOT_COUNTER, BOT_STRIKER = 0, 1, 2, 3, 4, 5, 6
-KITE_DISTANCE = 1.2  # kiter's retreat distance while cooling down, in units of reach
-EDGE_SAFE_FRACTION = 0.6  # kiter bends its retreat towards the centre past this fraction of R
+# A bot's retreat distance (kiter: 1.2 reach), edge_pusher's standoff (0.8 reach) and the other
+# behaviour parameters are columns of the variant table (arena/variants.py holds the defaults).
+EDGE_SAFE_FRACTION = 0.6  # a retreat bends towards the centre past this fraction of R
 EDGE_PULL = 3.0  # strength of that bend per unit of radius fraction
-PUSH_STANDOFF = 0.8  # edge_pusher's standoff from the enemy on the centre side, in units of reach
+BRAKE_SPEED = 0.5  # a bot inside its standoff distance brakes while closing in faster than this, m/s
 PUSH_ARRIVED = 0.3  # edge_pusher considers itself in position within this distance, m
 COUNTER_GUARD = 2.0  # counter turns to face enemies closer than this, in units of reach
 COUNTER_HOME = 1.0  # counter walks back to the centre when further out than this, m
@@ -204,8 +213,33 @@ def nearest_enemy(fl, it, a, f):
 
 # ---------------------------------------------------------------- scripted bots
 @njit(cache=True, inline="always")
-def bot_action(kind, a, f, fl, it, rng, params):
-    """The action scripted bot `kind` takes for fighter f of arena a this decision."""
+def retreat_move(a, f, fl, dx, dy, dist, radius):
+    """The move away from an enemy at (dx, dy), bent towards the centre near the rim."""
+    ux = -dx / max(dist, 1e-9)
+    uy = -dy / max(dist, 1e-9)
+    r = math.sqrt(fl[a, f, X] ** 2 + fl[a, f, Y] ** 2)
+    pull = max(0.0, r / radius - EDGE_SAFE_FRACTION) * EDGE_PULL
+    if r > 0.0:
+        ux -= pull * fl[a, f, X] / r
+        uy -= pull * fl[a, f, Y] / r
+    return compass(ux, uy)
+
+
+@njit(cache=True, inline="always")
+def hold_off(a, f, fl, dx, dy, dist):
+    """Inside its standoff distance a bot does not step in: it brakes (moves away) while its own
+    velocity still carries it towards the enemy faster than BRAKE_SPEED, else it idles."""
+    closing = (fl[a, f, VX] * dx + fl[a, f, VY] * dy) / max(dist, 1e-9)
+    if closing > BRAKE_SPEED:
+        return compass(-dx, -dy)
+    return ACTION_IDLE
+
+
+@njit(cache=True, inline="always")
+def bot_action(v, a, f, fl, it, rng, params, variants):
+    """The action of bot variant v (a row of `variants`) by its base rules, for fighter f of
+    arena a this decision. Defaults (retreat 0, standoff 0, range 1) never change a branch."""
+    kind = int(variants[v, V_KIND])
     if kind == BOT_RANDOM:
         return rng_below(rng, a, NUM_ACTIONS)
     if kind == BOT_IDLE:
@@ -214,30 +248,30 @@ def bot_action(kind, a, f, fl, it, rng, params):
     if j == NO_FIGHTER:
         return ACTION_IDLE
     reach = params[P_REACH]
+    strike = variants[v, V_RANGE] * reach
+    keep = variants[v, V_STANDOFF] * reach
+    retreat = variants[v, V_RETREAT] * reach
     dx = fl[a, j, X] - fl[a, f, X]
     dy = fl[a, j, Y] - fl[a, f, Y]
     dist = math.sqrt(dx * dx + dy * dy)
     ready = it[a, f, COOLDOWN] == 0
     facing_enemy = in_cone(fl[a, f, FACING], dx, dy, params[P_COS_CONE])
+    if not ready and dist < retreat:
+        # Every bot with a retreat distance backs off while cooling down (the kiter by default).
+        return retreat_move(a, f, fl, dx, dy, dist, params[P_RADIUS])
     if kind == BOT_CHASER:
-        if dist <= reach and ready and facing_enemy:
+        if dist <= strike and ready and facing_enemy:
             return ACTION_ATTACK
+        if strike < dist < keep:
+            return hold_off(a, f, fl, dx, dy, dist)
         return compass(dx, dy)
     if kind == BOT_KITER:
         if ready:
-            if dist <= reach and facing_enemy:
+            if dist <= strike and facing_enemy:
                 return ACTION_ATTACK
+            if strike < dist < keep:
+                return hold_off(a, f, fl, dx, dy, dist)
             return compass(dx, dy)
-        if dist < KITE_DISTANCE * reach:
-            # Retreat from the enemy, bending towards the centre near the rim.
-            ux = -dx / max(dist, 1e-9)
-            uy = -dy / max(dist, 1e-9)
-            r = math.sqrt(fl[a, f, X] ** 2 + fl[a, f, Y] ** 2)
-            pull = max(0.0, r / params[P_RADIUS] - EDGE_SAFE_FRACTION) * EDGE_PULL
-            if r > 0.0:
-                ux -= pull * fl[a, f, X] / r
-                uy -= pull * fl[a, f, Y] / r
-            return compass(ux, uy)
         return ACTION_IDLE
     if kind == BOT_EDGE_PUSHER:
         # Stand between the enemy and the centre, then strike outwards.
@@ -249,10 +283,10 @@ def bot_action(kind, a, f, fl, it, rng, params):
             ox = dx / max(dist, 1e-9)
             oy = dy / max(dist, 1e-9)
         my_r = math.sqrt(fl[a, f, X] ** 2 + fl[a, f, Y] ** 2)
-        if dist <= reach and ready and facing_enemy and my_r < er:
+        if dist <= strike and ready and facing_enemy and my_r < er:
             return ACTION_ATTACK
-        tx = fl[a, j, X] - ox * PUSH_STANDOFF * reach - fl[a, f, X]
-        ty = fl[a, j, Y] - oy * PUSH_STANDOFF * reach - fl[a, f, Y]
+        tx = fl[a, j, X] - ox * variants[v, V_STANDOFF] * reach - fl[a, f, X]
+        ty = fl[a, j, Y] - oy * variants[v, V_STANDOFF] * reach - fl[a, f, Y]
         if math.sqrt(tx * tx + ty * ty) > PUSH_ARRIVED:
             return compass(tx, ty)
         return compass(dx, dy)
@@ -261,7 +295,7 @@ def bot_action(kind, a, f, fl, it, rng, params):
         # otherwise hold the centre.
         home = fl[a, f, X] ** 2 + fl[a, f, Y] ** 2 <= COUNTER_HOME * COUNTER_HOME
         if ready and dist < COUNTER_GUARD * reach:
-            if dist <= reach and facing_enemy:
+            if dist <= strike and facing_enemy:
                 return ACTION_ATTACK
             if facing_enemy:
                 return ACTION_IDLE
@@ -272,15 +306,42 @@ def bot_action(kind, a, f, fl, it, rng, params):
     if kind == BOT_STRIKER:
         # The chaser without its wait for the cooldown: it holds the attack whenever the
         # enemy is in reach, so a cooldown that ends mid-decision strikes on that frame.
-        if dist <= reach and facing_enemy:
+        if dist <= strike and facing_enemy:
             return ACTION_ATTACK
+        if strike < dist < keep:
+            return hold_off(a, f, fl, dx, dy, dist)
         return compass(dx, dy)
     return ACTION_IDLE
 
 
+@njit(cache=True, inline="always")
+def variant_action(v, a, f, fl, it, rng, params, variants):
+    """The action of bot variant v for fighter f of arena a: noise, reaction delay, hesitation
+    and approach speed around bot_action. Each draws from the arena's generator only when its
+    parameter is away from its default, so a built-in bot's random stream is unchanged."""
+    noise = variants[v, V_NOISE]
+    if noise > 0.0 and rng_uniform(rng, a) < noise:
+        return rng_below(rng, a, NUM_ACTIONS)
+    lag = variants[v, V_LAG]
+    if lag > 0.0 and rng_uniform(rng, a) < lag:
+        return int(it[a, f, ACTION])  # the action of its previous decision (idle at a match start)
+    act = bot_action(v, a, f, fl, it, rng, params, variants)
+    hesitate = variants[v, V_HESITATE]
+    if hesitate > 0.0 and act == ACTION_ATTACK and it[a, f, COOLDOWN] == 0 and rng_uniform(rng, a) < hesitate:
+        return ACTION_IDLE
+    approach = variants[v, V_APPROACH]
+    if approach < 1.0 and act < 8:
+        j = nearest_enemy(fl, it, a, f)
+        if j != NO_FIGHTER:
+            towards = DIR_X[act] * (fl[a, j, X] - fl[a, f, X]) + DIR_Y[act] * (fl[a, j, Y] - fl[a, f, Y])
+            if towards > 0.0 and rng_uniform(rng, a) >= approach:
+                return ACTION_IDLE
+    return act
+
+
 @njit(cache=True)
-def bot_actions(kind, arenas, slots, fl, it, rng, params, out):
-    """out[k] = bot `kind`'s action for fighter slots[k] of arena arenas[k] (idle once
+def bot_actions(v, arenas, slots, fl, it, rng, params, variants, out):
+    """out[k] = bot variant v's action for fighter slots[k] of arena arenas[k] (idle once
     eliminated): built-in bots playing agent rows, for evaluation and the demos. It lives
     here because numba's cache only notices edits to the file of the function it compiled."""
     for k in range(arenas.shape[0]):
@@ -289,7 +350,7 @@ def bot_actions(kind, arenas, slots, fl, it, rng, params, out):
         if it[a, f, ALIVE] == 0:
             out[k] = ACTION_IDLE
         else:
-            out[k] = bot_action(kind, a, f, fl, it, rng, params)
+            out[k] = variant_action(v, a, f, fl, it, rng, params, variants)
 
 
 # ---------------------------------------------------------------- one arena
@@ -636,6 +697,7 @@ def decide_and_step(
     trunc_out,
     mask_out,
     params,
+    variants,
     weights,
     frame_skip,
     max_frames,
@@ -658,7 +720,7 @@ def decide_and_step(
             if it[a, f, BOT] == LEARNER:
                 it[a, f, ACTION] = actions_in[it[a, f, AGENT_ROW]]
             else:
-                it[a, f, ACTION] = bot_action(it[a, f, BOT], a, f, fl, it, rng, params)
+                it[a, f, ACTION] = variant_action(it[a, f, BOT], a, f, fl, it, rng, params, variants)
     status = ONGOING
     for _ in range(frame_skip):
         physics_frame(a, fl, it, ar, params, weights)
@@ -723,6 +785,7 @@ def step_arenas(
     trunc_out,
     mask_out,
     params,
+    variants,
     weights,
     frame_skip,
     max_frames,
@@ -748,6 +811,7 @@ def step_arenas(
             trunc_out,
             mask_out,
             params,
+            variants,
             weights,
             frame_skip,
             max_frames,

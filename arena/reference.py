@@ -15,7 +15,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from arena.core import state_views
-from arena.rules import BOT_IDS, LEARNER, RewardWeights, Rules
+from arena.rules import (
+    BOT_IDS,
+    LEARNER,
+    V_APPROACH,
+    V_HESITATE,
+    V_KIND,
+    V_LAG,
+    V_NOISE,
+    V_RANGE,
+    V_RETREAT,
+    V_STANDOFF,
+    RewardWeights,
+    Rules,
+)
+from arena.variants import variant_table
 
 MASK64 = (1 << 64) - 1
 DT = 1.0 / 60.0
@@ -100,11 +114,51 @@ def nearest_enemy(fighters, me):
     return best
 
 
-def bot_decision(fighters, me, rules: Rules, rng: SplitMix64) -> int:
-    f = fighters[me]
-    if f.bot == BOT_IDS["random"]:
+def bot_decision(fighters, me, rules: Rules, rng: SplitMix64, variants=None) -> int:
+    """Fighter ``me``'s bot decision: its row of the variant table (``variants``, the built-in
+    bots by default) gives its base bot and parameters; docs/arena.md, "Bot parameters"."""
+    row = (variant_table() if variants is None else variants)[fighters[me].bot]
+    noise, lag, approach, hesitate = row[V_NOISE], row[V_LAG], row[V_APPROACH], row[V_HESITATE]
+    if noise > 0 and rng.uniform() < noise:
         return rng.below(10)
-    if f.bot == BOT_IDS["idle"]:
+    if lag > 0 and rng.uniform() < lag:
+        return fighters[me].action  # its previous decision's action
+    action = base_decision(fighters, me, rules, rng, row)
+    if hesitate > 0 and action == ACTION_ATTACK and fighters[me].cooldown == 0 and rng.uniform() < hesitate:
+        return ACTION_IDLE
+    if approach < 1 and action < 8:
+        j = nearest_enemy(fighters, me)
+        if j is not None:
+            dx, dy = COMPASS[action]
+            towards = dx * (fighters[j].x - fighters[me].x) + dy * (fighters[j].y - fighters[me].y)
+            if towards > 0 and rng.uniform() >= approach:
+                return ACTION_IDLE
+    return action
+
+
+def retreat_from(f, dx, dy, dist, rules: Rules) -> int:
+    """Away from the enemy, bending towards the centre past 0.6 of the radius."""
+    ux, uy = -dx / max(dist, 1e-9), -dy / max(dist, 1e-9)
+    r = math.hypot(f.x, f.y)
+    pull = max(0.0, r / rules.radius - 0.6) * 3.0
+    if r > 0:
+        ux -= pull * f.x / r
+        uy -= pull * f.y / r
+    return compass(ux, uy)
+
+
+def hold_off(f, dx, dy, dist) -> int:
+    """Inside the standoff distance: a move away while closing in faster than 0.5 m/s, else idle."""
+    closing = (f.vx * dx + f.vy * dy) / max(dist, 1e-9)
+    return compass(-dx, -dy) if closing > 0.5 else ACTION_IDLE
+
+
+def base_decision(fighters, me, rules: Rules, rng: SplitMix64, row) -> int:
+    f = fighters[me]
+    kind = int(row[V_KIND])
+    if kind == BOT_IDS["random"]:
+        return rng.below(10)
+    if kind == BOT_IDS["idle"]:
         return ACTION_IDLE
     j = nearest_enemy(fighters, me)
     if j is None:
@@ -114,40 +168,42 @@ def bot_decision(fighters, me, rules: Rules, rng: SplitMix64) -> int:
     dist = math.hypot(dx, dy)
     ready = f.cooldown == 0
     facing_enemy = in_cone(f.facing, dx, dy, rules.attack_cone_deg)
-    if f.bot == BOT_IDS["chaser"]:
-        return ACTION_ATTACK if dist <= rules.reach and ready and facing_enemy else compass(dx, dy)
-    if f.bot == BOT_IDS["kiter"]:
+    strike = row[V_RANGE] * rules.reach  # the range it strikes from
+    keep = row[V_STANDOFF] * rules.reach  # it does not step closer than this, unless to strike
+    if not ready and dist < row[V_RETREAT] * rules.reach:
+        return retreat_from(f, dx, dy, dist, rules)
+    if kind == BOT_IDS["chaser"]:
+        if dist <= strike and ready and facing_enemy:
+            return ACTION_ATTACK
+        return hold_off(f, dx, dy, dist) if strike < dist < keep else compass(dx, dy)
+    if kind == BOT_IDS["kiter"]:
         if ready:
-            return ACTION_ATTACK if dist <= rules.reach and facing_enemy else compass(dx, dy)
-        if dist < 1.2 * rules.reach:
-            ux, uy = -dx / max(dist, 1e-9), -dy / max(dist, 1e-9)
-            r = math.hypot(f.x, f.y)
-            pull = max(0.0, r / rules.radius - 0.6) * 3.0
-            if r > 0:
-                ux -= pull * f.x / r
-                uy -= pull * f.y / r
-            return compass(ux, uy)
+            if dist <= strike and facing_enemy:
+                return ACTION_ATTACK
+            return hold_off(f, dx, dy, dist) if strike < dist < keep else compass(dx, dy)
         return ACTION_IDLE
-    if f.bot == BOT_IDS["edge_pusher"]:
+    if kind == BOT_IDS["edge_pusher"]:
         er = math.hypot(enemy.x, enemy.y)
         if er > 1e-9:
             ox, oy = enemy.x / er, enemy.y / er
         else:
             ox, oy = dx / max(dist, 1e-9), dy / max(dist, 1e-9)
-        if dist <= rules.reach and ready and facing_enemy and math.hypot(f.x, f.y) < er:
+        if dist <= strike and ready and facing_enemy and math.hypot(f.x, f.y) < er:
             return ACTION_ATTACK
-        tx = enemy.x - ox * 0.8 * rules.reach - f.x
-        ty = enemy.y - oy * 0.8 * rules.reach - f.y
+        tx = enemy.x - ox * row[V_STANDOFF] * rules.reach - f.x
+        ty = enemy.y - oy * row[V_STANDOFF] * rules.reach - f.y
         return compass(tx, ty) if math.hypot(tx, ty) > 0.3 else compass(dx, dy)
-    if f.bot == BOT_IDS["counter"]:
+    if kind == BOT_IDS["counter"]:
         if ready and dist < 2.0 * rules.reach:
-            if dist <= rules.reach and facing_enemy:
+            if dist <= strike and facing_enemy:
                 return ACTION_ATTACK
             return ACTION_IDLE if facing_enemy else compass(dx, dy)
         return compass(-f.x, -f.y) if math.hypot(f.x, f.y) > 1.0 else ACTION_IDLE
-    if f.bot == BOT_IDS["striker"]:
-        return ACTION_ATTACK if dist <= rules.reach and facing_enemy else compass(dx, dy)
-    raise ValueError(f"unknown bot id {f.bot}")
+    if kind == BOT_IDS["striker"]:
+        if dist <= strike and facing_enemy:
+            return ACTION_ATTACK
+        return hold_off(f, dx, dy, dist) if strike < dist < keep else compass(dx, dy)
+    raise ValueError(f"unknown bot kind {kind}")
 
 
 def simulate_frame(fighters, frame: int, elim_count: int, rules: Rules, w: RewardWeights):
@@ -306,11 +362,18 @@ def observation(fighters, me, rules: Rules, full: bool = False):
 
 
 def reference_step(
-    state: dict, actions: np.ndarray, rules: Rules, weights: RewardWeights, num_agents: int, full: bool = False
+    state: dict,
+    actions: np.ndarray,
+    rules: Rules,
+    weights: RewardWeights,
+    num_agents: int,
+    full: bool = False,
+    variants=None,
 ):
     """One decision for every arena, without auto-reset. Returns (new_state, outputs)
     where outputs holds obs (the full observation with ``full``), rewards, terminals,
-    truncations, masks, match_end, final_rank."""
+    truncations, masks, match_end, final_rank. ``variants``: the Arena's variant table (the
+    built-in bots only by default)."""
     new_state = {k: v.copy() for k, v in state.items()}
     s = state_views(new_state)
     agent_row = s["agent_row"]
@@ -354,8 +417,10 @@ def reference_step(
         ]
         standing_before = [f.alive for f in fighters]
         for i, f in enumerate(fighters):
-            if f.alive:
-                f.action = int(actions[agent_row[a, i]]) if f.bot == LEARNER else bot_decision(fighters, i, rules, rng)
+            if f.alive and f.bot == LEARNER:
+                f.action = int(actions[agent_row[a, i]])
+            elif f.alive:
+                f.action = bot_decision(fighters, i, rules, rng, variants)
         frame, elim_count = int(s["frame"][a]), int(s["elim_count"][a])
         status = 0
         for _ in range(rules.frame_skip):

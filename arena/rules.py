@@ -39,6 +39,18 @@ P_SPEED_NORM = 12  # velocity normaliser of the observation, m/s
 P_SPAWN_JITTER = 13  # spawn radius jitter, m (the angle jitter is derived from it)
 NUM_PARAMS = 14
 
+# Columns of the bot variant table the kernels read (see arena/variants.py): one row per
+# variant, rows 0..len(BOT_NAMES)-1 the built-in bots with their default parameters.
+V_KIND = 0  # the base behaviour, a BOT_IDS value
+V_NOISE = 1  # probability per decision of a uniformly random action
+V_LAG = 2  # probability per decision of repeating the previous action (reaction delay)
+V_APPROACH = 3  # probability that a move towards the enemy is made (else idle)
+V_STANDOFF = 4  # distance it keeps from the enemy while closing in, in units of reach
+V_RETREAT = 5  # it backs away from an enemy closer than this while cooling down, in units of reach
+V_RANGE = 6  # it strikes at enemies within this fraction of reach
+V_HESITATE = 7  # probability per ready decision of holding a strike it could make
+NUM_VARIANT_COLUMNS = 8
+
 # Indices into the packed reward-weight array.
 R_SURVIVE, R_HIT, R_KNOCKOUT, R_DAMAGE_TAKEN, R_EDGE, R_DEATH, R_WIN = range(7)
 REWARD_TERMS = ("survive", "hit", "knockout", "damage_taken", "edge", "death", "win")

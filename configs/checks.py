@@ -198,7 +198,8 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
     """Reward terms, rule names and bot names are the arena's; check them here so errors name the file."""
     # Imported here, not at the top: only arena configs need the arena's names, and a Gymnasium
     # config loads without importing the arena.
-    from arena.rules import BOT_NAMES, REWARD_PRESETS, REWARD_TERMS, Rules, reward_preset
+    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, Rules, reward_preset
+    from arena.variants import resolve_variant
 
     env = config.env
     rule_names = [f.name for f in dataclasses.fields(Rules)]
@@ -222,8 +223,10 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
         bots.extend(entry if isinstance(entry, list) else [entry])
     for key, names in (("env.opponents", bots), ("eval.opponents", config.eval.opponents)):
         for name in names:
-            if name not in BOT_NAMES:
-                at.fail(key, f"names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
+            try:
+                resolve_variant(name)  # a bot, a named variant or bot[key=value;...]
+            except ArenaConfigError as exc:
+                at.fail(key, f"names a bad bot: {exc}")
     if env.opponents is not None and len(env.opponents) >= env.fighters_per_arena:
         at.fail(
             "env.opponents",

@@ -44,8 +44,8 @@ def fixed_opponent_name(path: str) -> str:
 def split_name(spec: str) -> tuple[str | None, str]:
     """``NAME=SPEC`` -> (NAME, SPEC); anything else -> (None, spec)."""
     # The part before "=" is a name only if it could not be part of a path or module:function,
-    # and a file whose own name holds "=" stays whole.
+    # and a file whose own name holds "=" stays whole, as does a bot variant (kiter[retreat=2.0]).
     head, sep, tail = spec.partition("=")
-    if sep and head and tail and not any(c in head for c in "/:\\") and not os.path.exists(spec):
+    if sep and head and tail and not any(c in head for c in "/:\\[") and not os.path.exists(spec):
         return head, tail
     return None, spec

@@ -31,8 +31,8 @@ class EnvConfig:
     fighters_per_arena: int = 2
     """fighters in each ring (2 = 1v1, 8 = tournament free-for-all)"""
     opponents: list[str | list[str]] | None = field(default_factory=lambda: ["chaser"])
-    """scripted bots in the non-learner slots (a list entry may be a list: sampled per match);
-    None = all learners (self-play)"""
+    """scripted bots in the non-learner slots: bot names, named variants or bot[key=value;...]
+    (arena/variants.py); a list entry may be a list, sampled per match; None = all learners (self-play)"""
     rewards: dict[str, float] | str = "standard"
     """reward weights by term (survive, hit, knockout, damage_taken, edge, death, win), or a preset name"""
     report_interval: int = 32
@@ -106,7 +106,7 @@ class EvalConfig:
     interval: int = 20
     """updates between evaluations (0 disables; best.pt then follows the training return)"""
     opponents: list[str] = field(default_factory=lambda: ["random", "chaser"])
-    """bot names to evaluate against, each in its own set of matches"""
+    """bots to evaluate against (names, named variants or bot[key=value;...]), each in its own set of matches"""
     matches: int = 200
     """seeded matches per opponent"""
     fighters: int = 2

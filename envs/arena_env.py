@@ -144,8 +144,9 @@ class ArenaEnv(pufferlib.PufferEnv):
     """`num_arenas` rings of `fighters_per_arena` fighters; the agents are the fighter
     slots not given to scripted `opponents` (by default every slot is an agent).
 
-    opponents: bot names (random, idle, chaser, kiter, edge_pusher, counter, striker) for the last slots; an
-    entry may be a list of names, sampled per match. rewards: a preset name ("standard"), a
+    opponents: bots (random, idle, chaser, kiter, edge_pusher, counter, striker, a named variant such as
+    far_kiter, or kiter[retreat=2.0;noise=0.1]: arena/variants.py) for the last slots; an entry may be a
+    list of them, sampled per match. rewards: a preset name ("standard"), a
     mapping of term weights, or None for the standard preset. report_interval: steps between
     info reports. threads: 1 to step on the calling thread (use it in forked workers),
     None for numba's thread pool. stats_slots: the slots whose matches the info reports

@@ -54,7 +54,7 @@ class ActionRouter:
                 continue
             if player.kind == "bot":
                 bot = (
-                    player.bot,
+                    arena.variant_row(player.bot),  # resolved once: the bot's row of the variant table
                     rows // per_arena,
                     agent_slots[rows % per_arena],
                     np.zeros(len(rows), dtype=np.int32),

@@ -2,7 +2,9 @@
 
 A spec is one of
 
-- a built-in bot name (``random``, ``idle``, ``chaser``, ``kiter``, ``edge_pusher``);
+- a built-in bot name (``random``, ``idle``, ``chaser``, ``kiter``, ``edge_pusher``, ``counter``,
+  ``striker``), a named bot variant (``far_kiter``) or a bot with parameters
+  (``kiter[retreat=2.0;noise=0.1]``), see arena/variants.py;
 - ``uniform``: a uniformly random policy drawn from its own seeded generator;
 - a checkpoint file written by train.py or ``AgentCheckpoint.save``;
 - ``module:function`` or ``path/to/file.py:function``: any callable taking observations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arena import BOT_NAMES, NUM_ACTIONS, OBS_SIZE
+from arena import BOT_NAMES, NUM_ACTIONS, OBS_SIZE, VARIANTS, ArenaConfigError, is_variant_spec, resolve_variant
 from configs import split_name  # lives in configs, whose league checks name fixed opponents with it
 
 UNIFORM = "uniform"
@@ -46,7 +48,7 @@ class Player:
     kind: str
     """bot, uniform, checkpoint or callable"""
     bot: str | None = None
-    """the bot's name (kind bot)"""
+    """the bot's spec (kind bot): a bot name, a named variant or ``bot[key=value;...]``"""
     source: object = None
     """an AgentCheckpoint, a torch policy or a callable (the other kinds)"""
     greedy: bool = True
@@ -196,8 +198,12 @@ def resolve_player(spec, greedy: bool = True, name: str | None = None) -> Player
         return Player(label, kind, source=spec, greedy=greedy, env_config=env)
     label, spec = split_name(spec)
     label = name or label or spec
-    if spec in BOT_NAMES:
-        return Player(label, "bot", bot=spec)
+    if is_variant_spec(spec):
+        try:
+            variant = resolve_variant(spec)
+        except ArenaConfigError as exc:
+            raise PlayerError(str(exc)) from None
+        return Player(label, "bot", bot=variant.name)
     if spec == UNIFORM:
         return Player(label, UNIFORM)
     if os.path.isfile(spec) or os.path.isdir(spec):
@@ -206,11 +212,11 @@ def resolve_player(spec, greedy: bool = True, name: str | None = None) -> Player
         return Player(label, "callable", source=load_callable(spec), greedy=greedy)
     if spec.endswith(".pt") or "/" in spec or os.sep in spec:
         return load_checkpoint_player(spec, label, greedy)  # raises FileNotFoundError, naming the path
-    close = difflib.get_close_matches(spec, [*BOT_NAMES, UNIFORM], n=1)
+    close = difflib.get_close_matches(spec, [*BOT_NAMES, *VARIANTS, UNIFORM], n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise PlayerError(
-        f"unknown player {spec!r}: {hint}a player is a bot ({', '.join(BOT_NAMES)}), '{UNIFORM}', "
-        f"a checkpoint file, or module:function"
+        f"unknown player {spec!r}: {hint}a player is a bot ({', '.join(BOT_NAMES)}), a bot variant "
+        f"(e.g. far_kiter, or kiter[retreat=2.0;noise=0.1]), '{UNIFORM}', a checkpoint file, or module:function"
     )
 
 

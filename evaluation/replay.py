@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from arena import FATE_KNOCKED_OUT, FATE_RING_OUT, NUM_ACTIONS, OBS_SIZE, OBSERVATIONS, Arena, Rules, sole_first
-from arena.rules import BOT_IDS, FRAME_RATE
+from arena.rules import FRAME_RATE
 from common.files import atomic_write_bytes, atomic_write_text
 from evaluation.matches import ActionRouter, observation_for
 from evaluation.players import resolve_player
@@ -100,7 +100,7 @@ def record_match(
         raise ValueError(f"match must be an integer >= 0, got {match!r}")
     arenas = match + 1
     if opponent.kind == "bot":
-        slots = [None] + [[BOT_IDS[opponent.bot]]] * (fighters - 1)
+        slots = [None] + [[opponent.bot]] * (fighters - 1)
         players, seats = [learner], np.zeros((arenas, 1), dtype=np.int64)
     else:
         slots = [None] * fighters

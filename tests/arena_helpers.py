@@ -6,6 +6,7 @@ import numpy as np
 
 from arena import Arena, RewardWeights, Rules, parse_slots
 from arena.kernel import ACTION_IDLE
+from arena.reference import reference_step
 
 
 class Ring:
@@ -53,3 +54,41 @@ def only(term, weight=1.0):
 
 EAST = 0.0
 WEST = math.pi
+
+
+def compare_with_reference(fighters, opponents, full=False, steps=50) -> int:
+    """Step 16 arenas from random crowded states with random agent actions for ``steps``
+    decisions, checking every state array and output against arena.reference after each;
+    returns how many matches ended."""
+    rng = np.random.default_rng(fighters)
+    rules = Rules(frame_skip=3, max_frames=150, spawn_jitter=1.0)
+    arena = Arena(
+        16, fighters, parse_slots(fighters, opponents), rules, RewardWeights(win=5.0), seed=fighters, autoreset=False
+    )
+    n = arena.num_agents
+    bufs = (
+        np.zeros((n, 48 if full else 30), np.float32),
+        np.zeros(n, np.float32),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        np.ones(n, bool),
+    )
+    arena.reset(*bufs)
+    # Random starting states: crowded positions, velocities, health and cooldowns.
+    arena.pos[:] = rng.uniform(-2.0, 2.0, arena.pos.shape)
+    arena.vel[:] = rng.uniform(-5.0, 5.0, arena.vel.shape)
+    arena.health[:] = rng.uniform(0.05, 1.0, arena.health.shape)
+    arena.cooldown[:] = rng.integers(0, 3, arena.cooldown.shape)
+    arena.facing[:] = rng.uniform(-math.pi, math.pi, arena.facing.shape)
+    ended = 0
+    for _ in range(steps):
+        actions = rng.integers(0, 10, n).astype(np.int32)
+        expected, out = reference_step(arena.copy_state(), actions, rules, arena.weights, n, full, arena.variants)
+        ended += arena.step(actions, *bufs)
+        np.testing.assert_allclose(arena.fl, expected["fl"], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(arena.it, expected["it"])
+        np.testing.assert_array_equal(arena.ar, expected["ar"])
+        np.testing.assert_array_equal(arena.rng, expected["rng"])
+        for name, buf in zip(("obs", "rewards", "terminals", "truncations", "masks"), bufs, strict=True):
+            np.testing.assert_allclose(buf, out[name], rtol=0, atol=1e-5, err_msg=name)
+    return ended

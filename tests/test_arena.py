@@ -5,11 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from arena_helpers import EAST, WEST, Ring, only
+from arena_helpers import EAST, WEST, Ring, compare_with_reference, only
 
-from arena import Arena, ArenaConfigError, RewardWeights, Rules, parse_slots
+from arena import ArenaConfigError, RewardWeights, Rules, parse_slots
 from arena.kernel import ACTION_ATTACK, FATE_KNOCKED_OUT, FATE_RING_OUT, TERMINATED, TRUNCATED
-from arena.reference import reference_step
 
 NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
 
@@ -28,38 +27,7 @@ NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
 )
 @pytest.mark.parametrize("observation", ["basic", "full"])
 def test_kernel_matches_reference_on_random_play(fighters, opponents, observation):
-    full = observation == "full"
-    rng = np.random.default_rng(fighters)
-    rules = Rules(frame_skip=3, max_frames=150, spawn_jitter=1.0)
-    arena = Arena(
-        16, fighters, parse_slots(fighters, opponents), rules, RewardWeights(win=5.0), seed=fighters, autoreset=False
-    )
-    n = arena.num_agents
-    bufs = (
-        np.zeros((n, 48 if full else 30), np.float32),
-        np.zeros(n, np.float32),
-        np.zeros(n, bool),
-        np.zeros(n, bool),
-        np.ones(n, bool),
-    )
-    arena.reset(*bufs)
-    # Random starting states: crowded positions, velocities, health and cooldowns.
-    arena.pos[:] = rng.uniform(-2.0, 2.0, arena.pos.shape)
-    arena.vel[:] = rng.uniform(-5.0, 5.0, arena.vel.shape)
-    arena.health[:] = rng.uniform(0.05, 1.0, arena.health.shape)
-    arena.cooldown[:] = rng.integers(0, 3, arena.cooldown.shape)
-    arena.facing[:] = rng.uniform(-math.pi, math.pi, arena.facing.shape)
-    ended = 0
-    for _ in range(50):
-        actions = rng.integers(0, 10, n).astype(np.int32)
-        expected, out = reference_step(arena.copy_state(), actions, rules, arena.weights, n, full)
-        ended += arena.step(actions, *bufs)
-        np.testing.assert_allclose(arena.fl, expected["fl"], rtol=0, atol=1e-9)
-        np.testing.assert_array_equal(arena.it, expected["it"])
-        np.testing.assert_array_equal(arena.ar, expected["ar"])
-        np.testing.assert_array_equal(arena.rng, expected["rng"])
-        for name, buf in zip(("obs", "rewards", "terminals", "truncations", "masks"), bufs, strict=True):
-            np.testing.assert_allclose(buf, out[name], rtol=0, atol=1e-5, err_msg=name)
+    ended = compare_with_reference(fighters, opponents, observation == "full")
     assert ended > 0, "the random play should end some matches, or the end-of-match path is untested"
 
 

@@ -83,6 +83,15 @@ def test_unknown_section_and_reward_term(tmp_path):
         load_config(write(tmp_path, "env:\n  opponents: [ninja]\n", "bad4.yaml"))
 
 
+def test_bot_variants_in_opponent_lists(tmp_path):
+    config = load_config(
+        write(tmp_path, "env:\n  opponents: [[far_kiter, 'kiter[noise=0.1]']]\neval:\n  opponents: [slow_chaser]\n")
+    )
+    assert config.env.opponents == [["far_kiter", "kiter[noise=0.1]"]] and config.eval.opponents == ["slow_chaser"]
+    with pytest.raises(ConfigError, match=r"key 'eval.opponents' in .*v.yaml .*noise must be in \[0, 1\], got 3.0"):
+        load_config(write(tmp_path, "eval:\n  opponents: ['kiter[noise=3]']\n", "v.yaml"))
+
+
 def test_wrong_type_names_key_file_and_value(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'train.num_steps' in .*bad.yaml must be int, got 'many'"):
         load_config(write(tmp_path, "train:\n  num_steps: many\n"))
