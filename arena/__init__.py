@@ -31,6 +31,7 @@ _EXPORTS = {
     "BotVariant": "arena.variants",
     "VARIANTS": "arena.variants",
     "HELD_OUT_VARIANTS": "arena.variants",
+    "GAUNTLET_OPPONENTS": "arena.variants",
     "resolve_variant": "arena.variants",
     "is_variant_spec": "arena.variants",
     "MatchResults": "arena.results",

@@ -193,6 +193,21 @@ HELD_OUT_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.held_out)
 """The named variants outside the training ranges, in the order the gauntlet plays them."""
 TRAINING_VARIANTS = tuple(name for name, v in VARIANTS.items() if not v.held_out)
 """The named variants inside the training ranges."""
+GAUNTLET_OPPONENTS = (*BOT_NAMES, *HELD_OUT_VARIANTS)
+"""Who the gauntlet plays: every built-in bot, then the held-out variants. A config's
+``eval.opponents`` may say ``gauntlet`` for all of them."""
+GAUNTLET = "gauntlet"
+"""The word that stands for GAUNTLET_OPPONENTS in a config's eval.opponents."""
+
+
+def expand_gauntlet(opponents) -> list:
+    """``opponents`` with the word ``gauntlet`` replaced by GAUNTLET_OPPONENTS (no repeats)."""
+    out: list = []
+    for entry in opponents:
+        for name in GAUNTLET_OPPONENTS if entry == GAUNTLET else (entry,):
+            if name not in out:
+                out.append(name)
+    return out
 
 
 def is_variant_spec(spec) -> bool:

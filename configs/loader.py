@@ -59,6 +59,10 @@ def load_config(path: str | os.PathLike | dict | None = None, overrides=()) -> C
         _set_dotted(raw, key, value)
         sources[key] = origin
     config = _build(Config, raw, prefix="", sources=sources, default_source=label)
+    if config.env.name == "arena" and "gauntlet" in config.eval.opponents:
+        from arena.variants import expand_gauntlet  # lazily: a Gymnasium config never loads the arena
+
+        config.eval.opponents = expand_gauntlet(config.eval.opponents)  # the resolved config lists them
     checks.check(config, sources, default_source=label)
     return config
 

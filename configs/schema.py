@@ -106,7 +106,8 @@ class EvalConfig:
     interval: int = 20
     """updates between evaluations (0 disables; best.pt then follows the training return)"""
     opponents: list[str] = field(default_factory=lambda: ["random", "chaser"])
-    """bots to evaluate against (names, named variants or bot[key=value;...]), each in its own set of matches"""
+    """bots to evaluate against (names, named variants or bot[key=value;...]), each in its own set of matches;
+    the word gauntlet stands for every built-in bot and held-out variant (evaluate.py gauntlet's list)"""
     matches: int = 200
     """seeded matches per opponent"""
     fighters: int = 2

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arena import BOT_NAMES, HELD_OUT_VARIANTS
+from arena import GAUNTLET_OPPONENTS, HELD_OUT_VARIANTS
 from evaluation.evaluate import evaluate
 from evaluation.tables import format_table
-
-GAUNTLET_OPPONENTS = (*BOT_NAMES, *HELD_OUT_VARIANTS)
-"""Who the gauntlet always plays: every built-in bot, then the held-out variants."""
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,17 @@ def test_bot_variants_in_opponent_lists(tmp_path):
         load_config(write(tmp_path, "eval:\n  opponents: ['kiter[noise=3]']\n", "v.yaml"))
 
 
+def test_gauntlet_in_eval_opponents_stands_for_every_bot_and_held_out_variant(tmp_path):
+    from arena import BOT_NAMES, HELD_OUT_VARIANTS
+
+    text = "eval:\n  opponents: [chaser, gauntlet, 'kiter[noise=0.1]']\n  aggregate: worst\n"
+    config = load_config(write(tmp_path, text))
+    assert config.eval.opponents == ["chaser", *[n for n in BOT_NAMES if n != "chaser"], *HELD_OUT_VARIANTS,
+                                     "kiter[noise=0.1]"]  # fmt: skip
+    assert "striker" in config.eval.opponents and "far_kiter" in config.eval.opponents
+    assert config_to_dict(config)["eval"]["opponents"] == config.eval.opponents  # the resolved config lists them
+
+
 def test_wrong_type_names_key_file_and_value(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'train.num_steps' in .*bad.yaml must be int, got 'many'"):
         load_config(write(tmp_path, "train:\n  num_steps: many\n"))

@@ -133,6 +133,7 @@ def test_the_result_is_a_normal_checkpoint_with_tensorboard_and_database_records
         "imitation/heldout_loss",
         "charts/learning_rate",
         "eval/random/win_rate",
+        "eval/worst_win_rate",
         "imitation/heldout_recall/attack",
     } <= tags
     assert len(events.Scalars("imitation/heldout_accuracy")) == 80

@@ -37,11 +37,15 @@ class RunWriter:
         self.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```")
 
     def add_eval(self, results: dict, step: int, mean_win_rate: float) -> None:
-        """eval/<opponent>/<figure> for every opponent of an evaluate() result, and eval/mean_win_rate."""
+        """eval/<opponent>/<figure> for every opponent of an evaluate() result, eval/mean_win_rate
+        and eval/worst_win_rate (the opponent the policy wins least against: with
+        ``eval.opponents: [gauntlet]``, the gauntlet's worst case)."""
         for opponent, r in results.items():
             for key in EVAL_FIGURES:
                 self.add_scalar(f"eval/{opponent}/{key}", r[key], step)
         self.add_scalar("eval/mean_win_rate", mean_win_rate, step)
+        if results:
+            self.add_scalar("eval/worst_win_rate", min(r["win_rate"] for r in results.values()), step)
 
     def add_clip(self, tag: str, clip, step: int) -> None:
         """An animated GIF (evaluation.replay.Clip) into the Images tab, which plays it."""
