@@ -313,3 +313,12 @@ def test_same_seed_same_weights_in_either_precision(tmp_path, precision):
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+@pytest.mark.parametrize(
+    "old, new", [("policies.bench", "training.bench"), ("policies.bench_imitation", "training.bench_imitation")]
+)
+def test_the_old_bench_names_run_the_new_ones(old, new):
+    result = subprocess.run([sys.executable, "-m", old, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"moved to {new}" in result.stderr and "usage:" in result.stdout
