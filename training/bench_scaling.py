@@ -1,0 +1,148 @@
+"""Why two ranks are not twice one process: what the machine gives two busy processes, and
+what one synchronised PPO optimizer step costs across ranks.
+
+    python -m training.bench_scaling                      # configs/aggression.yaml's minibatch
+    python -m training.bench_scaling --rounds 3 --steps 100 --json scaling.json
+
+1. Ceiling: the update's work (forward, backward, gradient clip and Adam on one minibatch of
+   the config's size, one torch thread) in one process, then the same in two independent
+   processes at once; their summed steps/s over one process's is what the machine allows two
+   ranks at best.
+2. One optimizer step, one process on the whole minibatch against two gloo ranks on half of
+   it each: unsynchronised, with DistributedDataParallel (what train.py uses), and with one
+   hand-written all-reduce of the flattened gradients. The difference between the first and
+   the other two is the price of synchronising every step.
+Figures are medians over --rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from common.files import atomic_write_json
+from policies.network import Policy
+
+MODES = ("unsynchronised", "ddp", "one_all_reduce")
+
+
+def _minibatch_rows(config_path: str) -> int:
+    from configs import load_config
+    from training.vecenv import make_vecenv
+
+    config = load_config(config_path)
+    vecenv = make_vecenv(config.env, seed=0)
+    num_agents = vecenv.num_agents
+    vecenv.close()
+    return config.train.num_steps * num_agents // config.train.num_minibatches
+
+
+def _ms_per_step(rows: int, steps: int, mode: str = "alone", world: int = 1) -> float:
+    """Milliseconds per optimizer step on ``rows`` random observations (one torch thread)."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    policy = Policy(hidden_size=128)
+    params = list(policy.parameters())
+    model = torch.nn.parallel.DistributedDataParallel(policy) if mode == "ddp" else policy
+    optimizer = torch.optim.Adam(params, lr=2.5e-4, eps=1e-5)
+    obs = torch.randn(rows, policy.obs_size)
+
+    def step():
+        logits, value = model(obs)
+        loss = logits.logsumexp(-1).mean() + value.square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        if mode == "one_all_reduce":
+            flat = torch.cat([p.grad.reshape(-1) for p in params])
+            dist.all_reduce(flat)
+            torch.nn.utils.vector_to_parameters(flat / world, [p.grad for p in params])
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        optimizer.step()
+
+    for _ in range(10):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps * 1000
+
+
+def _worker(rank: int, world: int, port: int, rows: int, steps: int, mode: str, out) -> None:
+    if mode != "independent":
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        out.put((rank, _ms_per_step(rows, steps, mode, world)))
+        if mode != "independent":
+            dist.barrier()
+    finally:
+        if mode != "independent":
+            dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ranks(rows: int, steps: int, mode: str, world: int = 2) -> list[float]:
+    """Each rank's ms per step, ``world`` processes at once."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_worker, args=(r, world, port, rows, steps, mode, out)) for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"a benchmark process failed (exit code {p.exitcode})")
+    return [ms for _, ms in sorted(out.get() for _ in procs)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.bench_scaling", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/aggression.yaml", help="whose minibatch size to use")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="timed optimizer steps per measurement")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+    rows = _minibatch_rows(args.config)
+    print(f"minibatch: {rows:,} rows ({args.config}); one torch thread per process; {os.cpu_count()} CPUs")
+    rounds = []
+    for k in range(args.rounds):
+        one = _ms_per_step(rows, args.steps)
+        two = _ranks(rows, args.steps, "independent")
+        ceiling = sum(one / ms for ms in two)
+        figures = {"one_process_ms": one, "two_independent_ms": two, "ceiling": ceiling}
+        line = f"round {k + 1}: one process {one:.1f} ms/step; two independent processes {ceiling:.2f}x its steps/s"
+        for mode in MODES:
+            ms = _ranks(rows // 2, args.steps, mode)
+            figures[mode] = ms
+            line += f"; 2 ranks {mode} {max(ms):.1f} ms"
+        print(line, flush=True)
+        rounds.append(figures)
+    median = {
+        "ceiling": statistics.median(r["ceiling"] for r in rounds),
+        "one_process_ms": statistics.median(r["one_process_ms"] for r in rounds),
+        **{f"two_ranks_{m}_ms": statistics.median(max(r[m]) for r in rounds) for m in MODES},
+    }
+    print(
+        f"median: two independent processes {median['ceiling']:.2f}x one; one step {median['one_process_ms']:.1f} ms "
+        f"in one process, " + ", ".join(f"{median[f'two_ranks_{m}_ms']:.1f} ms on 2 ranks {m}" for m in MODES)
+    )
+    if args.json:
+        atomic_write_json(args.json, {"minibatch_rows": rows, "rounds": rounds, "median": median})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
