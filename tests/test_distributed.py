@@ -141,3 +141,15 @@ def test_sampling_a_share_of_the_rows_draws_what_the_whole_batch_draws():
     whole = sample_actions(logprobs, torch.Generator().manual_seed(4))
     parts = [sample_actions(logprobs[k : k + 4], torch.Generator().manual_seed(4), rows=(k, 12)) for k in (0, 4, 8)]
     assert torch.equal(torch.cat(parts), whole)
+
+
+def test_the_scaling_benchmark_reports_every_mode(tmp_path):
+    from training.bench_scaling import MODES, main
+
+    out = tmp_path / "scaling.json"
+    assert main(["--rounds", "1", "--steps", "2", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["minibatch_rows"] == 8192  # configs/aggression.yaml: 64 steps x 1024 learners / 8
+    (round_,) = figures["rounds"]
+    assert all(len(round_[m]) == 2 and min(round_[m]) > 0 for m in MODES)  # each rank's ms per step
+    assert figures["median"]["ceiling"] > 0
