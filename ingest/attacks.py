@@ -336,6 +336,8 @@ async def stalled_uploads(t: Target, stop_at: float, count: int = 250, size: int
                 if not drained.done():
                     drained.cancel()
                     break  # the server stopped reading: stall here
+                if drained.exception() is not None:
+                    break  # the server closed the connection (its 401 is in `answer`)
             c["bytes_sent"] += sent
             status = await answer
         except (ConnectionError, OSError):
