@@ -198,7 +198,10 @@ def test_flood_of_invalid_messages_is_throttled_closed_and_logged_in_aggregate(s
     flood = attack.get(timeout=30)
     lines = server.log_lines()
 
-    assert flood["messages"] > 10_000, flood  # the attack really ran
+    # The attack really ran: it flooded, the server closed it, refused its reconnections for the
+    # penalty, and it came back. (How many messages it got out depends on how fast the machine
+    # runs it: the server closes it sooner on a fast one.)
+    assert flood["messages"] >= 1_000 and flood.get("refused", 0) >= 1, flood
     assert flood.get("closed_by_server", 0) >= 1 and flood["connections"] >= 2, flood  # closed, came back
     assert [a.get("ack") for a in answers] == list(range(5)), answers
     assert None not in probes, "a /health probe failed during the flood"
