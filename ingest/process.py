@@ -13,11 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = re.compile(r"http://([\d.]+):(\d+)")  # the address ingest_server.py prints when ready
 
 
-def start_server_process(db, port: int = 0, *args: str) -> tuple[subprocess.Popen, str, int]:
+def start_server_process(db, port: int = 0, *args: str, log=None) -> tuple[subprocess.Popen, str, int]:
     """Start ingest_server.py on ``db`` (port 0: a free one), log level WARNING, with any further
-    command-line ``args``; wait until it listens and return (process, host, port)."""
+    command-line ``args`` (a later --log-level wins); wait until it listens and return
+    (process, host, port). Its log (stderr) goes to ``log``, a file open for writing and
+    reading, or to a temporary file."""
     # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
-    log = tempfile.TemporaryFile(mode="w+")
+    log = log if log is not None else tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -40,6 +42,7 @@ def start_server_process(db, port: int = 0, *args: str) -> tuple[subprocess.Pope
     if not m:
         proc.kill()
         proc.wait()
+        log.flush()
         log.seek(0)
         raise RuntimeError(f"the ingest server did not start: {line!r} {log.read()[-2000:]}")
     return proc, m.group(1), int(m.group(2))

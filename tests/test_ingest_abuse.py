@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from common.timing import percentile
 from ingest.attacks import Target, bad_utf8_frames, nested_batch, run_attack
 from ingest.client import ClientError, HttpClient, WsClient
+from ingest.process import start_server_process, stop_server_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "abuse-token"
@@ -44,20 +44,12 @@ class Server:
 
     def __init__(self, tmp: Path, *args: str):
         self.log_path = tmp / "server.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "ingest_server.py"), "--db", str(tmp / "arena.db"), "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            cwd=ROOT,
-        )
-        line = self.proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        if not m:
-            self.stop()
-            raise AssertionError(f"server did not start: {line!r} {self.log_path.read_text()[-2000:]}")
-        self.port = int(m.group(1))
+        self.log = open(self.log_path, "w+")  # noqa: SIM115 (closed in stop)
+        try:
+            self.proc, _, self.port = start_server_process(tmp / "arena.db", 0, *args, log=self.log)
+        except RuntimeError as e:
+            self.log.close()
+            raise AssertionError(str(e)) from None
 
     def rss_mb(self, field: str = "VmHWM") -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -68,13 +60,7 @@ class Server:
         return self.log_path.read_text().splitlines()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_server_process(self.proc, timeout=20)
         self.log.close()
 
 
