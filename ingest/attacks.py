@@ -392,11 +392,18 @@ def bad_utf8_frames(episode_id: int) -> bytes:
 
 async def bad_values(t: Target, stop_at: float, interval: float = 0.001) -> dict:
     """The requests of BAD_VALUES (and bad UTF-8 in enemies_state) in a loop, keep-alive."""
-    c: Counter = Counter()
     requests = list(BAD_VALUES)
     if t.episode_id is not None:
         requests.append(("POST", "/api/fight-frames", bad_utf8_frames(t.episode_id)))
     auth = [("authorization", f"Bearer {t.token}")] if t.token else []
+    return await _keep_alive_loop(t, stop_at, f"{t.host}:{t.port}", requests, auth, interval)
+
+
+async def _keep_alive_loop(t: Target, stop_at: float, host: str, requests, extra, interval: float) -> dict:
+    """``requests`` ((method, target, body) with ``extra`` headers and Host ``host``) sent over
+    and over on keep-alive connections until ``stop_at``, reconnecting when the server closes;
+    counts connections and the statuses answered."""
+    c: Counter = Counter()
 
     async def one():
         reader, writer = await _connect(t)
@@ -405,7 +412,7 @@ async def bad_values(t: Target, stop_at: float, interval: float = 0.001) -> dict
         try:
             while _remaining(stop_at) > 0:
                 for method, target, body in requests:
-                    status = await _exchange(h, reader, writer, f"{t.host}:{t.port}", method, target, body, auth)
+                    status = await _exchange(h, reader, writer, host, method, target, body, extra)
                     if status is None:
                         return
                     c[f"status_{status}"] += 1
@@ -447,29 +454,9 @@ async def _exchange(h, reader, writer, host: str, method, target, body, extra) -
 
 async def rebinding(t: Target, stop_at: float, name: str = "attacker.example", interval: float = 0.01) -> dict:
     """Writes as a page of ``name`` would after its DNS name was re-pointed at the server."""
-    c: Counter = Counter()
     foreign = [("origin", f"http://{name}:{t.port}")]
     body = b'{"glb_filename": "rebound.glb"}'
-
-    async def one():
-        reader, writer = await _connect(t)
-        h = h11.Connection(h11.CLIENT)
-        c["connections"] += 1
-        try:
-            while _remaining(stop_at) > 0:
-                status = await _exchange(h, reader, writer, f"{name}:{t.port}", "POST", "/api/fighters", body, foreign)
-                if status is None:
-                    return
-                c[f"status_{status}"] += 1
-                if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
-                    return
-                h.start_next_cycle()
-                await asyncio.sleep(interval)
-        finally:
-            _close(writer)
-
-    await _repeat(stop_at, one)
-    return dict(c)
+    return await _keep_alive_loop(t, stop_at, f"{name}:{t.port}", [("POST", "/api/fighters", body)], foreign, interval)
 
 
 ATTACKS = {
