@@ -299,18 +299,26 @@ def feedforward_epoch(policy, optimizer, b_obs, b_actions, cfg, update: int, tot
         set_lr(optimizer, cfg, update, total_updates)
         mb_inds = b_inds[start : start + cfg.batch_size]
         logits, _ = policy(b_obs[mb_inds])
-        mb_actions = b_actions[mb_inds]
-        loss = F.cross_entropy(logits, mb_actions, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step_loss, step_correct, step_entropy = cloning_step(optimizer, logits, b_actions[mb_inds], cfg)
         update += 1
-        with torch.no_grad():
-            logprobs = torch.log_softmax(logits, -1)
-            loss_sum += float(loss) * len(mb_inds)
-            correct += int((logits.argmax(-1) == mb_actions).sum())
-            entropy_sum += float(-(logprobs.exp() * logprobs).sum())
+        loss_sum, correct, entropy_sum = loss_sum + step_loss, correct + step_correct, entropy_sum + step_entropy
     return loss_sum, correct, entropy_sum, update
+
+
+def cloning_step(optimizer, logits, labels, cfg) -> tuple[float, int, float]:
+    """One optimizer step on the cross-entropy of ``logits`` against the demonstrated actions;
+    this minibatch's (loss sum, correct, entropy sum)."""
+    loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        logprobs = torch.log_softmax(logits, -1)
+        return (
+            float(loss) * len(labels),
+            int((logits.argmax(-1) == labels).sum()),
+            float(-(logprobs.exp() * logprobs).sum()),
+        )
 
 
 def recurrent_epoch(policy, optimizer, b_obs, b_actions, b_episodes, cfg, update: int, total_updates: int, device):
@@ -322,18 +330,11 @@ def recurrent_epoch(policy, optimizer, b_obs, b_actions, b_episodes, cfg, update
         set_lr(optimizer, cfg, update, total_updates)
         valid = rows >= 0
         logits, _, new_state = policy.forward_sequence(b_obs[rows.clamp(min=0)], state, starts)
-        logits, labels = logits[valid], b_actions[rows[valid]]
-        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step_loss, step_correct, step_entropy = cloning_step(optimizer, logits[valid], b_actions[rows[valid]], cfg)
         update += 1
+        loss_sum, correct, entropy_sum = loss_sum + step_loss, correct + step_correct, entropy_sum + step_entropy
         with torch.no_grad():
             state[0].copy_(new_state[0]), state[1].copy_(new_state[1])  # carried on, without its gradient
-            logprobs = torch.log_softmax(logits, -1)
-            loss_sum += float(loss) * len(labels)
-            correct += int((logits.argmax(-1) == labels).sum())
-            entropy_sum += float(-(logprobs.exp() * logprobs).sum())
     return loss_sum, correct, entropy_sum, update
 
 
