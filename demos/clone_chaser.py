@@ -36,21 +36,17 @@ import argparse
 import asyncio
 import json
 import math
-import queue
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
 import web
 from arena import NUM_ACTIONS
-from demos.browser import find_chromium, headless_chromium
+from demos.browser import find_chromium, page_report
 from ingest.process import start_server_process, stop_server_process
 
 BATCH_FRAMES = 30
@@ -334,33 +330,6 @@ async def record_matches(
 # =============================================================================================
 # The browser check
 # =============================================================================================
-class ReportSite:
-    """Serves ``folder`` over HTTP and takes the page's report at POST /report."""
-
-    def __init__(self, folder: Path):
-        self.reports: queue.Queue = queue.Queue()
-        outer = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_POST(self):
-                if self.path != "/report":
-                    return self.send_error(404)
-                outer.reports.put(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass  # quiet: the caller prints what matters
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def browser_actions(chromium: str, export_dir: Path, obs: np.ndarray, work: Path) -> tuple[np.ndarray, float]:
     """web/policy.js's greedy actions for ``obs`` in headless chromium (web/policy-test.html,
     the page tests/test_policy_js.py drives), and the milliseconds its ``act`` call took."""
@@ -370,14 +339,7 @@ def browser_actions(chromium: str, export_dir: Path, obs: np.ndarray, work: Path
         (site / name).symlink_to(web.asset(name))
     (site / "export").symlink_to(export_dir.resolve())
     (site / "observations.bin").write_bytes(np.ascontiguousarray(obs, dtype="<f4").tobytes())
-    server = ReportSite(site)
-    try:
-        with headless_chromium(chromium, f"{server.url}/policy-test.html?row=0"):
-            report = server.reports.get(timeout=BROWSER_TIMEOUT_S)
-    except queue.Empty:
-        raise RuntimeError(f"the browser page reported nothing within {BROWSER_TIMEOUT_S} s") from None
-    finally:
-        server.close()
+    report = page_report(chromium, site, "policy-test.html?row=0", BROWSER_TIMEOUT_S)
     if not report.get("ok"):
         raise RuntimeError(f"the browser page failed: {report.get('error')}")
     return np.array(report["greedy"], dtype=np.int64), float(report["greedyMs"])

@@ -14,7 +14,6 @@ than skips.
 import base64
 import json
 import math
-import queue
 import re
 import time
 from pathlib import Path
@@ -24,8 +23,7 @@ from test_ingest_browser import find_chromium
 
 from arena import ACTION_IDLE, FULL_OBS_SIZE, NUM_ACTIONS, OBS_SIZE
 from arena.spec import ACTION_ATTACK
-from demos.browser import headless_chromium
-from demos.clone_chaser import ReportSite
+from demos.browser import page_report
 from envs import ArenaEnv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,14 +253,7 @@ def test_the_documented_observation_in_python_and_javascript_is_the_arenas(tmp_p
     (site / "observe-test.html").write_text(PAGE)
     cases = [{"fighters": case["fighters"], "rules": case["rules"]} for case in observed.cases]
     (site / "states.json").write_text(json.dumps(cases))
-    server = ReportSite(site)
-    try:
-        with headless_chromium(chromium, f"{server.url}/observe-test.html"):
-            report = server.reports.get(timeout=60)
-    except queue.Empty:
-        raise AssertionError("the page reported nothing within 60 s") from None
-    finally:
-        server.close()
+    report = page_report(chromium, site, "observe-test.html", 60)
     assert report["ok"], report.get("error")
     assert report["rows"] == len(records)
     js = np.frombuffer(base64.b64decode(report["observations"]), "<f4").reshape(len(records), ROW)

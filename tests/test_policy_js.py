@@ -9,7 +9,6 @@ its match starts, and must do the same. Chromium is Debian's package (.ci/run in
 without it these tests fail rather than skip.
 """
 
-import queue
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,7 @@ from policy_files import (
 )
 from test_ingest_browser import find_chromium
 
-from demos.browser import headless_chromium
-from demos.clone_chaser import ReportSite
+from demos import browser
 from policies.export import export_checkpoint
 from policies.numpy_policy import read_weights, write_weights
 
@@ -48,15 +46,7 @@ def serve_site(tmp_path: Path, checkpoint: Path) -> Path:
 
 def page_report(site: Path, query: str) -> dict:
     """Run policy-test.html in headless chromium and return what it reported."""
-    chromium = find_chromium()
-    server = ReportSite(site)
-    try:
-        with headless_chromium(chromium, f"{server.url}/policy-test.html?{query}"):
-            report = server.reports.get(timeout=90)
-    except queue.Empty:
-        raise AssertionError("the page reported nothing within 90 s") from None
-    finally:
-        server.close()
+    report = browser.page_report(find_chromium(), site, f"policy-test.html?{query}", 90)
     assert report["ok"], report.get("error")
     return report
 
