@@ -35,6 +35,9 @@ FLOAT_VIEWS = {
     "size": kernel.SIZE,
     "speed": kernel.SPEED,
     "mass": kernel.MASS,
+    "base_size": kernel.BASE_SIZE,
+    "base_speed": kernel.BASE_SPEED,
+    "base_mass": kernel.BASE_MASS,
     "ep_return": kernel.EP_RETURN,
     "final_return": kernel.FINAL_RETURN,
     "step_reward": kernel.STEP_REWARD,
@@ -185,6 +188,7 @@ class Arena:
         for f in range(F):
             stats = self.rules.stats_for(f)
             self.size[:, f], self.speed[:, f], self.mass[:, f] = stats.size, stats.speed, stats.mass
+            self.base_size[:, f], self.base_speed[:, f], self.base_mass[:, f] = stats.size, stats.speed, stats.mass
         self.variants = variant_table()
         self.variant_names = list(BOT_NAMES)
         pool_width = max([len(s) for s in slots if s is not None] + [1])

@@ -46,8 +46,10 @@ from arena.rules import (
     P_RESTITUTION,
     P_SPAWN_JITTER,
     P_SPEED_NORM,
+    P_STATS_SPREAD,
     R_DAMAGE_TAKEN,
     R_DEATH,
+    R_DRAW,
     R_EDGE,
     R_HIT,
     R_KNOCKOUT,
@@ -94,7 +96,10 @@ MASS = 8  # mass, kg
 EP_RETURN = 9  # reward collected this match
 STEP_REWARD = 10  # reward collected this decision (scratch)
 FINAL_RETURN = 11  # EP_RETURN of the last ended match
-NUM_FL = 12
+BASE_SIZE = 12  # the fighter's own size, speed and mass; SIZE, SPEED and MASS are this match's
+BASE_SPEED = 13  # (the same unless the rules' stats_spread draws them per match)
+BASE_MASS = 14
+NUM_FL = 15
 
 # Columns of `it`, the per-fighter int32 state.
 COOLDOWN = 0  # frames until the next attack is possible
@@ -358,10 +363,12 @@ def bot_actions(v, arenas, slots, fl, it, rng, params, variants, out):
 def reset_arena(a, fl, it, ar, rng, bot_pool, pool_len, params):
     """Start a new match in arena a: fighters evenly on a circle of radius R/2 facing
     the centre, rotated by a random angle, each with radial and arc jitter; bots of
-    slots with a pool are drawn from it."""
+    slots with a pool are drawn from it; with a stats spread, each fighter's size, speed and
+    mass are drawn around its own."""
     n = fl.shape[1]
     radius = params[P_RADIUS]
     jitter = params[P_SPAWN_JITTER]
+    spread = params[P_STATS_SPREAD]
     rotation = rng_uniform(rng, a) * 2.0 * math.pi
     for f in range(n):
         r = 0.5 * radius + (2.0 * rng_uniform(rng, a) - 1.0) * jitter
@@ -385,6 +392,10 @@ def reset_arena(a, fl, it, ar, rng, bot_pool, pool_len, params):
         it[a, f, EP_RINGOUTS] = 0
         if pool_len[f] > 0:
             it[a, f, BOT] = bot_pool[f, rng_below(rng, a, pool_len[f])]
+        if spread > 0.0:  # drawn only with a spread, so runs without one keep their random stream
+            fl[a, f, SIZE] = fl[a, f, BASE_SIZE] * (1.0 + spread * (2.0 * rng_uniform(rng, a) - 1.0))
+            fl[a, f, SPEED] = fl[a, f, BASE_SPEED] * (1.0 + spread * (2.0 * rng_uniform(rng, a) - 1.0))
+            fl[a, f, MASS] = fl[a, f, BASE_MASS] * (1.0 + spread * (2.0 * rng_uniform(rng, a) - 1.0))
     ar[a, FRAME] = 0
     ar[a, ELIM_COUNT] = 0
 
@@ -734,10 +745,15 @@ def decide_and_step(
         for f in range(n):
             if it[a, f, FINAL_RANK] == 1:
                 winners += 1
-        if winners == 1:
-            for f in range(n):
-                if it[a, f, FINAL_RANK] == 1:
-                    fl[a, f, STEP_REWARD] += weights[R_WIN]
+        # A sole winner is paid the win and a positive survive for the frames it did not have to
+        # play; fighters sharing rank 1 are paid the draw (RewardWeights: stalling never pays).
+        left = max(max_frames - ar[a, FRAME], 0)
+        for f in range(n):
+            if it[a, f, FINAL_RANK] == 1:
+                if winners == 1:
+                    fl[a, f, STEP_REWARD] += weights[R_WIN] + max(weights[R_SURVIVE], 0.0) * left
+                else:
+                    fl[a, f, STEP_REWARD] += weights[R_DRAW]
     for f in range(n):
         fl[a, f, EP_RETURN] += fl[a, f, STEP_REWARD]
     if status != ONGOING:

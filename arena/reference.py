@@ -436,7 +436,12 @@ def reference_step(
             r = ranks(fighters)
             out["final_rank"][a] = r
             if r.count(1) == 1:
-                fighters[r.index(1)].reward += weights.win
+                left = max(rules.max_frames - frame, 0)  # frames the win saves, paid a positive survive
+                fighters[r.index(1)].reward += weights.win + max(weights.survive, 0.0) * left
+            else:
+                for i in range(len(fighters)):
+                    if r[i] == 1:
+                        fighters[i].reward += weights.draw
         out["match_end"][a] = status
         for i, f in enumerate(fighters):
             f.ret += f.reward

@@ -37,7 +37,8 @@ P_CREDIT_WINDOW = 10  # frames after a hit during which a ring-out is credited t
 P_RESTITUTION = 11  # bounciness of body collisions, 0..1
 P_SPEED_NORM = 12  # velocity normaliser of the observation, m/s
 P_SPAWN_JITTER = 13  # spawn radius jitter, m (the angle jitter is derived from it)
-NUM_PARAMS = 14
+P_STATS_SPREAD = 14  # per-match spread of each fighter's size, speed and mass, as a fraction
+NUM_PARAMS = 15
 
 # Columns of the bot variant table the kernels read (see arena/variants.py): one row per
 # variant, rows 0..len(BOT_NAMES)-1 the built-in bots with their default parameters.
@@ -52,8 +53,10 @@ V_HESITATE = 7  # probability per ready decision of holding a strike it could ma
 NUM_VARIANT_COLUMNS = 8
 
 # Indices into the packed reward-weight array.
-R_SURVIVE, R_HIT, R_KNOCKOUT, R_DAMAGE_TAKEN, R_EDGE, R_DEATH, R_WIN = range(7)
-REWARD_TERMS = ("survive", "hit", "knockout", "damage_taken", "edge", "death", "win")
+R_SURVIVE, R_HIT, R_KNOCKOUT, R_DAMAGE_TAKEN, R_EDGE, R_DEATH, R_WIN, R_DRAW = range(8)
+REWARD_TERMS = ("survive", "hit", "knockout", "damage_taken", "edge", "death", "win", "draw")
+DEFAULT_DRAW = -1.0
+"""The draw weight of a reward mapping that does not set one: below any win weight of 0 or more."""
 
 
 def _is_number(value) -> bool:
@@ -122,6 +125,11 @@ class Rules:
     """bounciness of body collisions, 0 (none) to 1 (elastic)"""
     spawn_jitter: float = 0.3
     """spawn jitter, m along the radius and the same arc length along the circle"""
+    stats_spread: float = 0.0
+    """each match, every fighter's size, speed and mass are its own (``fighter_stats`` or the
+    defaults) times independent factors drawn uniformly from [1 - spread, 1 + spread]; 0 = off.
+    Training with a spread makes a fighter that holds up against bodies of other sizes, speeds and
+    masses, as the game's fighter metadata may give them (at most 0.5)"""
 
     def __post_init__(self):
         positive = ("radius", "size", "speed", "mass", "accel", "reach", "hit_damage")
@@ -154,6 +162,8 @@ class Rules:
             raise ArenaConfigError(
                 f"rules.edge_width ({self.edge_width!r}) must be smaller than rules.radius ({self.radius!r})"
             )
+        if not _is_number(self.stats_spread) or not 0 <= self.stats_spread <= 0.5:
+            raise ArenaConfigError(f"rules.stats_spread must be a fraction in [0, 0.5], got {self.stats_spread!r}")
         if self.spawn_jitter >= self.radius / 4:
             raise ArenaConfigError(
                 f"rules.spawn_jitter ({self.spawn_jitter!r}) must be below radius / 4 so fighters spawn inside the ring"
@@ -216,6 +226,7 @@ class Rules:
         p[P_RESTITUTION] = self.restitution
         p[P_SPEED_NORM] = self.speed
         p[P_SPAWN_JITTER] = self.spawn_jitter
+        p[P_STATS_SPREAD] = self.stats_spread
         return p
 
 
@@ -225,7 +236,14 @@ class RewardWeights:
 
     survive: per frame alive; hit: per hit landed; knockout: per credited knockout or
     ring-out of an enemy; damage_taken: per 0.1 health lost to hits; edge: per frame in the
-    edge zone; death: once when eliminated; win: once for the sole rank-1 fighter at match end.
+    edge zone; death: once when eliminated; win: once for the sole rank-1 fighter at match end;
+    draw: once for each fighter sharing rank 1 at match end (a time-out with equal health, or
+    falling on the same frame).
+
+    Stalling never pays, whatever the weights: ``draw`` must be below ``win`` (checked here), and
+    a fighter that wins before the time limit is also paid a positive ``survive`` for every frame
+    left to it, so ending a match with a win never forfeits what surviving to the limit would
+    have earned. A draw at the time limit is therefore worth less than the win it could have been.
     """
 
     survive: float = 1.0
@@ -235,12 +253,18 @@ class RewardWeights:
     edge: float = -3.0
     death: float = -10.0
     win: float = 0.0
+    draw: float = DEFAULT_DRAW
 
     def __post_init__(self):
         for name in REWARD_TERMS:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value):
                 raise ArenaConfigError(f"rewards.{name} must be a finite number, got {value!r}")
+        if not self.draw < self.win:
+            raise ArenaConfigError(
+                f"rewards.draw ({self.draw:g}) must be below rewards.win ({self.win:g}): a draw must be "
+                f"worth less than a win, or stalling to the time limit pays"
+            )
 
     @classmethod
     def resolve(cls, rewards) -> RewardWeights:
@@ -259,6 +283,7 @@ class RewardWeights:
             if unknown:
                 raise ArenaConfigError(f"unknown reward term(s) {unknown}; terms are: {', '.join(REWARD_TERMS)}")
             base = {name: 0.0 for name in REWARD_TERMS}
+            base["draw"] = DEFAULT_DRAW
             base.update(rewards)
             return cls(**base)
         raise ArenaConfigError(f"rewards must be a preset name, a mapping of term weights or None, got {rewards!r}")

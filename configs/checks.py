@@ -198,7 +198,7 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
     """Reward terms, rule names and bot names are the arena's; check them here so errors name the file."""
     # Imported here, not at the top: only arena configs need the arena's names, and a Gymnasium
     # config loads without importing the arena.
-    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, Rules, reward_preset
+    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, RewardWeights, Rules, reward_preset
     from arena.variants import resolve_variant
 
     env = config.env
@@ -212,6 +212,10 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
                 )
     elif reward_preset(env.rewards) is None:
         at.fail("env.rewards", f"names no reward preset: {env.rewards!r} (presets: {', '.join(REWARD_PRESETS)})")
+    try:
+        RewardWeights.resolve(env.rewards)  # each weight a finite number, a draw below a win
+    except ArenaConfigError as exc:
+        at.fail("env.rewards", f"is invalid: {exc}")
     for section, rules in (("env.rules", env.rules), ("eval.rules", config.eval.rules)):
         for name in rules:
             if name not in rule_names:
@@ -237,7 +241,9 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
 
 def _check_league(config: Config, at: _Origins) -> None:
     """The league's opponent mix, bots, curriculum stages, specialists and fixed opponents."""
-    from arena.rules import BOT_NAMES, REWARD_PRESETS, REWARD_TERMS, reward_preset  # lazily, as in _check_arena_keys
+    # lazily, as in _check_arena_keys
+    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, RewardWeights, reward_preset
+    from arena.variants import resolve_variant
 
     league = config.league
 
@@ -283,6 +289,11 @@ def _check_league(config: Config, at: _Origins) -> None:
             at.fail(
                 f"{key}.rewards", f"names no reward preset: {stage.rewards!r} (presets: {', '.join(REWARD_PRESETS)})"
             )
+        if stage.rewards is not None:
+            try:
+                RewardWeights.resolve(stage.rewards)
+            except ArenaConfigError as exc:
+                at.fail(f"{key}.rewards", f"is invalid: {exc}")
         rule = stage.promote
         if rule is not None:
             at.require(f"{key}.promote.metric", rule.metric, one_of(PROMOTION_METRICS))
@@ -314,8 +325,10 @@ def _check_league(config: Config, at: _Origins) -> None:
         if bots > 0 and not names:
             at.fail(f"{key}.bot_names", "must name at least one bot when the bots probability is above 0")
         for name in names:
-            if name not in BOT_NAMES:
-                at.fail(f"{key}.bot_names", f"names an unknown bot {name!r} (bots: {', '.join(BOT_NAMES)})")
+            try:
+                resolve_variant(name)  # a bot, a named variant or bot[key=value;...]
+            except ArenaConfigError as exc:
+                at.fail(f"{key}.bot_names", f"names a bad bot: {exc}")
     names = set()
     for n, spec in enumerate(league.specialists):
         key = f"league.specialists[{n}]"

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from arena import Arena, RewardWeights, Rules, parse_slots
+from arena import REWARD_TERMS, Arena, RewardWeights, Rules, parse_slots
 from arena.kernel import ACTION_IDLE
 from arena.reference import reference_step
 
@@ -45,11 +45,12 @@ class Ring:
 
 
 def only(term, weight=1.0):
-    """Reward weights with a single non-zero term."""
-    return RewardWeights(
-        **{name: 0.0 for name in ("survive", "hit", "knockout", "damage_taken", "edge", "death", "win")}
-        | {term: weight}
-    )
+    """Reward weights with a single non-zero term (the draw weight, which must stay below the
+    win weight, is 0 when the term is the win and -1 below it otherwise)."""
+    weights = {name: 0.0 for name in REWARD_TERMS} | {term: weight}
+    if term != "draw":
+        weights["draw"] = min(weights["win"], 0.0) - 1.0
+    return RewardWeights(**weights)
 
 
 EAST = 0.0

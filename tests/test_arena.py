@@ -1,6 +1,7 @@
 """The ring's rules: physics invariants, each reward term alone, eliminations and their
 credit, ranks, observations, bots, and the kernel against the slow reference."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -221,6 +222,61 @@ def test_auto_reset_starts_a_fresh_match():
     assert ring.arena.alive[0].all() and ring.arena.frame[0] == 0
     assert ring.arena.health[0].tolist() == [1.0, 1.0]
     np.testing.assert_allclose(np.hypot(*ring.arena.pos[0].T), 3.0, atol=0.31)
+
+
+def test_a_draw_is_worth_less_than_the_win_it_could_have_been():
+    # A time-out with equal health is a draw: each fighter is paid the draw weight.
+    weights = RewardWeights.resolve({"survive": 1.0, "win": 5.0, "draw": -2.0})
+    ring = Ring(2, weights, max_frames=8, frame_skip=4)
+    ring.place([(-2.0, 0.0), (2.0, 0.0)])
+    ring.step()
+    assert ring.rewards.tolist() == [4.0, 4.0]
+    assert ring.step() == 1
+    assert ring.rewards.tolist() == [4.0 - 2.0, 4.0 - 2.0]
+    # Knocking out on the first frame of a 3000-frame match: the win, and survive for the 2999
+    # frames it no longer has to play, so the match is worth 3000 + 5 to the winner, more than
+    # the 3000 - 2 of standing to the limit.
+    ring = Ring(2, weights, frame_skip=1)
+    ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[EAST, WEST])
+    ring.arena.health[0, 1] = 0.1
+    assert ring.step(ACTION_ATTACK, 8) == 1
+    assert ring.rewards.tolist() == [1.0 + 5.0 + 2999.0, 0.0]
+    # A cost per frame standing (survive < 0) is not charged for the frames a win saves.
+    costly = dataclasses.replace(weights, survive=-0.5)
+    ring = Ring(2, costly, frame_skip=1)
+    ring.place([(0.0, 0.0), (1.0, 0.0)], facings=[EAST, WEST])
+    ring.arena.health[0, 1] = 0.1
+    ring.step(ACTION_ATTACK, 8)
+    assert ring.rewards.tolist() == [-0.5 + 5.0, 0.0]
+
+
+def test_draw_must_be_below_win():
+    with pytest.raises(ArenaConfigError, match=r"rewards.draw \(0\) must be below rewards.win \(0\)"):
+        RewardWeights(win=0.0, draw=0.0)
+    with pytest.raises(ArenaConfigError, match=r"rewards.draw \(3\) must be below rewards.win \(2\)"):
+        RewardWeights.resolve({"win": 2.0, "draw": 3.0})
+    # A mapping without a draw weight gets -1, below any win weight of 0 or more.
+    assert RewardWeights.resolve({"win": 0.0}).draw == -1.0
+    assert RewardWeights.resolve("standard").draw == -1.0
+
+
+def test_stats_spread_draws_each_fighters_body_per_match():
+    stats = ({"size": 0.6, "speed": 3.0, "mass": 2.0},)  # slot 0's own stats; slot 1 the defaults
+    ring = Ring(2, num_arenas=2000, stats_spread=0.3, fighter_stats=stats, autoreset=True, max_frames=4)
+    first = ring.arena.size.copy(), ring.arena.speed.copy(), ring.arena.mass.copy()
+    for values, bases in zip(first, ((0.6, 0.5), (3.0, 4.0), (2.0, 1.0)), strict=True):
+        for f, base in enumerate(bases):
+            assert base * 0.7 <= values[:, f].min() < base * 0.75 and base * 1.25 < values[:, f].max() <= base * 1.3
+            assert abs(values[:, f].mean() - base) < 0.02 * base  # centred on the fighter's own stats
+    assert np.corrcoef(first[0][:, 0], first[1][:, 0])[0, 1] < 0.1  # size and speed drawn apart
+    ring.step()  # every match times out and a new one starts: new bodies, the same own stats
+    assert not np.array_equal(ring.arena.size, first[0])
+    np.testing.assert_array_equal(ring.arena.base_size[:, 0], 0.6)
+    # Without a spread every fighter keeps its own stats.
+    plain = Ring(2, num_arenas=8, fighter_stats=stats)
+    assert (plain.arena.size[:, 0] == 0.6).all() and (plain.arena.speed[:, 1] == 4.0).all()
+    with pytest.raises(ArenaConfigError, match=r"rules.stats_spread must be a fraction in \[0, 0.5\], got 0.8"):
+        Rules(stats_spread=0.8)
 
 
 def test_timeout_is_a_truncation():
