@@ -210,6 +210,55 @@ def expand_gauntlet(opponents) -> list:
     return out
 
 
+WIDE = "wide"
+"""The word that stands for WIDE_OPPONENTS in a config's env.opponents (or league.bot_names)."""
+WIDE_RANDOM = 35
+"""how many random variants WIDE_OPPONENTS holds"""
+WIDE_SEED = 0
+"""the seed of WIDE_OPPONENTS' random variants: every run draws from the same documented list"""
+_WIDE_BASES = ("chaser", "kiter", "edge_pusher", "counter", "striker")
+"""the bots the random variants are drawn around (random and idle have no behaviour to vary)"""
+
+
+def random_variants(count: int, seed: int = WIDE_SEED) -> list[str]:
+    """``count`` variant specs ``bot[key=value;...]``, the bots in turn from chaser, kiter,
+    edge_pusher, counter and striker, each parameter drawn uniformly from its TRAINING range
+    (two decimals, so the spec is exact); none is held out."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for k in range(count):
+        values = {key: round(float(rng.uniform(lo, hi)), 2) for key, (lo, hi) in TRAINING.items()}
+        body = ";".join(f"{key}={value:g}" for key, value in values.items())
+        specs.append(f"{_WIDE_BASES[k % len(_WIDE_BASES)]}[{body}]")
+    return specs
+
+
+WIDE_OPPONENTS = (*BOT_NAMES, *TRAINING_VARIANTS, *random_variants(WIDE_RANDOM))
+"""The wide training distribution: every built-in bot, the named training variants and
+WIDE_RANDOM random variants inside the TRAINING ranges (drawn per match like any list). The
+held-out variants are outside it by construction."""
+
+
+def expand_wide(names) -> list:
+    """``names`` (a slot's list of bots) with the word ``wide`` replaced by WIDE_OPPONENTS;
+    repeats stay, so ``[wide, striker]`` draws the striker a little more often."""
+    out: list = []
+    for name in names:
+        out.extend(WIDE_OPPONENTS if name == WIDE else (name,))
+    return out
+
+
+def expand_wide_slots(opponents):
+    """A config's env.opponents with ``wide`` expanded in every slot (a slot that is the word
+    itself becomes the list)."""
+    if opponents is None:
+        return None
+    return [
+        expand_wide(entry) if isinstance(entry, list) else (list(WIDE_OPPONENTS) if entry == WIDE else entry)
+        for entry in opponents
+    ]
+
+
 def is_variant_spec(spec) -> bool:
     """Whether a string names a bot or variant (rather than a file or module:function)."""
     return isinstance(spec, str) and (spec in BOT_IDS or spec in VARIANTS or _EXPLICIT.match(spec.strip()) is not None)

@@ -59,10 +59,18 @@ def load_config(path: str | os.PathLike | dict | None = None, overrides=()) -> C
         _set_dotted(raw, key, value)
         sources[key] = origin
     config = _build(Config, raw, prefix="", sources=sources, default_source=label)
-    if config.env.name == "arena" and "gauntlet" in config.eval.opponents:
-        from arena.variants import expand_gauntlet  # lazily: a Gymnasium config never loads the arena
+    if config.env.name == "arena":
+        # The words gauntlet (eval.opponents) and wide (env.opponents, league.bot_names) stand
+        # for lists of bots; the resolved config lists them. Imported lazily: a Gymnasium
+        # config never loads the arena.
+        from arena.variants import expand_gauntlet, expand_wide, expand_wide_slots
 
-        config.eval.opponents = expand_gauntlet(config.eval.opponents)  # the resolved config lists them
+        config.eval.opponents = expand_gauntlet(config.eval.opponents)
+        config.env.opponents = expand_wide_slots(config.env.opponents)
+        config.league.bot_names = expand_wide(config.league.bot_names)
+        for stage in config.league.stages:
+            if stage.bot_names is not None:
+                stage.bot_names = expand_wide(stage.bot_names)
     checks.check(config, sources, default_source=label)
     return config
 

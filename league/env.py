@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from arena.rules import LEARNER
+from arena.rules import BOT_NAMES, LEARNER
 from envs import ArenaEnv
 from league.curriculum import Stage
 from league.pool import OpponentPool
@@ -74,6 +74,9 @@ class LeagueEnv:
             **(rules or {}),
         )
         self.arena = self.env.arena
+        for row, variant in enumerate(pool.variants, start=len(BOT_NAMES)):  # the pool's bot variants
+            if self.arena.variant_row(variant) != row:
+                raise RuntimeError(f"the arena plays bot {variant.name!r} from another row than the pool's {row}")
         A = self.arena.num_arenas
         rows = np.arange(A * F).reshape(A, F)  # agent row = arena * F + slot
         self.learner_rows = rows[:, :L].reshape(-1)

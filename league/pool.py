@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arena.rules import LEARNER, bot_id
+from arena.rules import BOT_NAMES, LEARNER
+from arena.variants import BotVariant, resolve_variant, variant_table
 from configs import fixed_opponent_name
 from evaluation.ratings import fit_log_strengths, to_elo
 from policies import AgentCheckpoint, CheckpointError, Policy
@@ -49,7 +50,8 @@ class Entry:
     kind: str
     """bot, snapshot or fixed"""
     bot: int
-    """the kernel's bot id for a bot; arena.rules.LEARNER for a network (the trainer drives it)"""
+    """a bot's row of the pool's variant_table() (its kernel bot id for a built-in bot);
+    arena.rules.LEARNER for a network (the trainer drives it)"""
     step: int = 0
     """learner agent-steps when the snapshot was taken"""
     path: str | None = None
@@ -121,8 +123,25 @@ class OpponentPool:
         self.bot_ids = np.zeros(0, dtype=np.int32)  # kernel bot id per entry (LEARNER for snapshots), for the arena
         self.score = np.zeros(0)  # learner's summed score against each entry (fading)
         self.games = np.zeros(0)  # results against each entry (fading)
+        self.variants: list[BotVariant] = []  # the bots that are not built-in ones, by table row
         for name in bot_names:
-            self._append(Entry(len(self.entries), name, BOT, bot_id(name)))
+            self._append(Entry(len(self.entries), name, BOT, self._bot_row(name)))
+
+    # ------------------------------------------------------------ bots
+    def _bot_row(self, name: str) -> int:
+        """The row of variant_table() that plays bot ``name`` (a built-in bot, a named variant or
+        ``bot[key=value;...]``, arena/variants.py), adding a row for a new variant."""
+        variant = resolve_variant(name)
+        if variant.builtin:
+            return variant.kind
+        if variant not in self.variants:
+            self.variants.append(variant)
+        return len(BOT_NAMES) + self.variants.index(variant)
+
+    def variant_table(self) -> np.ndarray:
+        """The kernels' variant table the pool's bot rows index: the built-in bots, then
+        ``variants`` in order (LeagueEnv gives it to its arena)."""
+        return variant_table(self.variants)
 
     # ------------------------------------------------------------ entries
     def _append(self, entry: Entry) -> Entry:
@@ -317,6 +336,9 @@ class OpponentPool:
     def load_state_dict(self, state: dict) -> None:
         """Restore entries and records; snapshot networks load from their files when first drawn."""
         self.entries = [Entry(**fields) for fields in state["entries"]]
+        for e in self.entries:  # a bot's row is this pool's, whatever table the saved one had
+            if e.kind == BOT:
+                e.bot = self._bot_row(e.name)
         self.bot_ids = np.array([e.bot for e in self.entries], dtype=np.int32)
         self.score = np.asarray(state["score"], dtype=float)
         self.games = np.asarray(state["games"], dtype=float)

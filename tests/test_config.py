@@ -103,6 +103,25 @@ def test_gauntlet_in_eval_opponents_stands_for_every_bot_and_held_out_variant(tm
     assert config_to_dict(config)["eval"]["opponents"] == config.eval.opponents  # the resolved config lists them
 
 
+def test_wide_in_env_opponents_stands_for_the_training_distribution(tmp_path):
+    from arena import BOT_NAMES
+    from arena.variants import TRAINING, WIDE_OPPONENTS, WIDE_RANDOM, resolve_variant
+
+    config = load_config(write(tmp_path, "env:\n  opponents: [[wide, striker]]\n"))
+    assert config.env.opponents == [[*WIDE_OPPONENTS, "striker"]]
+    assert config_to_dict(config)["env"]["opponents"] == config.env.opponents  # the resolved config lists them
+    assert set(BOT_NAMES) <= set(WIDE_OPPONENTS)
+    variants = [resolve_variant(name) for name in WIDE_OPPONENTS]
+    assert not any(v.held_out for v in variants)  # the held-out variants stay out of training
+    random_ones = variants[-WIDE_RANDOM:]
+    for key, (lo, hi) in TRAINING.items():  # the random variants spread over each training range
+        values = [getattr(v.params, key) for v in random_ones]
+        assert lo <= min(values) < lo + 0.3 * (hi - lo) and hi - 0.3 * (hi - lo) < max(values) <= hi, key
+    assert load_config(write(tmp_path, "env:\n  opponents: [wide]\n", "w.yaml")).env.opponents == [list(WIDE_OPPONENTS)]
+    league = load_config(CONFIG_DIR / "selfplay.yaml", {"league.bot_names": ["wide"]}).league
+    assert league.bot_names == list(WIDE_OPPONENTS)
+
+
 def test_wrong_type_names_key_file_and_value(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'train.num_steps' in .*bad.yaml must be int, got 'many'"):
         load_config(write(tmp_path, "train:\n  num_steps: many\n"))

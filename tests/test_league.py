@@ -9,7 +9,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from arena.rules import LEARNER, bot_id
+from arena.rules import BOT_IDS, BOT_NAMES, LEARNER, bot_id
+from arena.variants import resolve_variant
 from configs import CONFIG_DIR, ConfigError, PromotionConfig, load_config
 from league import Curriculum, League, LeagueEnv, OpponentPool, resolve_stages
 from league.curriculum import Stage
@@ -251,6 +252,27 @@ def test_match_results_score_the_learner_against_each_opponent():
     np.testing.assert_allclose(pool.games, [2, 4, 6], rtol=1e-6)
     np.testing.assert_allclose(pool.score, [2, 2, 0.5 + 1 + 1 + 1], rtol=1e-6)
     assert wins == [True, False, False, False, False, True] and ranks == [1, 2, 3, 3, 2, 1]
+
+
+def test_bot_variants_play_in_the_league_from_their_own_rows(tmp_path):
+    """Named variants and bot[key=value;...] specs are league bots: each plays from its own row of
+    the arena's variant table (the pool's), keeps it across a resume, and a bad one is refused."""
+    bots = ["chaser", "far_kiter", "kiter[retreat=2.0;noise=0.1]", "idle"]
+    pool = OpponentPool(bots, directory=tmp_path)
+    env = LeagueEnv(stage(bots=1.0, latest=0.0, past=0.0, bot_names=bots, num_arenas=64), pool, seed=0)
+    env.async_reset(0)
+    rows = [e.bot for e in pool.entries]
+    assert rows[0] == BOT_IDS["chaser"] and rows[3] == BOT_IDS["idle"]
+    assert rows[1:3] == [len(BOT_NAMES), len(BOT_NAMES) + 1]
+    np.testing.assert_array_equal(env.arena.variants, pool.variant_table())
+    np.testing.assert_array_equal(env.arena.variants[rows[2]], resolve_variant(bots[2]).pack())
+    drawn = env.arena.bot[:, 1]
+    assert set(drawn.tolist()) == set(rows)  # 64 matches draw every bot
+    restored = OpponentPool(["idle", "far_kiter"], directory=tmp_path)
+    restored.load_state_dict(pool.state_dict())
+    assert [e.bot for e in restored.entries] == [BOT_IDS["chaser"], len(BOT_NAMES), len(BOT_NAMES) + 1, BOT_IDS["idle"]]
+    with pytest.raises(ConfigError, match=r"league.bot_names' .* names a bad bot: .*unknown parameter 'retrat'"):
+        load_config(CONFIG_DIR / "selfplay.yaml", {"league.bot_names": ["chaser", "kiter[retrat=2]"]})
 
 
 def test_same_seed_gives_the_same_league_rollout():
