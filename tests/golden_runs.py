@@ -64,7 +64,7 @@ VOLATILE_KEYS = {
 """summary.json keys that hold paths, times or speeds."""
 
 TINY_MODE = (
-    "extends: {configs}/aggression.yaml\nenv: {{num_arenas: 32}}\n"
+    "extends: {configs}/chaser-duel.yaml\nenv: {{num_arenas: 32}}\n"
     "train: {{num_steps: 16, total_timesteps: 1500}}\neval: {{interval: 2, matches: 8}}\n"
     "torch_threads: 1\n"
 )
@@ -89,15 +89,23 @@ def golden_commands(work: Path) -> dict[str, list[str]]:
     mode = work / "tiny_aggression.yaml"
     league = ["--league.snapshot_interval", "600", "--league.rating_interval", "1"]
     return {
-        # Three updates of the default config with periodic evaluations and checkpoints.
+        # Three updates of the default config (a league of wide bots, snapshots and a tiny
+        # chaser-duel specialist it starts from) with periodic gauntlet evaluations and checkpoints.
         "aggression": [
             "configs/aggression.yaml",
             *SMALL,
+            *league,
+            "--league.specialists",
+            f"[{{config: {mode}, seed: 101}}]",
+            "--league.init_from",
+            "tiny_aggression_s101",
             "--train.total_timesteps",
             "2400",
             "--eval.interval",
             "1",
             "--eval.matches",
+            "8",
+            "--eval.final_matches",
             "8",
             "--checkpoint_interval",
             "2",

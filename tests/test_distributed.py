@@ -19,7 +19,7 @@ from policies import read_checkpoint
 from train import train
 
 SMALL = ["--env.num_arenas", "32", "--train.num_steps", "16", "--torch_threads", "1", "--seed", "3"]
-AGGRESSION = [str(CONFIG_DIR / "aggression.yaml"), *SMALL, "--eval.matches", "8"]
+AGGRESSION = [str(CONFIG_DIR / "chaser-duel.yaml"), *SMALL, "--eval.matches", "8"]
 
 
 def torchrun(*args, ranks: int = 2, **popen):
@@ -149,7 +149,7 @@ def test_the_scaling_benchmark_reports_every_mode(tmp_path):
     out = tmp_path / "scaling.json"
     assert main(["--rounds", "1", "--steps", "2", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
-    assert figures["minibatch_rows"] == 8192  # configs/aggression.yaml: 64 steps x 1024 learners / 8
+    assert figures["minibatch_rows"] == 8192  # configs/chaser-duel.yaml: 64 steps x 1024 learners / 8
     (round_,) = figures["rounds"]
     assert all(len(round_[m]) == 2 and min(round_[m]) > 0 for m in MODES)  # each rank's ms per step
     assert figures["median"]["ceiling"] > 0

@@ -161,7 +161,7 @@ def test_ppo_fine_tunes_the_clone_with_init_from(cloned, tmp_path):
         "log_interval": 60.0,
     }
     summary = train(
-        CONFIG_DIR / "aggression.yaml", tiny, run_dir=tmp_path / "ppo", init_from=cloned["best"], progress=False
+        CONFIG_DIR / "chaser-duel.yaml", tiny, run_dir=tmp_path / "ppo", init_from=cloned["best"], progress=False
     )
     assert summary["global_step"] > 0 and not summary["interrupted"]
     assert AgentCheckpoint.load(summary["latest"]).config["mode"] == "aggression"

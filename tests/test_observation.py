@@ -35,9 +35,9 @@ def test_the_full_observation_extends_the_basic_one():
 
 
 def test_observation_is_a_checked_config_key():
-    assert load_config(CONFIG_DIR / "aggression.yaml", ["--env.observation", "full"]).env.observation == "full"
+    assert load_config(CONFIG_DIR / "chaser-duel.yaml", ["--env.observation", "full"]).env.observation == "full"
     with pytest.raises(ConfigError, match="'env.observation' .* must be basic or full, got 'wide'"):
-        load_config(CONFIG_DIR / "aggression.yaml", ["--env.observation", "wide"])
+        load_config(CONFIG_DIR / "chaser-duel.yaml", ["--env.observation", "wide"])
     with pytest.raises(ConfigError, match="'env.observation' .* applies to the arena"):
         load_config(CONFIG_DIR / "cartpole.yaml", ["--env.observation", "full"])
 
@@ -46,7 +46,7 @@ def test_a_full_observation_fighter_trains_and_meets_basic_ones(tmp_path):
     overrides = ["--env.observation", "full", "--env.num_arenas", "32", "--train.num_steps", "16",
                  "--train.total_timesteps", "1500", "--eval.interval", "2", "--eval.matches", "8",
                  "--torch_threads", "1"]  # fmt: skip
-    summary = train(CONFIG_DIR / "aggression.yaml", overrides, run_dir=tmp_path / "run", progress=False)
+    summary = train(CONFIG_DIR / "chaser-duel.yaml", overrides, run_dir=tmp_path / "run", progress=False)
     full = AgentCheckpoint.load(summary["latest"])
     assert full.obs_size == FULL_OBS_SIZE and summary["best_eval"]["chaser"]["matches"] == 8
     basic = make_checkpoint(tmp_path / "basic.pt", seed=1)

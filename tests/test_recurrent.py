@@ -214,11 +214,11 @@ def test_lstm_with_torchrun_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(distributed, "setup", lambda device: distributed.Dist(world_size=2))
     with pytest.raises(ConfigError, match="one process"):
-        train("configs/aggression.yaml", ["--policy.kind", "lstm"])
+        train("configs/chaser-duel.yaml", ["--policy.kind", "lstm"])
 
 
 def test_an_unknown_policy_kind_is_a_config_error():
     from configs import load_config
 
     with pytest.raises(ConfigError, match="policy.kind"):
-        load_config("configs/aggression.yaml", ["--policy.kind", "gru"])
+        load_config("configs/chaser-duel.yaml", ["--policy.kind", "gru"])

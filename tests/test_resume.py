@@ -70,7 +70,7 @@ SMALL = [
 ]
 RUNS = {
     "aggression": (
-        "aggression.yaml",
+        "chaser-duel.yaml",
         [
             "--train.total_timesteps",
             "4000",

@@ -83,13 +83,13 @@ def test_final_seed_stays_in_numpy_range():
 )
 def test_bad_final_selection_settings_are_errors(key, value, message):
     with pytest.raises(ConfigError, match=rf"'{key}'.*{message}"):
-        load_config(CONFIG_DIR / "aggression.yaml", [f"--{key}", value])
+        load_config(CONFIG_DIR / "chaser-duel.yaml", [f"--{key}", value])
 
 
 def test_a_run_with_final_selection_replays_its_evaluations_including_those_before_a_resume(tmp_path):
     run_dir = tmp_path / "run"
     final = ["--eval.final_candidates", "3", "--eval.final_matches", "12"]
-    first = train(CONFIG_DIR / "aggression.yaml", TINY + final, run_dir=run_dir, progress=False)
+    first = train(CONFIG_DIR / "chaser-duel.yaml", TINY + final, run_dir=run_dir, progress=False)
     assert len(first["final_selection"]["candidates"]) == 3
     summary = train(None, ["--train.total_timesteps", "6000", *final], resume=run_dir, progress=False)
     evals = TrainerState.from_dict(read_checkpoint(run_dir / "checkpoints" / "latest.pt")["trainer_state"]).evals
@@ -108,7 +108,7 @@ def test_select_re_picks_best_pt_of_a_run_trained_without_it_from_its_tensorboar
     from evaluate import main
 
     run_dir = tmp_path / "run"
-    train(CONFIG_DIR / "aggression.yaml", TINY, run_dir=run_dir, progress=False)
+    train(CONFIG_DIR / "chaser-duel.yaml", TINY, run_dir=run_dir, progress=False)
     best = run_dir / "checkpoints" / "best.pt"
     periodic_best = best.read_bytes()
     assert (

@@ -144,7 +144,7 @@ def run_train(*args, timeout=240):
 
 def test_subprocess_run_writes_events_config_checkpoints_and_resumes(tmp_path):
     run_dir, db_path = tmp_path / "run", tmp_path / "arena.db"
-    result = run_train("configs/aggression.yaml", *TINY, "--run-dir", str(run_dir), "--db", str(db_path))
+    result = run_train("configs/chaser-duel.yaml", *TINY, "--run-dir", str(run_dir), "--db", str(db_path))
     assert result.returncode == 0, result.stderr
     assert "Finished" in result.stdout and "best vs random" in result.stdout
     assert list(run_dir.glob("events.out.tfevents.*"))
@@ -178,7 +178,7 @@ def check_database(db_path, summary):
     db = Database.open(db_path)
     try:
         fighter = db.get_fighter(summary["fighter_id"])
-        assert fighter is not None and fighter["glb_filename"] == "aggression.glb"
+        assert fighter is not None and fighter["glb_filename"] == "chaser-duel.glb"
         rows = db.list_checkpoints(summary["fighter_id"])
         assert rows and all(Path(r["weights_path"]).is_file() for r in rows)
         assert {r["training_mode"] for r in rows} == {"aggression"}
@@ -208,7 +208,7 @@ def test_bad_config_and_checkpoint_errors_are_clear(tmp_path):
     assert "Traceback" not in result.stderr
     result = run_train(str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "not found" in result.stderr
-    result = run_train("configs/aggression.yaml", "--train.learning_rate", "fast")
+    result = run_train("configs/chaser-duel.yaml", "--train.learning_rate", "fast")
     assert result.returncode == 2 and "'train.learning_rate' in the command line" in result.stderr
     result = run_train("--resume", str(tmp_path / "nothing-here"))
     assert result.returncode == 2 and "does not exist" in result.stderr
@@ -225,7 +225,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
         [
             sys.executable,
             str(ROOT / "train.py"),
-            "configs/aggression.yaml",
+            "configs/chaser-duel.yaml",
             *TINY,
             "--train.total_timesteps",
             "100000000",
@@ -258,7 +258,7 @@ def test_init_from_starts_a_new_run_from_trained_weights(tmp_path):
     torch.nn.init.constant_(source.actor.bias, 0.5)
     AgentCheckpoint(source).save(tmp_path / "source.pt")
     summary = train(
-        CONFIG_DIR / "aggression.yaml",
+        CONFIG_DIR / "chaser-duel.yaml",
         TINY + ["--train.total_timesteps", "1", "--eval.interval", "0"],
         run_dir=tmp_path / "run",
         init_from=tmp_path / "source.pt",
@@ -267,7 +267,7 @@ def test_init_from_starts_a_new_run_from_trained_weights(tmp_path):
     assert summary["global_step"] > 0 and summary["interrupted"] is False
     with pytest.raises(Exception, match="does not fit"):
         AgentCheckpoint(Policy(hidden_size=16)).save(tmp_path / "small.pt")
-        train(CONFIG_DIR / "aggression.yaml", TINY, run_dir=tmp_path / "run2", init_from=tmp_path / "small.pt")
+        train(CONFIG_DIR / "chaser-duel.yaml", TINY, run_dir=tmp_path / "run2", init_from=tmp_path / "small.pt")
 
 
 def test_short_training_beats_the_random_policy(tmp_path):
@@ -275,7 +275,7 @@ def test_short_training_beats_the_random_policy(tmp_path):
     from evaluate import evaluate, uniform_policy
 
     summary = train(
-        CONFIG_DIR / "aggression.yaml",
+        CONFIG_DIR / "chaser-duel.yaml",
         {
             "env.opponents": ["random"],
             "env.num_arenas": 256,
@@ -307,7 +307,7 @@ def test_same_seed_same_weights_in_either_precision(tmp_path, precision):
     ]
     weights = []
     for name in ("a", "b"):
-        summary = train(CONFIG_DIR / "aggression.yaml", overrides, run_dir=tmp_path / name, progress=False)
+        summary = train(CONFIG_DIR / "chaser-duel.yaml", overrides, run_dir=tmp_path / name, progress=False)
         assert summary["update_precision"] == precision and summary["iterations"] >= 2
         weights.append(read_checkpoint(summary["latest"])["state_dict"])
     assert weights[0].keys() == weights[1].keys()
