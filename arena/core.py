@@ -22,7 +22,7 @@ from arena.rules import (
     RewardWeights,
     Rules,
 )
-from arena.variants import VARIANTS, BotVariant, resolve_variant, variant_table
+from arena.variants import VARIANTS, BotVariant, VariantTable, resolve_variant
 
 MASK64 = (1 << 64) - 1
 
@@ -189,8 +189,7 @@ class Arena:
             stats = self.rules.stats_for(f)
             self.size[:, f], self.speed[:, f], self.mass[:, f] = stats.size, stats.speed, stats.mass
             self.base_size[:, f], self.base_speed[:, f], self.base_mass[:, f] = stats.size, stats.speed, stats.mass
-        self.variants = variant_table()
-        self.variant_names = list(BOT_NAMES)
+        self.variant_table = VariantTable()  # the bots' behaviour rows: the built-in bots, then variants
         pool_width = max([len(s) for s in slots if s is not None] + [1])
         self.bot_pool = np.zeros((F, pool_width), dtype=np.int32)
         self.pool_len = np.zeros(F, dtype=np.int32)
@@ -275,25 +274,20 @@ class Arena:
             length=self.final_length[arenas],
         )
 
+    @property
+    def variants(self) -> np.ndarray:
+        """The kernels' variant table (arena/variants.py): row k plays the bots whose ``bot`` is k."""
+        return self.variant_table.array
+
     def variant_row(self, bot) -> int:
         """The row of ``variants`` that plays ``bot`` (a built-in bot id, a name, a spec or a
-        BotVariant), appending a row for a variant the table lacks. A variant with a built-in
-        bot's default parameters is that bot's row."""
+        BotVariant), appending a row for a variant the table lacks (VariantTable.row)."""
         if isinstance(bot, (int, np.integer)) and not isinstance(bot, bool):
-            if not 0 <= bot < len(self.variants):
-                last = len(self.variants) - 1
+            if not 0 <= bot < len(self.variant_table):
+                last = len(self.variant_table) - 1
                 raise ArenaConfigError(f"bot id {bot!r} is not a row of the variant table (0..{last})")
             return int(bot)
-        variant = resolve_variant(bot)
-        if variant.builtin:
-            return variant.kind
-        row = variant.pack()
-        for k in range(len(BOT_NAMES), len(self.variants)):
-            if np.array_equal(self.variants[k], row):
-                return k
-        self.variants = np.vstack([self.variants, row])
-        self.variant_names.append(variant.name)
-        return len(self.variants) - 1
+        return self.variant_table.row(bot)
 
     def bot_actions(self, bot, arenas, slots, out=None) -> np.ndarray:
         """The action bot ``bot`` (a name, variant spec, BotVariant or variant row) takes now for

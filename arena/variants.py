@@ -328,3 +328,39 @@ def variant_table(extra=()) -> np.ndarray:
     ``extra`` BotVariants, one row each."""
     rows = [resolve_variant(name).pack() for name in BOT_NAMES] + [v.pack() for v in extra]
     return np.stack(rows)
+
+
+class VariantTable:
+    """The kernels' variant table and the one rule that gives a bot its row: rows 0-6 are the
+    built-in bots by id (a variant with a bot's default parameters plays from that bot's row);
+    another variant plays from the row of the first variant with the same parameters, or from a
+    new row at the end. The arena and the league's opponent pool each keep one, and the league
+    adds the pool's variants to its arena in the pool's order, so a bot's row is the same in both."""
+
+    def __init__(self, variants=()):
+        self.array = variant_table()
+        """the table itself, (rows, NUM_VARIANT_COLUMNS): what the kernels read"""
+        self.names = list(BOT_NAMES)
+        """each row's display name (the first variant that asked for the row)"""
+        self.variants: list[BotVariant] = []
+        """the variants behind rows len(BOT_NAMES) and on, in row order"""
+        for variant in variants:
+            self.row(variant)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def row(self, bot) -> int:
+        """The row that plays ``bot`` (a name, a named variant, a ``bot[key=value;...]`` spec or a
+        BotVariant), adding one for parameters the table lacks."""
+        variant = resolve_variant(bot)
+        if variant.builtin:
+            return variant.kind
+        packed = variant.pack()
+        for k in range(len(BOT_NAMES), len(self.array)):
+            if np.array_equal(self.array[k], packed):
+                return k
+        self.array = np.vstack([self.array, packed])
+        self.names.append(variant.name)
+        self.variants.append(variant)
+        return len(self.array) - 1

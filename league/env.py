@@ -74,7 +74,8 @@ class LeagueEnv:
             **(rules or {}),
         )
         self.arena = self.env.arena
-        for row, variant in enumerate(pool.variants, start=len(BOT_NAMES)):  # the pool's bot variants
+        # the pool's bot variants, in its order: one rule (VariantTable.row) gives the same rows
+        for row, variant in enumerate(pool.variants, start=len(BOT_NAMES)):
             if self.arena.variant_row(variant) != row:
                 raise RuntimeError(f"the arena plays bot {variant.name!r} from another row than the pool's {row}")
         A = self.arena.num_arenas

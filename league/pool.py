@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arena.rules import BOT_NAMES, LEARNER
-from arena.variants import BotVariant, resolve_variant, variant_table
+from arena.rules import LEARNER
+from arena.variants import BotVariant, VariantTable
 from configs import fixed_opponent_name
 from evaluation.ratings import fit_log_strengths, to_elo
 from policies import AgentCheckpoint, CheckpointError, Policy
@@ -123,7 +123,7 @@ class OpponentPool:
         self.bot_ids = np.zeros(0, dtype=np.int32)  # kernel bot id per entry (LEARNER for snapshots), for the arena
         self.score = np.zeros(0)  # learner's summed score against each entry (fading)
         self.games = np.zeros(0)  # results against each entry (fading)
-        self.variants: list[BotVariant] = []  # the bots that are not built-in ones, by table row
+        self.table = VariantTable()  # the bots' rows (the arena's rule: arena/variants.py)
         for name in bot_names:
             self._append(Entry(len(self.entries), name, BOT, self._bot_row(name)))
 
@@ -131,17 +131,18 @@ class OpponentPool:
     def _bot_row(self, name: str) -> int:
         """The row of variant_table() that plays bot ``name`` (a built-in bot, a named variant or
         ``bot[key=value;...]``, arena/variants.py), adding a row for a new variant."""
-        variant = resolve_variant(name)
-        if variant.builtin:
-            return variant.kind
-        if variant not in self.variants:
-            self.variants.append(variant)
-        return len(BOT_NAMES) + self.variants.index(variant)
+        return self.table.row(name)
+
+    @property
+    def variants(self) -> list[BotVariant]:
+        """The variants behind the table's rows after the built-in bots, in row order (LeagueEnv
+        adds them to its arena in this order)."""
+        return self.table.variants
 
     def variant_table(self) -> np.ndarray:
         """The kernels' variant table the pool's bot rows index: the built-in bots, then
-        ``variants`` in order (LeagueEnv gives it to its arena)."""
-        return variant_table(self.variants)
+        ``variants`` in order."""
+        return self.table.array
 
     # ------------------------------------------------------------ entries
     def _append(self, entry: Entry) -> Entry:

@@ -254,6 +254,18 @@ def test_match_results_score_the_learner_against_each_opponent():
     assert wins == [True, False, False, False, False, True] and ranks == [1, 2, 3, 3, 2, 1]
 
 
+def test_league_bots_with_the_same_parameters_share_a_row():
+    """Two names for one behaviour (a named variant and its spelled-out parameters) play from one
+    row in the pool and in the arena, as the arena alone would seat them."""
+    bots = ["slow_chaser", "chaser[approach=0.6]", "chaser[approach=0.6;noise=0]", "chaser"]
+    pool = OpponentPool(bots)
+    env = LeagueEnv(stage(bots=1.0, latest=0.0, past=0.0, bot_names=bots, num_arenas=16), pool, seed=0)
+    rows = [e.bot for e in pool.entries]
+    assert rows == [len(BOT_NAMES)] * 3 + [BOT_IDS["chaser"]]
+    np.testing.assert_array_equal(env.arena.variants, pool.variant_table())
+    assert len(env.arena.variants) == len(BOT_NAMES) + 1
+
+
 def test_bot_variants_play_in_the_league_from_their_own_rows(tmp_path):
     """Named variants and bot[key=value;...] specs are league bots: each plays from its own row of
     the arena's variant table (the pool's), keeps it across a resume, and a bad one is refused."""
