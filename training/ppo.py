@@ -239,6 +239,12 @@ ROWS = ("obs", "actions", "logprobs", "advantages", "returns", "values")
 
 
 def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
+    """ppo_update's passes over the run's batch, of which ``batch`` holds this rank's rows.
+
+    Each minibatch step synchronises the ranks once, in DistributedDataParallel's all-reduce of
+    the gradients: the advantage normalisation's sums for every minibatch of an epoch are summed
+    over the ranks in one collective before the epoch's first step, and the logged means once at
+    the end."""
     size, device = batch["global_size"], batch["obs"].device
     local_of_global = torch.full((size,), -1, dtype=torch.long, device=device)
     local_of_global[batch["global_index"]] = torch.arange(len(batch["global_index"]), device=device)
@@ -246,11 +252,15 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
     totals, count = torch.zeros(len(STATS), dtype=torch.float64, device=device), 0
     for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
         b_inds = torch.randperm(size, device=device)  # the same on every rank: one process's permutation
+        minibatches = []  # (this rank's rows of the minibatch, the minibatch's row count)
         for start in range(0, size, minibatch_size):
             picked = local_of_global[b_inds[start : start + minibatch_size]]
-            mb_inds = picked[picked >= 0]  # this rank's rows of the minibatch
-            mb = {k: batch[k][mb_inds] for k in ROWS}
-            loss, sums = global_ppo_loss(model, mb, args, precision, dist, min(minibatch_size, size - start))
+            minibatches.append((picked[picked >= 0], min(minibatch_size, size - start)))
+        norms = advantage_norms(batch["advantages"], minibatches, dist) if args.norm_adv else None
+        for k, (mb_inds, mb_count) in enumerate(minibatches):
+            mb = {key: batch[key][mb_inds] for key in ROWS}
+            norm = norms[k] if norms is not None else None
+            loss, sums = global_ppo_loss(model, mb, args, precision, dist, mb_count, norm)
             gradient_step(model, optimizer, loss, args.max_grad_norm)  # DDP averages the gradients over the ranks
             totals += sums  # this rank's share of the minibatch's means; summed over the ranks at the end
             count += 1
@@ -260,11 +270,14 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
             and float(dist.all_sum(sums[STATS.index("approx_kl")].reshape(1))) > args.target_kl
         ):
             break
-    totals = dist.all_sum(totals) / count  # one collective for the logged means
+    # one collective for the logged means and the explained variance's sums
+    returns, diff = batch["returns"].double(), (batch["returns"] - batch["values"]).double()
+    moments = torch.stack([returns.sum(), (returns * returns).sum(), diff.sum(), (diff * diff).sum()])
+    summed = dist.all_sum(torch.cat([totals, moments]))
+    totals, moments = summed[: len(STATS)] / count, summed[len(STATS) :]
     means = {name: float(totals[k]) for k, name in enumerate(STATS)}
     means["loss"] = means["policy_loss"] - args.ent_coef * means["entropy"] + means["value_loss"] * args.vf_coef
-    returns, diff = batch["returns"], batch["returns"] - batch["values"]
-    var_y, var_diff = global_variance(returns, size, dist), global_variance(diff, size, dist)
+    var_y, var_diff = unbiased_variance(moments[0], moments[1], size), unbiased_variance(moments[2], moments[3], size)
     means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
     means["epochs"] = epoch + 1
     return means
@@ -274,29 +287,45 @@ STATS = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl", "
 """the update's logged means, besides loss (from them), explained_variance and epochs"""
 
 
-def global_variance(x: torch.Tensor, size: int, dist) -> float:
-    """The unbiased variance of the ranks' rows ``x`` taken together (``size`` rows in all)."""
+def unbiased_variance(total: torch.Tensor, squares: torch.Tensor, size: int) -> float:
+    """The unbiased variance of ``size`` numbers from their sum and their sum of squares."""
     if size < 2:
         return 0.0
-    sums = dist.all_sum(torch.stack([x.sum(), (x * x).sum()]).double())
-    return float((sums[1] - sums[0] * sums[0] / size) / (size - 1))
+    return float((squares - total * total / size) / (size - 1))
 
 
-def global_ppo_loss(model, mb, args, precision, dist, count: int):
-    """ppo_loss over a minibatch of ``count`` rows split across the ranks, ``mb`` this rank's:
-    the loss to back-propagate (scaled for DistributedDataParallel's averaging), and this
-    rank's share of the minibatch's means of STATS (summed over the ranks, the minibatch's)."""
+def advantage_norms(advantages: torch.Tensor, minibatches: list, dist) -> list:
+    """(mean, std) of the advantages of each minibatch, over the whole minibatch as one process
+    normalises it (None for a minibatch of one row): this rank's sums, then one collective for
+    them all. ``minibatches``: (this rank's rows, the minibatch's row count) each."""
+    adv = advantages.detach().double()
+    local = torch.stack([torch.stack([adv[rows].sum(), (adv[rows] * adv[rows]).sum()]) for rows, _ in minibatches])
+    sums = dist.all_sum(local)
+    norms = []
+    for (total, squares), (_, count) in zip(sums, minibatches, strict=True):
+        if count < 2:
+            norms.append(None)
+            continue
+        mean = total / count
+        std = ((squares - total * mean) / (count - 1)).clamp(min=0.0).sqrt()
+        norms.append((mean.float(), std.float()))
+    return norms
+
+
+def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None):
+    """ppo_loss over a minibatch of ``count`` rows split across the ranks, ``mb`` this rank's,
+    its advantages normalised by ``norm`` (the whole minibatch's (mean, std), advantage_norms;
+    None: as they are): the loss to back-propagate (scaled for DistributedDataParallel's
+    averaging), and this rank's share of the minibatch's means of STATS (summed over the
+    ranks, the minibatch's)."""
     with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
         _, newlogprob, entropy, newvalue = action_and_value(*model(mb["obs"]), mb["actions"])
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     mb_advantages = mb["advantages"]
-    if args.norm_adv and count > 1:  # over the whole minibatch, as one process normalises it: one collective
-        adv = mb_advantages.detach().double()
-        total, squares = dist.all_sum(torch.stack([adv.sum(), (adv * adv).sum()]))
-        mean = total / count
-        std = ((squares - total * mean) / (count - 1)).clamp_(min=0.0).sqrt()
-        mb_advantages = (mb_advantages - mean.float()) / (std.float() + 1e-8)
+    if norm is not None:
+        mean, std = norm
+        mb_advantages = (mb_advantages - mean) / (std + 1e-8)
     clipped_ratio = torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
     pg_loss = torch.max(-mb_advantages * ratio, -mb_advantages * clipped_ratio)
     if args.clip_vloss:
