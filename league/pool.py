@@ -21,6 +21,7 @@ Bradley-Terry fit of evaluation.ratings, on the Elo scale).
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,7 @@ class OpponentPool:
         self.score = np.zeros(0)  # learner's summed score against each entry (fading)
         self.games = np.zeros(0)  # results against each entry (fading)
         self.table = VariantTable()  # the bots' rows (the arena's rule: arena/variants.py)
-        for name in bot_names:
+        for name in dict.fromkeys(bot_names):  # one entry per bot; a repeat only weighs (probabilities)
             self._append(Entry(len(self.entries), name, BOT, self._bot_row(name)))
 
     # ------------------------------------------------------------ bots
@@ -239,9 +240,11 @@ class OpponentPool:
 
         Missing categories hand their share on: no older snapshot -> the latest; no snapshot
         at all -> the bots; no bot allowed -> the snapshots; no fixed fighter -> the others,
-        in proportion.
+        in proportion. Within the bots, a bot that ``bot_names`` names k times weighs k times
+        as much (``[wide, striker, striker]``: the striker three times, every other bot once).
         """
         probs = np.zeros(len(self.entries))
+        copies = Counter(bot_names) if bot_names is not None else None  # a bot named k times weighs k
         snaps = self.snapshots()
         newest = snaps[-1:] if snaps else []
         older = snaps[:-1]
@@ -263,6 +266,8 @@ class OpponentPool:
         for group, share in ((older, shares["past"]), (bot_entries, shares["bots"]), (fixed_entries, shares["fixed"])):
             if group:
                 weights = self.weights(group)
+                if group is bot_entries and copies is not None:
+                    weights = weights * np.array([copies[e.name] for e in group])
                 caps = np.array([self.share_caps.get(e.name, np.inf) for e in group])
                 probs[[e.id for e in group]] += share / total * capped(weights / weights.sum(), caps)
         return probs

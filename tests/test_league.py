@@ -169,6 +169,27 @@ def test_pool_sampling_follows_its_probabilities():
     np.testing.assert_allclose(freq, [0.0, 0.0, 0.2, 0.8], atol=0.005)
 
 
+def test_a_bot_named_k_times_is_drawn_k_times_as_often(tmp_path):
+    """Repeats in league.bot_names weigh: one pool entry per bot, drawn in proportion to how often
+    the stage names it (as they do in env.opponents), also after prioritising."""
+    names = ["chaser", "striker", "idle", "striker", "striker"]
+    pool = OpponentPool(names, prioritized=True)
+    assert [e.name for e in pool.entries] == ["chaser", "striker", "idle"]
+    probs = pool.probabilities(latest=0.0, past=0.0, bots=1.0, bot_names=names)
+    np.testing.assert_allclose(probs, [0.2, 0.6, 0.2])
+    pool.record([0] * 4 + [1] * 4, [0.5] * 4 + [0.0] * 4)  # draws with the chaser, loses to the striker
+    probs = pool.probabilities(latest=0.0, past=0.0, bots=1.0, bot_names=names)
+    w = np.array([0.25, 3 * 1.0, 0.25])  # (1 - score)^2 x copies; idle has no results: even
+    np.testing.assert_allclose(probs, w / w.sum())
+    # A league config's repeats reach the pool's draws (before, they were merged away).
+    config = load_config(CONFIG_DIR / "aggression.yaml")
+    league = League(config, tmp_path / "league")
+    stage = league.stages[0]
+    probs = league.pool.probabilities(stage.latest, stage.past, stage.bots, stage.bot_names, stage.fixed)
+    by_name = {e.name: probs[e.id] for e in league.pool.entries}
+    assert by_name["striker"] == pytest.approx(6 * by_name["chaser"])
+
+
 def test_prioritised_sampling_favours_opponents_that_beat_the_learner():
     pool = pool_with_snapshots(4, bots=("chaser", "idle"), prioritized=True, priority_exponent=2.0)
     v1, v2, v3 = (e.id for e in pool.snapshots()[:3])
