@@ -337,15 +337,11 @@ class VariantTable:
     new row at the end. The arena and the league's opponent pool each keep one, and the league
     adds the pool's variants to its arena in the pool's order, so a bot's row is the same in both."""
 
-    def __init__(self, variants=()):
+    def __init__(self):
         self.array = variant_table()
         """the table itself, (rows, NUM_VARIANT_COLUMNS): what the kernels read"""
-        self.names = list(BOT_NAMES)
-        """each row's display name (the first variant that asked for the row)"""
         self.variants: list[BotVariant] = []
         """the variants behind rows len(BOT_NAMES) and on, in row order"""
-        for variant in variants:
-            self.row(variant)
 
     def __len__(self) -> int:
         return len(self.array)
@@ -361,6 +357,5 @@ class VariantTable:
             if np.array_equal(self.array[k], packed):
                 return k
         self.array = np.vstack([self.array, packed])
-        self.names.append(variant.name)
         self.variants.append(variant)
         return len(self.array) - 1

@@ -87,9 +87,8 @@ class League:
         self.threads = threads  # numba threads stepping this process's arenas (None: numba's setting)
         lc = config.league
         self.stages = resolve_stages(config)
-        bot_names = list(dict.fromkeys(lc.bot_names + [n for s in self.stages for n in s.bot_names]))
         self.pool = OpponentPool(
-            bot_names,
+            lc.bot_names + [n for s in self.stages for n in s.bot_names],  # one entry per bot (the pool's rule)
             lc.pool_size,
             lc.result_window,
             lc.prioritized,

@@ -126,14 +126,9 @@ class OpponentPool:
         self.games = np.zeros(0)  # results against each entry (fading)
         self.table = VariantTable()  # the bots' rows (the arena's rule: arena/variants.py)
         for name in dict.fromkeys(bot_names):  # one entry per bot; a repeat only weighs (probabilities)
-            self._append(Entry(len(self.entries), name, BOT, self._bot_row(name)))
+            self._append(Entry(len(self.entries), name, BOT, self.table.row(name)))
 
     # ------------------------------------------------------------ bots
-    def _bot_row(self, name: str) -> int:
-        """The row of variant_table() that plays bot ``name`` (a built-in bot, a named variant or
-        ``bot[key=value;...]``, arena/variants.py), adding a row for a new variant."""
-        return self.table.row(name)
-
     @property
     def variants(self) -> list[BotVariant]:
         """The variants behind the table's rows after the built-in bots, in row order (LeagueEnv
@@ -344,7 +339,7 @@ class OpponentPool:
         self.entries = [Entry(**fields) for fields in state["entries"]]
         for e in self.entries:  # a bot's row is this pool's, whatever table the saved one had
             if e.kind == BOT:
-                e.bot = self._bot_row(e.name)
+                e.bot = self.table.row(e.name)
         self.bot_ids = np.array([e.bot for e in self.entries], dtype=np.int32)
         self.score = np.asarray(state["score"], dtype=float)
         self.games = np.asarray(state["games"], dtype=float)
