@@ -198,7 +198,7 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
     """Reward terms, rule names and bot names are the arena's; check them here so errors name the file."""
     # Imported here, not at the top: only arena configs need the arena's names, and a Gymnasium
     # config loads without importing the arena.
-    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, RewardWeights, Rules, reward_preset
+    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, Rules, reward_preset
     from arena.variants import resolve_variant
 
     env = config.env
@@ -212,10 +212,7 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
                 )
     elif reward_preset(env.rewards) is None:
         at.fail("env.rewards", f"names no reward preset: {env.rewards!r} (presets: {', '.join(REWARD_PRESETS)})")
-    try:
-        RewardWeights.resolve(env.rewards)  # each weight a finite number, a draw below a win
-    except ArenaConfigError as exc:
-        at.fail("env.rewards", f"is invalid: {exc}")
+    _check_reward_weights(at, "env.rewards", env.rewards)
     for section, rules in (("env.rules", env.rules), ("eval.rules", config.eval.rules)):
         for name in rules:
             if name not in rule_names:
@@ -239,10 +236,20 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
         )
 
 
+def _check_reward_weights(at: _Origins, key: str, rewards) -> None:
+    """The weights ``rewards`` resolves to: each a finite number, a draw below a win."""
+    from arena.rules import ArenaConfigError, RewardWeights  # lazily, as in _check_arena_keys
+
+    try:
+        RewardWeights.resolve(rewards)
+    except ArenaConfigError as exc:
+        at.fail(key, f"is invalid: {exc}")
+
+
 def _check_league(config: Config, at: _Origins) -> None:
     """The league's opponent mix, bots, curriculum stages, specialists and fixed opponents."""
     # lazily, as in _check_arena_keys
-    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, RewardWeights, reward_preset
+    from arena.rules import REWARD_PRESETS, REWARD_TERMS, ArenaConfigError, reward_preset
     from arena.variants import resolve_variant
 
     league = config.league
@@ -290,10 +297,7 @@ def _check_league(config: Config, at: _Origins) -> None:
                 f"{key}.rewards", f"names no reward preset: {stage.rewards!r} (presets: {', '.join(REWARD_PRESETS)})"
             )
         if stage.rewards is not None:
-            try:
-                RewardWeights.resolve(stage.rewards)
-            except ArenaConfigError as exc:
-                at.fail(f"{key}.rewards", f"is invalid: {exc}")
+            _check_reward_weights(at, f"{key}.rewards", stage.rewards)
         rule = stage.promote
         if rule is not None:
             at.require(f"{key}.promote.metric", rule.metric, one_of(PROMOTION_METRICS))
