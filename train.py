@@ -46,6 +46,7 @@ from training.memory import Memory
 from training.ppo import Rollout, compute_gae, ppo_loss, ppo_sequence_update, ppo_update  # noqa: F401 (ppo_loss: API)
 from training.run import RESEED, Run, load_initial_weights, resolve_start, resume_state
 from training.selection import config_play, final_selection, format_selection
+from training.symmetry import SymmetryLoss
 from training.vecenv import DeviceCopy, make_vecenv, start_env
 
 # Env info keys -> TensorBoard chart names; any other numeric key is logged as charts/<key>.
@@ -109,6 +110,8 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
     # ---------------------------------------------------------------- policy, optimizer, how checkpoints are scored
     policy, optimizer = make_policy(run, start, vecenv, device)
     model = distributed.wrap(policy, dist)  # the update's module: gradients averaged over the ranks
+    obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
+    symmetry = SymmetryLoss(obs_shape[0], args.symmetry_rows, device) if args.symmetry_coef > 0 else None
     run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py", "env": config.env.name})
     evaluate = make_evaluator(config, run)  # periodic evaluation against bots, or the training return
     checkpoints = Checkpoints(config, state, evaluate.evaluates)
@@ -116,7 +119,6 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
         league.maybe_snapshot(policy, state.global_step)  # the pool's first snapshot: the starting policy
 
     # ---------------------------------------------------------------- rollout storage, first observations
-    obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
     rollout = Rollout.allocate(num_steps, vecenv.num_agents, obs_shape, device, policy.recurrent)  # again per stage
     memory = Memory(policy, vecenv.num_agents, device) if policy.recurrent else None  # an LSTM's state per agent
     episode_log, timing, losses, metrics, last_log = EpisodeLog(), defaultdict(float), {}, {}, 0.0
@@ -175,7 +177,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                                                   args.gamma, args.gae_lambda)  # fmt: skip
             if memory is None:
                 batch = rollout.live_batch(advantages, returns, dist)
-                losses = ppo_update(model, optimizer, batch, args, precision, dist)
+                losses = ppo_update(model, optimizer, batch, args, precision, dist, symmetry)
             else:  # whole sequences per minibatch, replayed from the rollout's initial state
                 losses = ppo_sequence_update(policy, optimizer, rollout.sequence_batch(advantages, returns), args,
                                              precision)  # fmt: skip

@@ -116,6 +116,8 @@ KEY_CONSTRAINTS = {
     "train.clip_coef": POSITIVE,
     "train.max_grad_norm": POSITIVE,
     "train.target_kl": POSITIVE.or_null(),
+    "train.symmetry_coef": NON_NEGATIVE,
+    "train.symmetry_rows": Constraint(lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "train.update_precision": UPDATE_PRECISION,
     "eval.interval": NON_NEGATIVE_INT.noting("0 disables evaluation"),
     "eval.matches": POSITIVE_INT,
@@ -190,6 +192,14 @@ def check(config: Config, sources: dict, default_source: str) -> None:
         at.fail("env.observation", "applies to the arena; a Gymnasium env has its own observation (leave it basic)")
     if env.name == "arena":
         _check_arena_keys(config, at)
+    if config.train.symmetry_coef > 0 and env.name != "arena":
+        at.fail(
+            "train.symmetry_coef", "applies to the arena's ring; a Gymnasium env has no known symmetries (leave it 0)"
+        )
+    if config.train.symmetry_coef > 0 and config.mode == "imitation":
+        at.fail("train.symmetry_coef", "is a term of PPO's update; behavioural cloning (mode: imitation) has none")
+    if config.train.symmetry_coef > 0 and config.policy.kind != "mlp":
+        at.fail("train.symmetry_coef", f"is for feed-forward policies (policy.kind mlp), not {config.policy.kind!r}")
     if config.league.enabled:
         _check_league(config, at)
 

@@ -92,6 +92,13 @@ class TrainConfig:
     """global gradient-norm clip"""
     target_kl: float | None = None
     """stop the update's epochs early when the approximate KL exceeds this (None: never)"""
+    symmetry_coef: float = 0.0
+    """weight of the symmetry loss (training/symmetry.py): the policy and value of a state turned or
+    mirrored by one of the ring's 16 symmetries should be those of the state, actions permuted
+    (arena fighters, feed-forward policies; 0: off)"""
+    symmetry_rows: float = 0.25
+    """the share of each minibatch's rows that the symmetry loss also plays turned (each by a random
+    symmetry other than the identity); its cost grows with it"""
     update_precision: str = "float32"
     """number format of the update's forward and backward matmuls: float32, bfloat16 (mixed precision:
     weights, optimizer and losses stay float32; ~2x faster updates, but see docs/training.md) or

@@ -166,3 +166,18 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(write(tmp_path, "train: [unclosed\n", "e.yaml"))
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(write(tmp_path, "- a\n- b\n", "f.yaml"))
+
+
+def test_the_symmetry_loss_is_refused_where_it_does_not_apply():
+    base = CONFIG_DIR / "base.yaml"
+    assert load_config(base, ["--train.symmetry_coef", "1"]).train.symmetry_coef == 1.0
+    with pytest.raises(ConfigError, match=r"'train.symmetry_coef' .* a number >= 0, got -1"):
+        load_config(base, ["--train.symmetry_coef", "-1"])
+    with pytest.raises(ConfigError, match=r"'train.symmetry_rows' .* a number in \(0, 1\], got 0"):
+        load_config(base, ["--train.symmetry_rows", "0"])
+    with pytest.raises(ConfigError, match=r"'train.symmetry_coef' .* feed-forward policies .* not 'lstm'"):
+        load_config(base, ["--train.symmetry_coef", "1", "--policy.kind", "lstm"])
+    with pytest.raises(ConfigError, match=r"'train.symmetry_coef' .* arena's ring; a Gymnasium env"):
+        load_config(CONFIG_DIR / "cartpole.yaml", ["--train.symmetry_coef", "0.5"])
+    with pytest.raises(ConfigError, match=r"'train.symmetry_coef' .* behavioural cloning"):
+        load_config(CONFIG_DIR / "imitation.yaml", ["--train.symmetry_coef", "0.5"])

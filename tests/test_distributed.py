@@ -31,8 +31,11 @@ def torchrun(*args, ranks: int = 2, **popen):
     return subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=300)
 
 
-def test_two_ranks_train_what_one_process_trains(tmp_path):
-    budget = ["--train.total_timesteps", "2500", "--eval.interval", "2"]
+@pytest.mark.parametrize(
+    "extra", [[], ["--train.symmetry_coef", "1", "--env.observation", "full"]], ids=["ppo", "symmetry_loss"]
+)
+def test_two_ranks_train_what_one_process_trains(tmp_path, extra):
+    budget = ["--train.total_timesteps", "2500", "--eval.interval", "2", *extra]
     result = torchrun(*AGGRESSION, *budget, "--run-dir", str(tmp_path / "two"))
     assert result.returncode == 0, result.stderr[-3000:]
     one = train(AGGRESSION[0], AGGRESSION[1:] + budget, run_dir=tmp_path / "one", progress=False)

@@ -110,15 +110,35 @@ def compute_gae(rewards, values, dones, masks, next_value, next_mask, gamma, gae
     return advantages, advantages + values
 
 
-def ppo_loss(policy, mb, args, precision=torch.float32):
+def ppo_loss(policy, mb, args, precision=torch.float32, symmetry=None):
     """Clipped-surrogate PPO loss on one minibatch dict; returns (loss, detached stats).
 
     precision bfloat16 runs the network's matmuls (forward, and so backward) in bfloat16; the
     weights, the optimizer and everything below stay float32 (train.update_precision).
+    symmetry (training.symmetry.SymmetryLoss): also the symmetry loss of the rows that
+    mb["symmetry"] turns, weighted by args.symmetry_coef.
     """
+    if symmetry is None:
+        with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
+            _, newlogprob, entropy, newvalue = policy.get_action_and_value(mb["obs"], mb["actions"])
+        return clipped_loss(newlogprob, entropy, newvalue, mb, args)
+    newlogprob, entropy, newvalue, symmetry_terms = _forward_with_symmetry(policy, mb, precision, symmetry, args)
+    loss, stats = clipped_loss(newlogprob, entropy, newvalue, mb, args)
+    symmetry_loss = symmetry_terms.sum() / (symmetry.rows * len(mb["obs"]))
+    stats["symmetry_loss"] = symmetry_loss.detach()
+    return loss + args.symmetry_coef * symmetry_loss, stats
+
+
+def _forward_with_symmetry(model, mb, precision, symmetry, args):
+    """One forward pass over the minibatch's rows and their turned copies: the rows' new
+    log-probabilities, entropies and values, and the turned rows' symmetry loss terms."""
+    n = len(mb["obs"])
+    rows, turned = symmetry.turned(mb["obs"], mb["symmetry"])
     with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
-        _, newlogprob, entropy, newvalue = policy.get_action_and_value(mb["obs"], mb["actions"])
-    return clipped_loss(newlogprob, entropy, newvalue, mb, args)
+        logits, values = model(torch.cat([mb["obs"], turned]))
+    _, newlogprob, entropy, newvalue = action_and_value(logits[:n], values[:n], mb["actions"])
+    terms = symmetry.terms(logits[:n], values[:n], logits[n:], values[n:], rows, mb["symmetry"], args.vf_coef)
+    return newlogprob, entropy, newvalue, terms
 
 
 def clipped_loss(newlogprob, entropy, newvalue, mb, args):
@@ -153,20 +173,23 @@ def clipped_loss(newlogprob, entropy, newvalue, mb, args):
     return loss, {k: v.detach() for k, v in stats.items()}
 
 
-def ppo_update(policy, optimizer, batch, args, precision=torch.float32, dist=None) -> dict:
+def ppo_update(policy, optimizer, batch, args, precision=torch.float32, dist=None, symmetry=None) -> dict:
     """update_epochs passes of num_minibatches minibatches over a flat batch dict of b_* tensors.
     In a distributed run (dist), the whole run's batch, of which ``batch`` holds this rank's rows
-    (Rollout.live_batch), and ``policy`` is the DistributedDataParallel module."""
+    (Rollout.live_batch), and ``policy`` is the DistributedDataParallel module. symmetry: the
+    SymmetryLoss to add (training.symmetry), which rows it turns drawn each epoch."""
     if dist is not None and dist.enabled:
-        return _global_update(policy, optimizer, batch, args, precision, dist)
+        return _global_update(policy, optimizer, batch, args, precision, dist, symmetry)
     batch_size = len(batch["obs"])
     minibatch_size = math.ceil(batch_size / args.num_minibatches)
     totals, count = defaultdict(float), 0
     for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
         b_inds = torch.randperm(batch_size, device=batch["obs"].device)
+        if symmetry is not None:
+            batch = dict(batch, symmetry=symmetry.draw(batch_size, batch["obs"].device))
         for start in range(0, batch_size, minibatch_size):
             mb_inds = b_inds[start : start + minibatch_size]
-            loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args, precision)
+            loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args, precision, symmetry)
             gradient_step(policy, optimizer, loss, args.max_grad_norm)
             for k, v in stats.items():
                 totals[k] += float(v)
@@ -235,10 +258,10 @@ def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32)
 # =============================================================================================
 # The update of a distributed run: one process's update, computed on every rank's rows
 # =============================================================================================
-ROWS = ("obs", "actions", "logprobs", "advantages", "returns", "values")
+ROWS = ("obs", "actions", "logprobs", "advantages", "returns", "values", "symmetry")
 
 
-def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
+def _global_update(model, optimizer, batch, args, precision, dist, symmetry=None) -> dict:
     """ppo_update's passes over the run's batch, of which ``batch`` holds this rank's rows.
 
     Each minibatch step synchronises the ranks once, in DistributedDataParallel's all-reduce of
@@ -252,15 +275,17 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
     totals, count = torch.zeros(len(STATS), dtype=torch.float64, device=device), 0
     for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
         b_inds = torch.randperm(size, device=device)  # the same on every rank: one process's permutation
+        if symmetry is not None:  # drawn over the run's batch, as one process draws it; this rank's rows
+            batch = dict(batch, symmetry=symmetry.draw(size, device)[batch["global_index"]])
         minibatches = []  # (this rank's rows of the minibatch, the minibatch's row count)
         for start in range(0, size, minibatch_size):
             picked = local_of_global[b_inds[start : start + minibatch_size]]
             minibatches.append((picked[picked >= 0], min(minibatch_size, size - start)))
         norms = advantage_norms(batch["advantages"], minibatches, dist) if args.norm_adv else None
         for k, (mb_inds, mb_count) in enumerate(minibatches):
-            mb = {key: batch[key][mb_inds] for key in ROWS}
+            mb = {key: batch[key][mb_inds] for key in ROWS if key in batch}
             norm = norms[k] if norms is not None else None
-            loss, sums = global_ppo_loss(model, mb, args, precision, dist, mb_count, norm)
+            loss, sums = global_ppo_loss(model, mb, args, precision, dist, mb_count, norm, symmetry)
             gradient_step(model, optimizer, loss, args.max_grad_norm)  # DDP averages the gradients over the ranks
             totals += sums  # this rank's share of the minibatch's means; summed over the ranks at the end
             count += 1
@@ -275,7 +300,7 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
     moments = torch.stack([returns.sum(), (returns * returns).sum(), diff.sum(), (diff * diff).sum()])
     summed = dist.all_sum(torch.cat([totals, moments]))
     totals, moments = summed[: len(STATS)] / count, summed[len(STATS) :]
-    means = {name: float(totals[k]) for k, name in enumerate(STATS)}
+    means = {name: float(totals[k]) for k, name in enumerate(STATS) if name != "symmetry_loss" or symmetry is not None}
     means["loss"] = means["policy_loss"] - args.ent_coef * means["entropy"] + means["value_loss"] * args.vf_coef
     var_y, var_diff = unbiased_variance(moments[0], moments[1], size), unbiased_variance(moments[2], moments[3], size)
     means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
@@ -283,8 +308,9 @@ def _global_update(model, optimizer, batch, args, precision, dist) -> dict:
     return means
 
 
-STATS = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac")
-"""the update's logged means, besides loss (from them), explained_variance and epochs"""
+STATS = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac", "symmetry_loss")
+"""the update's logged means, besides loss (from them), explained_variance and epochs (symmetry_loss:
+only with a symmetry loss)"""
 
 
 def unbiased_variance(total: torch.Tensor, squares: torch.Tensor, size: int) -> float:
@@ -312,14 +338,19 @@ def advantage_norms(advantages: torch.Tensor, minibatches: list, dist) -> list:
     return norms
 
 
-def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None):
+def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None, symmetry=None):
     """ppo_loss over a minibatch of ``count`` rows split across the ranks, ``mb`` this rank's,
     its advantages normalised by ``norm`` (the whole minibatch's (mean, std), advantage_norms;
     None: as they are): the loss to back-propagate (scaled for DistributedDataParallel's
     averaging), and this rank's share of the minibatch's means of STATS (summed over the
     ranks, the minibatch's)."""
-    with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
-        _, newlogprob, entropy, newvalue = action_and_value(*model(mb["obs"]), mb["actions"])
+    if symmetry is None:
+        with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
+            _, newlogprob, entropy, newvalue = action_and_value(*model(mb["obs"]), mb["actions"])
+        symmetry_sum = torch.zeros((), device=mb["obs"].device)
+    else:
+        newlogprob, entropy, newvalue, terms = _forward_with_symmetry(model, mb, precision, symmetry, args)
+        symmetry_sum = terms.sum() / symmetry.rows
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     mb_advantages = mb["advantages"]
@@ -335,9 +366,12 @@ def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None):
     else:
         v_loss = 0.5 * (newvalue - mb["returns"]) ** 2
     local = pg_loss.sum() - args.ent_coef * entropy.sum() + args.vf_coef * v_loss.sum()
+    if symmetry is not None:
+        local = local + args.symmetry_coef * symmetry_sum
     loss = local * (dist.world_size / count)  # the ranks' gradients are averaged, not summed
     with torch.no_grad():
         clipfrac = ((ratio - 1.0).abs() > args.clip_coef).float()
         kl = (ratio - 1) - logratio
-        sums = torch.stack([pg_loss.sum(), v_loss.sum(), entropy.sum(), (-logratio).sum(), kl.sum(), clipfrac.sum()])
+        sums = torch.stack([pg_loss.sum(), v_loss.sum(), entropy.sum(), (-logratio).sum(), kl.sum(), clipfrac.sum(),
+                            symmetry_sum.detach()])  # fmt: skip
     return loss, sums.double() / count
