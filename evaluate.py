@@ -7,6 +7,7 @@
     python evaluate.py compare v1=runs/a/checkpoints/step_000001638400.pt v2=runs/a/checkpoints/best.pt chaser
     python evaluate.py select runs/<run> --candidates 5 --matches 1000   # re-pick best.pt by a larger replay
     python evaluate.py gauntlet runs/<run>/checkpoints/best.pt --matches 200 --json gauntlet.json
+    python evaluate.py symmetry runs/<run>/checkpoints/best.pt   # the same move in the turned ring?
 
 A player (the evaluated one or an opponent) is a bot name, a bot variant (``far_kiter``,
 ``'kiter[retreat=2.0;noise=0.1]'``, arena/variants.py), a checkpoint file, ``module:function``
@@ -35,6 +36,7 @@ from evaluation.evaluate import evaluate, play_matches
 from evaluation.gauntlet import format_gauntlet, gauntlet
 from evaluation.matches import Z95, wilson_interval
 from evaluation.players import UNIFORM, Player, PlayerError, as_action_fn, resolve_player, uniform_policy
+from evaluation.symmetry import format_symmetry, symmetry_report
 from evaluation.tables import format_compare, format_table
 
 __all__ = [
@@ -73,7 +75,8 @@ def evaluate_main(argv) -> int:
         prog="evaluate.py",
         description="Evaluate a fighter against opponents over seeded matches. "
         "Also: evaluate.py compare A B ... (round robin and ratings), evaluate.py gauntlet CKPT "
-        "(every bot and the held-out variants, and the worst case).",
+        "(every bot and the held-out variants, and the worst case), evaluate.py symmetry CKPT (the same "
+        "move in the turned ring?).",
     )
     parser.add_argument(
         "checkpoint",
@@ -318,6 +321,29 @@ def gauntlet_main(argv) -> int:
     return 0
 
 
+def symmetry_main(argv) -> int:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py symmetry",
+        description="How symmetric a fighter plays: over the states of a few seeded matches per opponent, "
+        "how often the ring turned or mirrored (its 16 symmetries) gets the turned greedy move "
+        "(docs/evaluation.md).",
+    )
+    parser.add_argument("checkpoint", help="a feed-forward fighter: a .pt file from train.py")
+    parser.add_argument("--opponents", default="idle,chaser,striker,kiter", help="comma-separated opponents")
+    parser.add_argument("--matches", type=int, default=8, help="seeded matches per opponent")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+
+    report = symmetry_report(args.checkpoint, parse_list(args.opponents), args.matches, args.seed)
+    print(f"{args.checkpoint}: the ring turned and mirrored, {args.matches} matches per opponent, seed {args.seed}")
+    print(format_symmetry(report))
+    if args.json:
+        atomic_write_json(args.json, {"checkpoint": args.checkpoint, "seed": args.seed, "matches": args.matches,
+                                      **report.to_json()})  # fmt: skip
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     import torch
@@ -336,6 +362,8 @@ def main(argv=None) -> int:
             return select_main(argv[1:])
         if argv and argv[0] == "gauntlet":
             return gauntlet_main(argv[1:])
+        if argv and argv[0] == "symmetry":
+            return symmetry_main(argv[1:])
         return evaluate_main(argv)
     except (FileNotFoundError, CheckpointError, ArenaConfigError, PlayerError, StorageError, ValueError) as exc:
         # ConfigError is a ValueError; PlayerError names a bad module:function or bot

@@ -111,7 +111,11 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
     policy, optimizer = make_policy(run, start, vecenv, device)
     model = distributed.wrap(policy, dist)  # the update's module: gradients averaged over the ranks
     obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
-    symmetry = SymmetryLoss(obs_shape[0], args.symmetry_rows, device) if args.symmetry_coef > 0 else None
+    symmetry = (
+        SymmetryLoss(obs_shape[0], args.symmetry_rows, device, args.symmetry_mirrors)
+        if args.symmetry_coef > 0
+        else None
+    )
     run.open_outputs({"name": config.name, "mode": config.mode, "trainer": "train.py", "env": config.env.name})
     evaluate = make_evaluator(config, run)  # periodic evaluation against bots, or the training return
     checkpoints = Checkpoints(config, state, evaluate.evaluates)

@@ -96,6 +96,9 @@ class TrainConfig:
     """weight of the symmetry loss (training/symmetry.py): the policy and value of a state turned or
     mirrored by one of the ring's 16 symmetries should be those of the state, actions permuted
     (arena fighters, feed-forward policies; 0: off)"""
+    symmetry_mirrors: bool = True
+    """the symmetry loss also mirrors the ring (16 symmetries); false: turns only (8). A fighter symmetric
+    under mirrors cannot break the tie of a mirror-symmetric state, such as a head-on approach"""
     symmetry_rows: float = 0.25
     """the share of each minibatch's rows that the symmetry loss also plays turned (each by a random
     symmetry other than the identity); its cost grows with it"""

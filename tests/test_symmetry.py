@@ -147,6 +147,8 @@ def test_the_symmetry_loss_is_zero_for_a_symmetric_policy_only(obs_size):
     elements = loss.draw(len(obs), "cpu")
     rows, turned = loss.turned(obs, elements)
     assert 100 < len(rows) < 300 and (elements[rows] > 0).all()
+    turns_only = SymmetryLoss(obs_size, rows=1.0, device="cpu", mirrors=False).draw(1000, "cpu")
+    assert set(turns_only.tolist()) == set(range(1, 8))  # every row, by a turn, never a mirror
     np.testing.assert_allclose(
         turned.numpy(),
         np.stack([observation_matrix(int(elements[r]), obs_size) @ obs[r].numpy() for r in rows]),
@@ -192,3 +194,42 @@ def test_an_update_with_the_symmetry_loss_makes_the_policy_more_symmetric():
         stats = ppo_update(policy, optimizer, batch, args, symmetry=loss)
     assert stats["symmetry_loss"] > 0
     assert held_out_loss() < 0.5 * before
+
+
+def fixed_action_checkpoint(path, action: int, obs_size: int = 30):
+    """A fighter that always takes ``action``: zero weights into the actor, its bias on it."""
+    from policies import AgentCheckpoint
+    from policies.network import Policy
+
+    policy = Policy(obs_size)
+    with torch.no_grad():
+        policy.actor.weight.zero_()
+        policy.actor.bias.zero_()
+        policy.actor.bias[action] = 5.0
+    return AgentCheckpoint(policy).save(path)
+
+
+def test_evaluate_symmetry_scores_fighters_by_how_they_answer_a_turned_ring(tmp_path, capsys):
+    """Always attacking is the same move in every turned ring; always going north is the turned
+    move only under the one symmetry that keeps north (the mirror across the y axis)."""
+    import json
+
+    from evaluate import main
+    from evaluation.symmetry import symmetry_report
+
+    attack = symmetry_report(fixed_action_checkpoint(tmp_path / "attack.pt", 9), ["idle"], matches=2)
+    assert attack.agreement == 1.0 and attack.kl < 1e-6 and attack.states > 10
+    north = symmetry_report(fixed_action_checkpoint(tmp_path / "north.pt", 0), ["idle", "chaser"], matches=2)
+    assert north.agreement == pytest.approx(1 / 15) and north.kl > 1.0
+    assert north.turns == 0 and north.mirrors == pytest.approx(1 / 8)
+    assert set(north.per_opponent) == {"idle", "chaser"}
+
+    path = fixed_action_checkpoint(tmp_path / "n48.pt", 0, obs_size=48)
+    assert (
+        main(["symmetry", str(path), "--opponents", "striker", "--matches", "1", "--json", str(tmp_path / "s.json")])
+        == 0
+    )
+    assert "striker" in capsys.readouterr().out
+    assert json.loads((tmp_path / "s.json").read_text())["agreement"] == pytest.approx(1 / 15)
+    assert main(["symmetry", str(path), "--matches", "0"]) == 2
+    assert "matches must be at least 1" in capsys.readouterr().err

@@ -25,16 +25,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from arena.symmetry import ELEMENTS, action_permutations, vector_map, vector_pairs
+from arena.symmetry import ELEMENTS, MOVES, action_permutations, vector_map, vector_pairs
 
 
 class SymmetryLoss:
     """The ring's symmetries as tensors on the update's device, and the loss terms they give."""
 
-    def __init__(self, obs_size: int, rows: float, device):
+    def __init__(self, obs_size: int, rows: float, device, mirrors: bool = True):
         if not 0 < rows <= 1:
             raise ValueError(f"rows must be a share in (0, 1], got {rows!r}")
         self.rows = rows
+        self.elements = ELEMENTS if mirrors else MOVES  # elements 8..15 are the mirrored ones
         # arena.symmetry.observation_matrix, applied pair by pair: each (x, y) pair of the
         # observation turns by the element's 2x2 map, the other numbers stay
         self.maps = torch.as_tensor(
@@ -46,9 +47,9 @@ class SymmetryLoss:
 
     def draw(self, size: int, device) -> torch.Tensor:
         """(size,) int64 per row of a batch: 0 for a row the loss leaves out, else the symmetry
-        (1..15, never the identity) that turns it."""
+        (1..15, or 1..7 without mirrors; never the identity) that turns it."""
         picked = torch.rand(size, device=device) < self.rows
-        elements = torch.randint(1, ELEMENTS, (size,), device=device)
+        elements = torch.randint(1, self.elements, (size,), device=device)
         return torch.where(picked, elements, torch.zeros_like(elements))
 
     def turned(self, obs: torch.Tensor, elements: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
