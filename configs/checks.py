@@ -192,14 +192,8 @@ def check(config: Config, sources: dict, default_source: str) -> None:
         at.fail("env.observation", "applies to the arena; a Gymnasium env has its own observation (leave it basic)")
     if env.name == "arena":
         _check_arena_keys(config, at)
-    if config.train.symmetry_coef > 0 and env.name != "arena":
-        at.fail(
-            "train.symmetry_coef", "applies to the arena's ring; a Gymnasium env has no known symmetries (leave it 0)"
-        )
-    if config.train.symmetry_coef > 0 and config.mode == "imitation":
-        at.fail("train.symmetry_coef", "is a term of PPO's update; behavioural cloning (mode: imitation) has none")
-    if config.train.symmetry_coef > 0 and config.policy.kind != "mlp":
-        at.fail("train.symmetry_coef", f"is for feed-forward policies (policy.kind mlp), not {config.policy.kind!r}")
+    if config.train.symmetry_coef > 0:
+        _check_symmetry_loss(config, at)
     if config.league.enabled:
         _check_league(config, at)
 
@@ -244,6 +238,17 @@ def _check_arena_keys(config: Config, at: _Origins) -> None:
             f"fills all {env.fighters_per_arena} slots ({len(env.opponents)} bots); "
             f"leave at least one slot for the learner",
         )
+
+
+def _check_symmetry_loss(config: Config, at: _Origins) -> None:
+    """The symmetry loss (train.symmetry_coef > 0) needs the arena's ring and PPO's feed-forward update."""
+    key = "train.symmetry_coef"
+    if config.env.name != "arena":
+        at.fail(key, "applies to the arena's ring; a Gymnasium env has no known symmetries (leave it 0)")
+    if config.mode == "imitation":
+        at.fail(key, "is a term of PPO's update; behavioural cloning (mode: imitation) has none")
+    if config.policy.kind != "mlp":
+        at.fail(key, f"is for feed-forward policies (policy.kind mlp), not {config.policy.kind!r}")
 
 
 def _check_reward_weights(at: _Origins, key: str, rewards) -> None:

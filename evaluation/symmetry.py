@@ -17,7 +17,7 @@ that ignores the ring's orientation scores 1.0 and 0.0; one trained without
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -55,14 +55,7 @@ class SymmetryReport:
     """opponent -> Symmetry"""
 
     def to_json(self) -> dict:
-        return {
-            "agreement": self.agreement,
-            "kl": self.kl,
-            "turns": self.turns,
-            "mirrors": self.mirrors,
-            "states": self.states,
-            "per_opponent": {name: vars(s) for name, s in self.per_opponent.items()},
-        }
+        return asdict(self)  # per_opponent's Symmetry records become dicts too
 
 
 def symmetry_report(checkpoint, opponents=("idle", "chaser", "striker", "kiter"), matches: int = 8, seed: int = 0):
@@ -99,6 +92,15 @@ def symmetry_report(checkpoint, opponents=("idle", "chaser", "striker", "kiter")
     )
 
 
+def turned_kl(logp: torch.Tensor, turned_logp: torch.Tensor, permutations: torch.Tensor) -> torch.Tensor:
+    """Per row, KL(pi(.|s) || P_g pi(.|g s)) in nats: ``logp`` the log-probabilities in the state,
+    ``turned_logp`` those in the state turned by the row's symmetry g, ``permutations`` (rows,
+    actions) the row's action_permutation (the moves of the turned state permuted back). The
+    symmetry loss (training.symmetry) minimises it; symmetry_report reports its mean."""
+    aligned = turned_logp.gather(1, permutations)  # aligned[:, a]: the turned state's probability of a's turned move
+    return (logp.exp() * (logp - aligned)).sum(-1)
+
+
 def _measure(policy, obs: np.ndarray) -> Symmetry:
     matrices = torch.as_tensor(observation_matrices(obs.shape[1]))
     permutations = torch.as_tensor(action_permutations())
@@ -111,8 +113,7 @@ def _measure(policy, obs: np.ndarray) -> Symmetry:
             turned = torch.log_softmax(policy(x @ matrices[g].T)[0], dim=-1)
             perm = permutations[g]
             agree.append((turned.argmax(-1) == perm[greedy]).float())
-            aligned = turned[:, perm]  # aligned[:, a]: the turned state's probability of a's turned move
-            kl.append((logp.exp() * (logp - aligned)).sum(-1))
+            kl.append(turned_kl(logp, turned, perm.expand_as(logp)))
     agree = torch.stack(agree)  # (15, states): elements 1..7 turn, 8..15 mirror (arena.symmetry)
     return Symmetry(
         states=len(obs),

@@ -38,7 +38,7 @@ def random_fighters(rng, n=3):
                 mass=1.0,
                 bot=-1,
                 action=ACTION_IDLE,
-            )  # fmt: skip
+            )
         )
     return fighters
 

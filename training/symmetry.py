@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from arena.symmetry import ELEMENTS, MOVES, action_permutations, vector_map, vector_pairs
+from evaluation.symmetry import turned_kl
 
 
 class SymmetryLoss:
@@ -69,6 +70,5 @@ class SymmetryLoss:
         minibatch's expected count of picked rows: ``rows`` share x its row count)."""
         logp = torch.log_softmax(logits[rows].float(), dim=-1)
         turned_logp = torch.log_softmax(turned_logits.float(), dim=-1)
-        aligned = turned_logp.gather(1, self.permutations[elements[rows]])  # aligned[:, a]: the turned move of a
-        kl = (logp.exp() * (logp - aligned)).sum(-1)
+        kl = turned_kl(logp, turned_logp, self.permutations[elements[rows]])
         return kl + vf_coef * 0.5 * (turned_values.float() - values[rows].float()) ** 2
