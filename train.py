@@ -78,10 +78,6 @@ def train(
         if dist.enabled:
             raise ConfigError("behavioural cloning (mode: imitation) runs in one process: start it without torchrun")
         return train_imitation(start, progress)
-    if dist.enabled and start.config.policy.kind != "mlp":
-        raise ConfigError(
-            f"policy.kind {start.config.policy.kind} trains in one process for now: start it without torchrun"
-        )
     with Run(start, progress, dist) as run:
         run.create_folder()
         if start.config.league.enabled and start.config.league.specialists:
@@ -184,7 +180,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
                 losses = ppo_update(model, optimizer, batch, args, precision, dist, symmetry)
             else:  # whole sequences per minibatch, replayed from the rollout's initial state
                 losses = ppo_sequence_update(policy, optimizer, rollout.sequence_batch(advantages, returns), args,
-                                             precision)  # fmt: skip
+                                             precision, dist)  # fmt: skip
             run.agree_to_stop()  # every rank stops after the same update
             timing["update"] += time.perf_counter() - t0
 

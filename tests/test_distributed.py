@@ -32,7 +32,9 @@ def torchrun(*args, ranks: int = 2, **popen):
 
 
 @pytest.mark.parametrize(
-    "extra", [[], ["--train.symmetry_coef", "1", "--env.observation", "full"]], ids=["ppo", "symmetry_loss"]
+    "extra",
+    [[], ["--train.symmetry_coef", "1", "--env.observation", "full"], ["--policy.kind", "lstm"]],
+    ids=["ppo", "symmetry_loss", "lstm"],
 )
 def test_two_ranks_train_what_one_process_trains(tmp_path, extra):
     budget = ["--train.total_timesteps", "2500", "--eval.interval", "2", *extra]

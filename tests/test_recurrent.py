@@ -208,15 +208,6 @@ def test_widened_networks_of_either_kind_ignore_the_numbers_they_never_saw():
             torch.testing.assert_close(wide(x)[0], policy(x[:, :30])[0])
 
 
-def test_lstm_with_torchrun_is_a_clear_error(monkeypatch):
-    from train import train
-    from training import distributed
-
-    monkeypatch.setattr(distributed, "setup", lambda device: distributed.Dist(world_size=2))
-    with pytest.raises(ConfigError, match="one process"):
-        train("configs/chaser-duel.yaml", ["--policy.kind", "lstm"])
-
-
 def test_an_unknown_policy_kind_is_a_config_error():
     from configs import load_config
 

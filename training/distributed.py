@@ -88,6 +88,11 @@ class Dist:
         self._call(torch_dist.broadcast_object_list, box, src=0)
         return box[0]
 
+    def broadcast_tensor(self, tensor: torch.Tensor) -> None:
+        """Rank 0's values of ``tensor``, written into every rank's ``tensor``."""
+        if self.enabled:
+            self._call(torch_dist.broadcast, tensor, src=0)
+
     def barrier(self) -> None:
         if self.enabled:
             self._call(torch_dist.barrier)
@@ -154,8 +159,14 @@ def agent_rows(dist: Dist, num_agents: int) -> tuple[int, int] | None:
 
 def wrap(policy: torch.nn.Module, dist: Dist) -> torch.nn.Module:
     """The module the update runs: DistributedDataParallel of ``policy`` (which starts every rank
-    from rank 0's weights) in a distributed run, else ``policy`` itself."""
+    from rank 0's weights) in a distributed run, else ``policy`` itself. A recurrent policy stays
+    bare, with rank 0's weights copied to every rank: its update replays sequences outside the
+    module's forward and averages the gradients itself (training/ppo.py)."""
     if not dist.enabled:
+        return policy
+    if getattr(policy, "recurrent", False):
+        for tensor in [*policy.parameters(), *policy.buffers()]:
+            dist.broadcast_tensor(tensor.data)
         return policy
     device = next(policy.parameters()).device
     ids = [device.index] if device.type == "cuda" else None

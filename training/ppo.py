@@ -219,10 +219,13 @@ def explained_variance(returns: torch.Tensor, values: torch.Tensor) -> float:
 SEQUENCE_ROWS = ("actions", "logprobs", "advantages", "returns", "values")
 
 
-def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32) -> dict:
+def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32, dist=None) -> dict:
     """ppo_update for a recurrent policy, as CleanRL's ppo_atari_lstm does it: each minibatch is a
     share of the agents, whose whole sequences the policy replays from the rollout's initial state
-    (resetting its memory where the rollout did); the loss is over their live rows."""
+    (resetting its memory where the rollout did); the loss is over their live rows. In a
+    distributed run (dist), the whole run's agents, of which ``batch`` holds this rank's."""
+    if dist is not None and dist.enabled:
+        return _global_sequence_update(policy, optimizer, batch, args, precision, dist)
     steps, agents = batch["masks"].shape
     device = batch["obs"].device
     h0, c0 = batch["initial_state"]
@@ -347,10 +350,15 @@ def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None, sym
     if symmetry is None:
         with torch.autocast(mb["obs"].device.type, dtype=precision, enabled=precision != torch.float32):
             _, newlogprob, entropy, newvalue = action_and_value(*model(mb["obs"]), mb["actions"])
-        symmetry_sum = torch.zeros((), device=mb["obs"].device)
-    else:
-        newlogprob, entropy, newvalue, terms = _forward_with_symmetry(model, mb, precision, symmetry, args)
-        symmetry_sum = terms.sum() / symmetry.rows
+        return global_clipped_loss(newlogprob, entropy, newvalue, mb, args, dist, count, norm)
+    newlogprob, entropy, newvalue, terms = _forward_with_symmetry(model, mb, precision, symmetry, args)
+    return global_clipped_loss(newlogprob, entropy, newvalue, mb, args, dist, count, norm, terms.sum() / symmetry.rows)
+
+
+def global_clipped_loss(newlogprob, entropy, newvalue, mb, args, dist, count: int, norm=None, symmetry_sum=None):
+    """global_ppo_loss from this rank's rows' new log-probabilities, entropies and values (the
+    recurrent update computes them by replaying sequences); symmetry_sum: the rows' summed
+    symmetry loss terms, if any."""
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     mb_advantages = mb["advantages"]
@@ -366,8 +374,10 @@ def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None, sym
     else:
         v_loss = 0.5 * (newvalue - mb["returns"]) ** 2
     local = pg_loss.sum() - args.ent_coef * entropy.sum() + args.vf_coef * v_loss.sum()
-    if symmetry is not None:
+    if symmetry_sum is not None:
         local = local + args.symmetry_coef * symmetry_sum
+    else:
+        symmetry_sum = torch.zeros((), device=newvalue.device)
     loss = local * (dist.world_size / count)  # the ranks' gradients are averaged, not summed
     with torch.no_grad():
         clipfrac = ((ratio - 1.0).abs() > args.clip_coef).float()
@@ -375,3 +385,96 @@ def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None, sym
         sums = torch.stack([pg_loss.sum(), v_loss.sum(), entropy.sum(), (-logratio).sum(), kl.sum(), clipfrac.sum(),
                             symmetry_sum.detach()])  # fmt: skip
     return loss, sums.double() / count
+
+
+# =============================================================================================
+# The recurrent update of a distributed run
+# =============================================================================================
+def _global_sequence_update(policy, optimizer, batch, args, precision, dist) -> dict:
+    """ppo_sequence_update over the run's agents, of which ``batch`` holds this rank's (equal
+    shares, in rank order): every rank draws one process's permutation of all the agents and
+    replays its own agents of each minibatch; the minibatch's live rows, advantage
+    normalisation, losses and KL are the whole minibatch's, and each step averages the
+    gradients over the ranks in one all-reduce (``policy`` is the bare module: the replay is not
+    its forward, which DistributedDataParallel would hook)."""
+    steps, agents = batch["masks"].shape
+    device = batch["obs"].device
+    total, first = agents * dist.world_size, agents * dist.rank
+    h0, c0 = batch["initial_state"]
+    kl_index = STATS.index("approx_kl")
+    totals, count = torch.zeros(len(STATS), dtype=torch.float64, device=device), 0
+    for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
+        agent_perm = torch.randperm(total, device=device)  # the same on every rank: one process's permutation
+        groups = torch.tensor_split(agent_perm, min(args.num_minibatches, total))
+        minibatches = [group[(group >= first) & (group < first + agents)] - first for group in groups]
+        sizes = dist.all_sum(torch.stack([_live_sums(batch, cols) for cols in minibatches]))  # one collective
+        last = None
+        for cols, (rows, adv_sum, adv_squares) in zip(minibatches, sizes, strict=True):
+            n = int(rows)
+            if n == 0:  # no live row in the whole minibatch: one process skips it too
+                continue
+            norm = None
+            if args.norm_adv and n > 1:
+                mean = adv_sum / n
+                std = ((adv_squares - adv_sum * mean) / (n - 1)).clamp(min=0.0).sqrt()
+                norm = (mean.float(), std.float())
+            live = batch["masks"][:, cols].reshape(-1)
+            if live.any():
+                with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+                    logits, newvalue, _ = policy.forward_sequence(
+                        batch["obs"][:, cols], (h0[cols], c0[cols]), batch["resets"][:, cols]
+                    )
+                logits, newvalue = logits.reshape(-1, logits.shape[-1])[live], newvalue.reshape(-1)[live]
+                mb = {k: batch[k][:, cols].reshape(-1)[live] for k in SEQUENCE_ROWS}
+                _, newlogprob, entropy, newvalue = action_and_value(logits, newvalue, mb["actions"])
+                loss, sums = global_clipped_loss(newlogprob, entropy, newvalue, mb, args, dist, n, norm)
+            else:  # none of this rank's agents is live in it: its gradients are zero
+                loss, sums = None, torch.zeros(len(STATS), dtype=torch.float64, device=device)
+            averaged_gradient_step(policy, optimizer, loss, args.max_grad_norm, dist)
+            totals += sums
+            count += 1
+            last = sums
+        if (
+            args.target_kl is not None
+            and last is not None
+            and float(dist.all_sum(last[kl_index].reshape(1))) > args.target_kl
+        ):
+            break
+    live_rows = batch["masks"].reshape(-1)
+    returns = batch["returns"].reshape(-1)[live_rows].double()
+    diff = returns - batch["values"].reshape(-1)[live_rows].double()
+    moments = torch.stack([returns.sum(), (returns * returns).sum(), diff.sum(), (diff * diff).sum(),
+                           live_rows.sum().double()])  # fmt: skip
+    summed = dist.all_sum(torch.cat([totals, moments]))
+    totals, moments = summed[: len(STATS)] / max(count, 1), summed[len(STATS) :]
+    size = int(moments[4])
+    means = {name: float(totals[k]) for k, name in enumerate(STATS) if name != "symmetry_loss"}
+    means["loss"] = means["policy_loss"] - args.ent_coef * means["entropy"] + means["value_loss"] * args.vf_coef
+    var_y, var_diff = unbiased_variance(moments[0], moments[1], size), unbiased_variance(moments[2], moments[3], size)
+    means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
+    means["epochs"] = epoch + 1
+    return means
+
+
+def _live_sums(batch: dict, cols: torch.Tensor) -> torch.Tensor:
+    """(live rows, sum of their advantages, sum of their squares) of these agents' sequences."""
+    live = batch["masks"][:, cols].reshape(-1)
+    adv = batch["advantages"][:, cols].reshape(-1)[live].detach().double()
+    return torch.stack([live.sum().double(), adv.sum(), (adv * adv).sum()])
+
+
+def averaged_gradient_step(policy, optimizer, loss, max_grad_norm: float, dist) -> None:
+    """gradient_step with this rank's gradients of ``loss`` (None: zeros) averaged over the ranks
+    in one all-reduce of the flattened gradients before the clip and the optimizer's step."""
+    optimizer.zero_grad(set_to_none=True)
+    if loss is not None:
+        loss.backward()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    flat = dist.all_sum(flat) / dist.world_size
+    offset = 0
+    for p in params:
+        p.grad = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
