@@ -452,8 +452,12 @@ def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path
     # is the starting policy), then learned away from them.
     first = read_checkpoint(sorted((run / "league").glob("snapshot_0001_*.pt"))[0])["state_dict"]
     final = read_checkpoint(run / "checkpoints" / "latest.pt")["state_dict"]
-    assert all(torch.equal(first[k], trained["state_dict"][k]) for k in first)
-    assert not all(torch.equal(final[k], trained["state_dict"][k]) for k in final)
+    for key, start in first.items():  # the specialist sees 30 numbers, the learner 48: its extra inputs start at 0
+        weights = trained["state_dict"][key]
+        assert torch.equal(start[..., : weights.shape[-1]], weights)
+        assert not start[..., weights.shape[-1] :].any()
+    assert first["network.0.weight"].shape[-1] == 48 and trained["state_dict"]["network.0.weight"].shape[-1] == 30
+    assert not all(torch.equal(final[k], first[k]) for k in final)
     assert "tiny_tactical_s5" in summary["league"]["scores"]  # it was drawn and played
     entries = read_checkpoint(run / "checkpoints" / "latest.pt")["trainer_state"]["league"]["pool"]["entries"]
     assert [e["name"] for e in entries if e["kind"] == "fixed"] == ["tiny_tactical_s5"]
@@ -476,7 +480,7 @@ def test_a_league_config_cannot_be_a_specialist(tmp_path):
     "opponents, message",
     [
         (["missing.pt"], r"league.fixed_opponents: no checkpoint file 'missing.pt'"),
-        (["small"], r"hidden size 64; the league runs opponents with the learner's shape \(30, 10, 128\)"),
+        (["small"], r"hidden size 64; the league runs opponents with the learner's shape \(48, 10, 128\)"),
         (["junk"], r"league.fixed_opponents: .*junk.pt"),
     ],
 )
@@ -667,8 +671,8 @@ def test_resolved_stages_fill_in_league_and_env_values():
         ),
         ({"league.share_caps": {"chasr": 0.1}}, r"league.share_caps.chasr' .* names no bot or fixed opponent .*chaser"),
         (
-            {"league.share_caps": {"striker": 0.1}},
-            r"league.share_caps.striker' .* names no bot or fixed opponent of this league",
+            {"league.share_caps": {"far_kiter": 0.1}},
+            r"league.share_caps.far_kiter' .* names no bot or fixed opponent of this league",
         ),
         ({"league.share_caps": "striker"}, r"league.share_caps' .* must be a mapping"),
         (
