@@ -228,7 +228,6 @@ def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32,
         return _global_sequence_update(policy, optimizer, batch, args, precision, dist)
     steps, agents = batch["masks"].shape
     device = batch["obs"].device
-    h0, c0 = batch["initial_state"]
     live_rows = batch["masks"].reshape(-1)
     totals, count = defaultdict(float), 0
     for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
@@ -237,13 +236,7 @@ def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32,
             live = batch["masks"][:, cols].reshape(-1)
             if not live.any():
                 continue
-            with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
-                logits, newvalue, _ = policy.forward_sequence(
-                    batch["obs"][:, cols], (h0[cols], c0[cols]), batch["resets"][:, cols]
-                )
-            logits, newvalue = logits.reshape(-1, logits.shape[-1])[live], newvalue.reshape(-1)[live]
-            mb = {k: batch[k][:, cols].reshape(-1)[live] for k in SEQUENCE_ROWS}
-            _, newlogprob, entropy, newvalue = action_and_value(logits, newvalue, mb["actions"])
+            mb, newlogprob, entropy, newvalue = replay_sequences(policy, batch, cols, live, precision)
             loss, stats = clipped_loss(newlogprob, entropy, newvalue, mb, args)
             gradient_step(policy, optimizer, loss, args.max_grad_norm)
             for k, v in stats.items():
@@ -256,6 +249,22 @@ def ppo_sequence_update(policy, optimizer, batch, args, precision=torch.float32,
     means["explained_variance"] = explained_variance(live_returns, live_values)
     means["epochs"] = epoch + 1
     return means
+
+
+def replay_sequences(policy, batch, cols, live, precision):
+    """The minibatch of agents ``cols``: their live rows (``live``, flat) of the SEQUENCE_ROWS,
+    and the policy's new log-probabilities, entropies and values there, from replaying the
+    agents' whole sequences from the rollout's initial state."""
+    h0, c0 = batch["initial_state"]
+    device = batch["obs"].device
+    with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+        logits, newvalue, _ = policy.forward_sequence(
+            batch["obs"][:, cols], (h0[cols], c0[cols]), batch["resets"][:, cols]
+        )
+    logits, newvalue = logits.reshape(-1, logits.shape[-1])[live], newvalue.reshape(-1)[live]
+    mb = {k: batch[k][:, cols].reshape(-1)[live] for k in SEQUENCE_ROWS}
+    _, newlogprob, entropy, newvalue = action_and_value(logits, newvalue, mb["actions"])
+    return mb, newlogprob, entropy, newvalue
 
 
 # =============================================================================================
@@ -400,7 +409,6 @@ def _global_sequence_update(policy, optimizer, batch, args, precision, dist) -> 
     steps, agents = batch["masks"].shape
     device = batch["obs"].device
     total, first = agents * dist.world_size, agents * dist.rank
-    h0, c0 = batch["initial_state"]
     kl_index = STATS.index("approx_kl")
     totals, count = torch.zeros(len(STATS), dtype=torch.float64, device=device), 0
     for epoch in range(args.update_epochs):  # noqa: B007 (read after the loop: the epochs run)
@@ -420,13 +428,7 @@ def _global_sequence_update(policy, optimizer, batch, args, precision, dist) -> 
                 norm = (mean.float(), std.float())
             live = batch["masks"][:, cols].reshape(-1)
             if live.any():
-                with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
-                    logits, newvalue, _ = policy.forward_sequence(
-                        batch["obs"][:, cols], (h0[cols], c0[cols]), batch["resets"][:, cols]
-                    )
-                logits, newvalue = logits.reshape(-1, logits.shape[-1])[live], newvalue.reshape(-1)[live]
-                mb = {k: batch[k][:, cols].reshape(-1)[live] for k in SEQUENCE_ROWS}
-                _, newlogprob, entropy, newvalue = action_and_value(logits, newvalue, mb["actions"])
+                mb, newlogprob, entropy, newvalue = replay_sequences(policy, batch, cols, live, precision)
                 loss, sums = global_clipped_loss(newlogprob, entropy, newvalue, mb, args, dist, n, norm)
             else:  # none of this rank's agents is live in it: its gradients are zero
                 loss, sums = None, torch.zeros(len(STATS), dtype=torch.float64, device=device)
