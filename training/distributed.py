@@ -8,7 +8,8 @@ the ranks (each steps its own shard of the arenas, or of the envs, seeded as one
 seed them), the rollout of every rank is one part of the global batch, and the update works on
 that global batch: the same minibatches, advantage normalisation and losses over them, and the
 same early stop on the KL as one process would compute, with the gradients averaged by
-DistributedDataParallel (gloo on CPU, nccl on CUDA). Rank 0 alone writes files, runs the
+DistributedDataParallel (gloo on CPU, nccl on CUDA; a recurrent policy's by one all-reduce per
+step in its update). Rank 0 alone writes files, runs the
 evaluations and talks to the database; every rank leaves together when one is asked to stop.
 
 ``Dist`` is the process's place in the run; ``Dist()`` (one process) makes every collective a

@@ -6,8 +6,10 @@ holds its own rows of it, draws the same permutation of all rows (torch's genera
 alike on every rank) and takes its rows of each minibatch; the advantages are normalised, the
 losses averaged and the KL for the early stop measured over the whole minibatch; each rank's
 loss is scaled so that DistributedDataParallel's average of the gradients is the gradient of
-the whole minibatch's loss. The same seeds give the parameters one process would reach, to
-within float rounding (tests/test_distributed.py).
+the whole minibatch's loss. A recurrent policy's update does the same with whole agent
+sequences instead of rows, and averages the gradients itself in one all-reduce. The same
+seeds give the parameters one process would reach, to within float rounding
+(tests/test_distributed.py).
 """
 
 from __future__ import annotations
