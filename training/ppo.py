@@ -309,16 +309,25 @@ def _global_update(model, optimizer, batch, args, precision, dist, symmetry=None
             and float(dist.all_sum(sums[STATS.index("approx_kl")].reshape(1))) > args.target_kl
         ):
             break
-    # one collective for the logged means and the explained variance's sums
-    returns, diff = batch["returns"].double(), (batch["returns"] - batch["values"]).double()
-    moments = torch.stack([returns.sum(), (returns * returns).sum(), diff.sum(), (diff * diff).sum()])
+    return global_means(totals, count, batch["returns"], batch["values"], args, dist, epoch + 1, symmetry is not None)
+
+
+def global_means(totals, count: int, returns, values, args, dist, epochs: int, symmetry: bool = False) -> dict:
+    """The update's logged means over the ranks, from one collective: STATS' means from
+    ``totals`` (this rank's share of each of the ``count`` minibatch steps' means), the loss from
+    them, the explained variance of the run's live rows (``returns`` and ``values``: this rank's)
+    and ``epochs``; symmetry_loss only with a symmetry loss (``symmetry``)."""
+    returns, diff = returns.double(), (returns - values).double()
+    moments = torch.stack([returns.sum(), (returns * returns).sum(), diff.sum(), (diff * diff).sum(),
+                           torch.tensor(len(returns), dtype=torch.float64, device=returns.device)])  # fmt: skip
     summed = dist.all_sum(torch.cat([totals, moments]))
-    totals, moments = summed[: len(STATS)] / count, summed[len(STATS) :]
-    means = {name: float(totals[k]) for k, name in enumerate(STATS) if name != "symmetry_loss" or symmetry is not None}
+    totals, moments = summed[: len(STATS)] / max(count, 1), summed[len(STATS) :]
+    size = int(moments[4])  # the run's live rows
+    means = {name: float(totals[k]) for k, name in enumerate(STATS) if name != "symmetry_loss" or symmetry}
     means["loss"] = means["policy_loss"] - args.ent_coef * means["entropy"] + means["value_loss"] * args.vf_coef
     var_y, var_diff = unbiased_variance(moments[0], moments[1], size), unbiased_variance(moments[2], moments[3], size)
     means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
-    means["epochs"] = epoch + 1
+    means["epochs"] = epochs
     return means
 
 
@@ -341,15 +350,18 @@ def advantage_norms(advantages: torch.Tensor, minibatches: list, dist) -> list:
     adv = advantages.detach().double()
     local = torch.stack([torch.stack([adv[rows].sum(), (adv[rows] * adv[rows]).sum()]) for rows, _ in minibatches])
     sums = dist.all_sum(local)
-    norms = []
-    for (total, squares), (_, count) in zip(sums, minibatches, strict=True):
-        if count < 2:
-            norms.append(None)
-            continue
-        mean = total / count
-        std = ((squares - total * mean) / (count - 1)).clamp(min=0.0).sqrt()
-        norms.append((mean.float(), std.float()))
-    return norms
+    counts = [count for _, count in minibatches]
+    return [norm_from_sums(total, squares, count) for (total, squares), count in zip(sums, counts, strict=True)]
+
+
+def norm_from_sums(total: torch.Tensor, squares: torch.Tensor, count: int):
+    """(mean, unbiased std) of ``count`` advantages from their sum and sum of squares, as
+    clipped_loss normalises a minibatch (None for fewer than 2: left as they are)."""
+    if count < 2:
+        return None
+    mean = total / count
+    std = ((squares - total * mean) / (count - 1)).clamp(min=0.0).sqrt()
+    return mean.float(), std.float()
 
 
 def global_ppo_loss(model, mb, args, precision, dist, count: int, norm=None, symmetry=None):
@@ -423,11 +435,7 @@ def _global_sequence_update(policy, optimizer, batch, args, precision, dist) -> 
             n = int(rows)
             if n == 0:  # no live row in the whole minibatch: one process skips it too
                 continue
-            norm = None
-            if args.norm_adv and n > 1:
-                mean = adv_sum / n
-                std = ((adv_squares - adv_sum * mean) / (n - 1)).clamp(min=0.0).sqrt()
-                norm = (mean.float(), std.float())
+            norm = norm_from_sums(adv_sum, adv_squares, n) if args.norm_adv else None
             live = batch["masks"][:, cols].reshape(-1)
             if live.any():
                 mb, newlogprob, entropy, newvalue = replay_sequences(policy, batch, cols, live, precision)
@@ -445,19 +453,8 @@ def _global_sequence_update(policy, optimizer, batch, args, precision, dist) -> 
         ):
             break
     live_rows = batch["masks"].reshape(-1)
-    returns = batch["returns"].reshape(-1)[live_rows].double()
-    diff = returns - batch["values"].reshape(-1)[live_rows].double()
-    moments = torch.stack([returns.sum(), (returns * returns).sum(), diff.sum(), (diff * diff).sum(),
-                           live_rows.sum().double()])  # fmt: skip
-    summed = dist.all_sum(torch.cat([totals, moments]))
-    totals, moments = summed[: len(STATS)] / max(count, 1), summed[len(STATS) :]
-    size = int(moments[4])
-    means = {name: float(totals[k]) for k, name in enumerate(STATS) if name != "symmetry_loss"}
-    means["loss"] = means["policy_loss"] - args.ent_coef * means["entropy"] + means["value_loss"] * args.vf_coef
-    var_y, var_diff = unbiased_variance(moments[0], moments[1], size), unbiased_variance(moments[2], moments[3], size)
-    means["explained_variance"] = float("nan") if var_y == 0 else 1 - var_diff / var_y
-    means["epochs"] = epoch + 1
-    return means
+    returns, values = batch["returns"].reshape(-1)[live_rows], batch["values"].reshape(-1)[live_rows]
+    return global_means(totals, count, returns, values, args, dist, epoch + 1)
 
 
 def _live_sums(batch: dict, cols: torch.Tensor) -> torch.Tensor:
