@@ -105,7 +105,7 @@ def ppo(run: Run, start, stop_at: int | None) -> dict:
 
     # ---------------------------------------------------------------- policy, optimizer, how checkpoints are scored
     policy, optimizer = make_policy(run, start, vecenv, device)
-    model = distributed.wrap(policy, dist)  # the update's module: gradients averaged over the ranks
+    model = distributed.wrap(policy, dist, config.all_reduce)  # the update's module: gradients averaged over the ranks
     obs_shape, num_steps = vecenv.single_observation_space.shape, args.num_steps
     symmetry = (
         SymmetryLoss(obs_shape[0], args.symmetry_rows, device, args.symmetry_mirrors)

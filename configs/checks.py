@@ -64,6 +64,8 @@ POLICY_KINDS = ("mlp", "lstm")
 """policies.network.POLICY_KINDS (not imported: configs load without torch)"""
 BACKENDS = ("Serial", "Multiprocessing")
 PRECISIONS = ("auto", "float32", "bfloat16")
+ALL_REDUCE_MODES = ("auto", "shared_memory", "backend")
+"""config ``all_reduce`` (training/distributed.py says what each does)"""
 EVAL_METRICS = ("win_rate", "survival_rate", "avg_reward", "mean_rank")
 AGGREGATES = ("mean", "worst")
 ACTION_ENCODINGS = ("auto", "argmax", "index")
@@ -92,6 +94,7 @@ FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 KEY_CONSTRAINTS = {
     "device": DEVICE,
     "torch_threads": POSITIVE_INT,
+    "all_reduce": one_of(ALL_REDUCE_MODES),
     "seed": SEED,
     "eval.seed": SEED,
     "checkpoint_interval": POSITIVE_INT,

@@ -302,6 +302,10 @@ class Config:
     """torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1"""
     torch_threads: int = 1
     """torch CPU threads (intra-op)"""
+    all_reduce: str = "auto"
+    """under torchrun, how the ranks sum their gradients: shared_memory (the ranks of one machine,
+    on the CPU: Linux, x86-64), backend (the process group's: gloo or nccl), or auto (shared_memory
+    where it can, else backend)"""
     runs_dir: str = "runs"
     """parent folder of run folders"""
     checkpoint_interval: int = 50

@@ -17,6 +17,7 @@ from golden_runs import ROOT
 from configs import CONFIG_DIR
 from policies import read_checkpoint
 from train import train
+from training import shared_reduce
 
 SMALL = ["--env.num_arenas", "32", "--train.num_steps", "16", "--torch_threads", "1", "--seed", "3"]
 AGGRESSION = [str(CONFIG_DIR / "chaser-duel.yaml"), *SMALL, "--eval.matches", "8"]
@@ -31,10 +32,20 @@ def torchrun(*args, ranks: int = 2, **popen):
     return subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=300)
 
 
+SHARED = shared_reduce.supported() is None
+"""this machine sums the ranks' gradients through shared memory by default (all_reduce: auto)"""
+
+
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--train.symmetry_coef", "1", "--env.observation", "full"], ["--policy.kind", "lstm"]],
-    ids=["ppo", "symmetry_loss", "lstm"],
+    [
+        [],
+        ["--all_reduce", "backend"],
+        ["--train.symmetry_coef", "1", "--env.observation", "full"],
+        ["--policy.kind", "lstm"],
+        ["--policy.kind", "lstm", "--all_reduce", "backend"],
+    ],
+    ids=["ppo", "ppo_gloo", "symmetry_loss", "lstm", "lstm_gloo"],
 )
 def test_two_ranks_train_what_one_process_trains(tmp_path, extra):
     budget = ["--train.total_timesteps", "2500", "--eval.interval", "2", *extra]
@@ -42,7 +53,8 @@ def test_two_ranks_train_what_one_process_trains(tmp_path, extra):
     assert result.returncode == 0, result.stderr[-3000:]
     one = train(AGGRESSION[0], AGGRESSION[1:] + budget, run_dir=tmp_path / "one", progress=False)
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert two["distributed"] == {"world_size": 2, "backend": "gloo", "parameters_in_sync": True}
+    summed = "shared_memory" if SHARED and "backend" not in extra else "gloo"
+    assert two["distributed"] == {"world_size": 2, "backend": "gloo", "all_reduce": summed, "parameters_in_sync": True}
     assert (two["global_step"], two["iterations"], two["episodes"]) == (one["global_step"], one["iterations"],
                                                                         one["episodes"])  # fmt: skip
     a = read_checkpoint(tmp_path / "one" / "checkpoints" / "latest.pt")["state_dict"]

@@ -10,6 +10,8 @@
 - training/ppo.py: rollout storage, GAE, the PPO loss and update (train.py's loop uses them).
 - training/evaluator.py, training/selection.py: scoring checkpoints as a run trains, and best.pt.
 - training/imitation.py, training/demonstrations.py: behavioural cloning on the same lifecycle.
+- training/distributed.py, training/shared_reduce.py: runs across processes under torchrun,
+  and the shared-memory gradient sum of one machine's ranks.
 - training/launch.py: train.py in a child process (population-based training uses it).
 - training/bench.py, training/bench_imitation.py: benchmarks of training and of loading frames.
 

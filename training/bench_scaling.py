@@ -9,9 +9,11 @@ what one synchronised PPO optimizer step costs across ranks.
    processes at once; their summed steps/s over one process's is what the machine allows two
    ranks at best.
 2. One optimizer step, one process on the whole minibatch against two gloo ranks on half of
-   it each: unsynchronised, with DistributedDataParallel (what train.py uses), and with one
-   hand-written all-reduce of the flattened gradients. The difference between the first and
-   the other two is the price of synchronising every step.
+   it each: unsynchronised; with DistributedDataParallel summing through gloo (``ddp``, what
+   train.py does with ``all_reduce: backend``) and through shared memory (``shared_memory``,
+   train.py's default on one Linux x86-64 machine); and with one hand-written gloo all-reduce of
+   the flattened gradients. The difference between the first and the others is the price of
+   synchronising every step.
 Figures are medians over --rounds.
 """
 
@@ -30,7 +32,7 @@ import torch.multiprocessing as mp
 from common.files import atomic_write_json
 from policies.network import Policy
 
-MODES = ("unsynchronised", "ddp", "one_all_reduce")
+MODES = ("unsynchronised", "ddp", "shared_memory", "one_all_reduce")
 
 
 def _minibatch_rows(config_path: str) -> int:
@@ -46,11 +48,17 @@ def _minibatch_rows(config_path: str) -> int:
 
 def _ms_per_step(rows: int, steps: int, mode: str = "alone", world: int = 1) -> float:
     """Milliseconds per optimizer step on ``rows`` random observations (one torch thread)."""
+    from training import distributed
+
     torch.set_num_threads(1)
     torch.manual_seed(0)
     policy = Policy(hidden_size=128)
     params = list(policy.parameters())
-    model = torch.nn.parallel.DistributedDataParallel(policy) if mode == "ddp" else policy
+    model = policy
+    if mode in ("ddp", "shared_memory"):  # as train.py wraps it
+        rank = dist.get_rank()
+        here = distributed.Dist(rank=rank, world_size=world, local_rank=rank, local_world_size=world)
+        model = distributed.wrap(policy, here, "backend" if mode == "ddp" else "shared_memory")
     optimizer = torch.optim.Adam(params, lr=2.5e-4, eps=1e-5)
     obs = torch.randn(rows, policy.obs_size)
 

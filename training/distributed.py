@@ -9,8 +9,10 @@ seed them), the rollout of every rank is one part of the global batch, and the u
 that global batch: the same minibatches, advantage normalisation and losses over them, and the
 same early stop on the KL as one process would compute, with the gradients averaged by
 DistributedDataParallel (gloo on CPU, nccl on CUDA; a recurrent policy's by one all-reduce per
-step in its update). Rank 0 alone writes files, runs the
-evaluations and talks to the database; every rank leaves together when one is asked to stop.
+step in its update). When every rank runs on one machine's CPU, the gradients are summed
+through shared memory instead of gloo's TCP (training/shared_reduce.py; config ``all_reduce``).
+Rank 0 alone writes files, runs the evaluations and talks to the database; every rank leaves
+together when one is asked to stop.
 
 ``Dist`` is the process's place in the run; ``Dist()`` (one process) makes every collective a
 no-op, so the trainer has one code path.
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as torch_dist
+
+from training.shared_reduce import PeerLost, SharedReducer, supported
 
 TIMEOUT_S = 300
 """How long a collective waits for a silent peer before failing (a dead peer fails it at once).
@@ -34,7 +38,7 @@ class DistributedFailure(RuntimeError):
     """Another process of a distributed run failed or left: this one stops too."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Dist:
     """This process's place in a distributed run (the defaults: a run of one process)."""
 
@@ -42,6 +46,8 @@ class Dist:
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
+    reducer: SharedReducer | None = field(default=None, compare=False, repr=False)
+    """the shared-memory gradient sum, once ``wrap`` made it (None: the backend's all-reduce)"""
 
     @property
     def enabled(self) -> bool:
@@ -58,6 +64,19 @@ class Dist:
             tensor = tensor.clone()
             self._call(torch_dist.all_reduce, tensor, op=torch_dist.ReduceOp.SUM)
         return tensor
+
+    def average_gradients_(self, flat: torch.Tensor) -> torch.Tensor:
+        """Replace ``flat`` by its mean over the ranks (shared memory or the backend); returns it."""
+        if self.enabled:
+            if self.reducer is not None:
+                try:
+                    self.reducer.all_sum_(flat)
+                except PeerLost as exc:
+                    raise self._failure(exc) from exc
+            else:
+                self._call(torch_dist.all_reduce, flat, op=torch_dist.ReduceOp.SUM)
+            flat.div_(self.world_size)
+        return flat
 
     def any(self, flag: bool) -> bool:
         """Whether any rank's ``flag`` is set."""
@@ -102,7 +121,10 @@ class Dist:
         try:
             return fn(*args, **kwargs)
         except (RuntimeError, ValueError) as exc:  # gloo and nccl raise RuntimeError subclasses
-            raise DistributedFailure(f"rank {self.rank}: another process of the run failed or left ({exc})") from exc
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: Exception) -> DistributedFailure:
+        return DistributedFailure(f"rank {self.rank}: another process of the run failed or left ({exc})")
 
 
 def setup(device_name: str = "auto") -> Dist:
@@ -158,20 +180,61 @@ def agent_rows(dist: Dist, num_agents: int) -> tuple[int, int] | None:
     return (dist.rank * num_agents, dist.world_size * num_agents) if dist.enabled else None
 
 
-def wrap(policy: torch.nn.Module, dist: Dist) -> torch.nn.Module:
+def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch.nn.Module:
     """The module the update runs: DistributedDataParallel of ``policy`` (which starts every rank
     from rank 0's weights) in a distributed run, else ``policy`` itself. A recurrent policy stays
     bare, with rank 0's weights copied to every rank: its update replays sequences outside the
-    module's forward and averages the gradients itself (training/ppo.py)."""
+    module's forward and averages the gradients itself (training/ppo.py). all_reduce (one of
+    ALL_REDUCE_MODES): whether the gradients are summed through shared memory (``dist.reducer``,
+    also DistributedDataParallel's communication hook) or by the process group."""
     if not dist.enabled:
         return policy
+    device = next(policy.parameters()).device
+    if _use_shared_memory(dist, device, all_reduce):
+        capacity = sum(p.numel() * p.element_size() for p in policy.parameters())
+        dist.reducer = SharedReducer.open(dist.rank, dist.world_size, capacity, dist.gather, TIMEOUT_S)
     if getattr(policy, "recurrent", False):
         for tensor in [*policy.parameters(), *policy.buffers()]:
             dist.broadcast_tensor(tensor.data)
         return policy
-    device = next(policy.parameters()).device
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(policy, device_ids=ids)
+    model = torch.nn.parallel.DistributedDataParallel(policy, device_ids=ids)
+    if dist.reducer is not None:
+        model.register_comm_hook(dist, _shared_memory_hook)
+    return model
+
+
+def _use_shared_memory(dist: Dist, device: torch.device, all_reduce: str) -> bool:
+    """Whether ``wrap`` sums the gradients through shared memory; ConfigError when
+    ``all_reduce: shared_memory`` asks for it where it cannot work. The modes: shared_memory,
+    through a mapping shared by the ranks of one machine (Linux, x86-64, CPU); backend, the
+    process group's all-reduce (gloo or nccl); auto, shared_memory where it can, else backend."""
+    from configs import ConfigError
+    from configs.checks import ALL_REDUCE_MODES
+
+    if all_reduce not in ALL_REDUCE_MODES:
+        raise ConfigError(f"all_reduce is {all_reduce!r}; expected one of {', '.join(ALL_REDUCE_MODES)}")
+    if all_reduce == "backend":
+        return False
+    why_not = supported()
+    if why_not is None and device.type != "cpu":
+        why_not = f"shared-memory all-reduce sums CPU tensors; this run trains on {device.type}"
+    if why_not is None and dist.local_world_size != dist.world_size:
+        why_not = (
+            f"shared-memory all-reduce needs every rank on one machine; this run has {dist.world_size} ranks, "
+            f"{dist.local_world_size} on this machine"
+        )
+    if why_not is not None and all_reduce == "shared_memory":
+        raise ConfigError(f"all_reduce: shared_memory cannot work here: {why_not}; use auto or backend")
+    return why_not is None
+
+
+def _shared_memory_hook(dist: Dist, bucket):  # no annotations: DDP checks them, and here they are strings
+    """DistributedDataParallel's communication hook: one bucket of gradients, averaged over the
+    ranks through shared memory (complete when it returns)."""
+    future = torch.futures.Future()
+    future.set_result(dist.average_gradients_(bucket.buffer()))
+    return future
 
 
 def parameters_in_sync(policy: torch.nn.Module, dist: Dist) -> bool:
@@ -184,5 +247,12 @@ def parameters_in_sync(policy: torch.nn.Module, dist: Dist) -> bool:
 
 
 def dist_summary(dist: Dist, in_sync: bool) -> dict:
-    """summary.json's ``distributed``: the ranks and whether their weights ended identical."""
-    return {"world_size": dist.world_size, "backend": torch_dist.get_backend(), "parameters_in_sync": in_sync}
+    """summary.json's ``distributed``: the ranks, how they summed their gradients (shared_memory or
+    the backend's name) and whether their weights ended identical."""
+    backend = torch_dist.get_backend()
+    return {
+        "world_size": dist.world_size,
+        "backend": backend,
+        "all_reduce": "shared_memory" if dist.reducer is not None else backend,
+        "parameters_in_sync": in_sync,
+    }

@@ -472,7 +472,7 @@ def averaged_gradient_step(policy, optimizer, loss, max_grad_norm: float, dist) 
         loss.backward()
     params = [p for p in policy.parameters() if p.requires_grad]
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-    flat = dist.all_sum(flat) / dist.world_size
+    dist.average_gradients_(flat)
     offset = 0
     for p in params:
         p.grad = flat[offset : offset + p.numel()].view_as(p)
