@@ -160,6 +160,7 @@ def main(argv=None) -> int:
         total_timesteps=config.train.total_timesteps,
         torch_threads=config.torch_threads,
         processes=args.nproc_per_node,
+        all_reduce=summary.get("distributed", {}).get("all_reduce"),
         policy_kind=config.policy.kind,
         observation=config.env.observation,
         glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
     )
     print(
         f"config {args.config} {' '.join(args.overrides)}  ({figures['machine']}, torch threads "
-        f"{config.torch_threads}, {args.nproc_per_node} process{'es' if args.nproc_per_node > 1 else ''})"
+        f"{config.torch_threads}, {args.nproc_per_node} process{'es' if args.nproc_per_node > 1 else ''}"
+        f"{', gradients summed by ' + figures['all_reduce'] if figures['all_reduce'] else ''})"
     )
     if not args.no_bound:
         print(f"policy inference     {bound['inference_samples_per_s']:>12,} samples/s   (batch {num_agents})")

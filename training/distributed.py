@@ -61,22 +61,25 @@ class Dist:
     def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum over the ranks of ``tensor`` (every rank gets it)."""
         if self.enabled:
-            tensor = tensor.clone()
-            self._call(torch_dist.all_reduce, tensor, op=torch_dist.ReduceOp.SUM)
+            tensor = self._sum_(tensor.clone().contiguous())
         return tensor
 
     def average_gradients_(self, flat: torch.Tensor) -> torch.Tensor:
-        """Replace ``flat`` by its mean over the ranks (shared memory or the backend); returns it."""
+        """Replace ``flat`` by its mean over the ranks; returns it."""
         if self.enabled:
-            if self.reducer is not None:
-                try:
-                    self.reducer.all_sum_(flat)
-                except PeerLost as exc:
-                    raise self._failure(exc) from exc
-            else:
-                self._call(torch_dist.all_reduce, flat, op=torch_dist.ReduceOp.SUM)
-            flat.div_(self.world_size)
+            self._sum_(flat).div_(self.world_size)
         return flat
+
+    def _sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Replace ``tensor`` by its sum over the ranks: through shared memory when the reducer
+        takes it (the same answer on every rank, whose tensors match), else the backend's."""
+        if self.reducer is not None and self.reducer.takes(tensor):
+            try:
+                return self.reducer.all_sum_(tensor)
+            except PeerLost as exc:
+                raise self._failure(exc) from exc
+        self._call(torch_dist.all_reduce, tensor, op=torch_dist.ReduceOp.SUM)
+        return tensor
 
     def any(self, flag: bool) -> bool:
         """Whether any rank's ``flag`` is set."""

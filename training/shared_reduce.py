@@ -11,8 +11,10 @@ bit): about 0.04 ms.
 ``SharedReducer.open`` makes the mapping (rank 0 creates a file in /dev/shm, the others map
 it, and rank 0 removes its name at once: nothing is left behind, even if a rank dies).
 ``all_sum_`` is the collective: every rank calls it with a tensor of the same size, in the same
-order. The wait spins briefly, then sleeps in short steps; it gives up with ``PeerLost`` when
-another rank's process has ended, or after ``timeout`` seconds.
+order. training/distributed.py sums every gradient and every small collective sum of a run
+through it (``Dist.all_sum``), the others (gathers, broadcasts) going through the backend. The
+wait spins briefly, then sleeps in short steps; it gives up with ``PeerLost`` when another
+rank's process has ended, or after ``timeout`` seconds.
 
 Only on Linux on x86-64 (``supported``): the wait relies on x86's ordering of stores (a rank's
 gradients are visible to the others before its flag is), which other processors do not promise
@@ -40,6 +42,9 @@ that close in an optimizer step)"""
 SLEEP_S = 0.0002
 LIVENESS_S = 0.1
 """how often a sleeping wait checks that the other ranks' processes still run"""
+
+
+SUMMABLE = (torch.float32, torch.float64, torch.int32, torch.int64)
 
 
 class PeerLost(RuntimeError):
@@ -115,15 +120,25 @@ class SharedReducer:
                 os.unlink(path)
         return reducer
 
+    def takes(self, tensor: torch.Tensor) -> bool:
+        """Whether all_sum_ can sum ``tensor``: a contiguous CPU tensor of numbers that fits a slot."""
+        return (
+            tensor.device.type == "cpu"
+            and tensor.is_contiguous()
+            and tensor.dtype in SUMMABLE
+            and tensor.numel() * tensor.element_size() <= self.capacity
+        )
+
     def all_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Replace ``tensor`` (a contiguous CPU tensor, the same size on every rank) by its sum
         over the ranks, added in rank order; returns it."""
-        if tensor.device.type != "cpu" or not tensor.is_contiguous():
-            raise ValueError("the shared-memory all-reduce takes contiguous CPU tensors")
+        if not self.takes(tensor):
+            raise ValueError(
+                f"the shared-memory all-reduce takes contiguous CPU tensors of {self.capacity} bytes at most, of "
+                f"float32, float64, int32 or int64; got {tensor.dtype} on {tensor.device}, {tensor.numel()} elements"
+            )
         values = tensor.detach().numpy()
         nbytes = values.nbytes
-        if nbytes > self.capacity:
-            raise ValueError(f"a tensor of {nbytes} bytes does not fit the all-reduce's {self.capacity}-byte slots")
         self.calls += 1
         bank = self.banks[self.calls & 1]
         bank[self.rank, :nbytes] = values.reshape(-1).view(np.uint8)
