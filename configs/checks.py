@@ -150,6 +150,7 @@ KEY_CONSTRAINTS = {
     "league.bots": PROBABILITY,
     "league.fixed": PROBABILITY,
     "league.priority_exponent": NON_NEGATIVE,
+    "league.priority_floor": Constraint(lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "league.result_window": POSITIVE_INT,
     "league.rating_interval": NON_NEGATIVE_INT.noting("0: never"),
 }

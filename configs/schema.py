@@ -271,6 +271,9 @@ class LeagueConfig:
     (1 - learner's recent score against them) ** priority_exponent"""
     priority_exponent: float = 2.0
     """sharpness of the prioritisation (0 = uniform)"""
+    priority_floor: float = 0.001
+    """the least prioritised weight of an entry, so that none is never drawn again; with many
+    entries the learner always beats (a bot group of dozens of variants), their floors add up"""
     share_caps: dict[str, float] = field(default_factory=dict)
     """the most a named bot or fixed opponent takes of its group's share after prioritisation,
     e.g. {striker: 0.1}; the excess goes to the others in the group"""

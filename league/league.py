@@ -98,6 +98,7 @@ class League:
             share_caps=lc.share_caps,
             write_files=self.dist.is_main,
             obs_size=learner_obs(config),
+            priority_floor=lc.priority_floor,
         )
         for spec in lc.fixed_opponents:
             name, path = split_name(spec)

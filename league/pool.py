@@ -37,7 +37,7 @@ from policies.network import widen_inputs
 
 BOT, SNAPSHOT, FIXED = "bot", "snapshot", "fixed"
 MIN_PRIORITY = 1e-3
-"""floor of a past snapshot's prioritised weight, so that none is never drawn again"""
+"""default floor of a prioritised weight (``priority_floor``), so that no entry is never drawn again"""
 
 
 @dataclass
@@ -107,6 +107,7 @@ class OpponentPool:
         share_caps=None,
         write_files: bool = True,
         obs_size: int | None = None,
+        priority_floor: float = MIN_PRIORITY,
     ):
         self.share_caps = {str(k): float(v) for k, v in (share_caps or {}).items()}
         for name, cap in self.share_caps.items():
@@ -116,6 +117,7 @@ class OpponentPool:
         self.result_window = float(result_window)
         self.prioritized = bool(prioritized)
         self.priority_exponent = float(priority_exponent)
+        self.priority_floor = float(priority_floor)
         self.directory = Path(directory) if directory is not None else None
         self.write_files = bool(write_files)
         self.obs_size = obs_size  # the learner's observation size; narrower fixed fighters are widened
@@ -274,7 +276,7 @@ class OpponentPool:
             return np.ones(len(entries))
         ids = [e.id for e in entries]
         score = np.divide(self.score[ids], self.games[ids], out=np.full(len(ids), 0.5), where=self.games[ids] > 0)
-        return np.maximum((1.0 - score) ** self.priority_exponent, MIN_PRIORITY)
+        return np.maximum((1.0 - score) ** self.priority_exponent, self.priority_floor)
 
     def sample(
         self,

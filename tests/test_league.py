@@ -207,6 +207,18 @@ def test_prioritised_sampling_favours_opponents_that_beat_the_learner():
     np.testing.assert_allclose(freq, probs, atol=0.005)
 
 
+def test_the_priority_floor_is_what_an_opponent_the_learner_always_beats_keeps():
+    bots = ("chaser", "idle", "kiter", "counter", "striker")
+    for floor in (1e-3, 1e-5):
+        pool = pool_with_snapshots(1, bots=bots, prioritized=True, priority_floor=floor)
+        pool.record([0] * 10 + [1] * 40, [0.8] * 10 + [1.0] * 40)  # beats the chaser 80%, idle always
+        probs = pool.probabilities(latest=0.0, past=0.0, bots=1.0)
+        w = np.array([0.04, floor, 0.25, 0.25, 0.25])  # (1 - 0.8)^2, the floor, three without results (0.5)
+        np.testing.assert_allclose(probs[[0, 1, 2, 3, 4]], w / w.sum())
+    config = load_config(CONFIG_DIR / "aggression.yaml", ["--league.priority_floor", "0.0001"])
+    assert League(config, None).pool.priority_floor == 1e-4
+
+
 def test_share_caps_keep_an_opponent_the_learner_only_draws_with_from_taking_over_its_group():
     bots = ("chaser", "idle", "kiter", "counter", "striker")
     pool = pool_with_snapshots(1, bots=bots, prioritized=True, share_caps={"striker": 0.1})
