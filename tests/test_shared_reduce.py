@@ -117,3 +117,15 @@ def test_a_run_across_machines_sums_through_the_backend_and_says_why_when_asked_
         _use_shared_memory(two_machines, cpu, "shared_memory")
     with pytest.raises(ConfigError, match="sums CPU tensors; this run trains on cuda"):
         _use_shared_memory(one_machine, torch.device("cuda"), "shared_memory")
+
+
+def test_no_room_in_dev_shm_is_reported_and_leaves_no_file(monkeypatch):
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(shared_reduce.Unavailable, match="has no room for .* bytes"):
+        SharedReducer.open(0, 1, 1 << 20, lambda obj: [obj])
+    assert not [f for f in os.listdir(shared_reduce.SHM_DIR) if f.startswith("arena-allreduce-")]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as torch_dist
 
-from training.shared_reduce import PeerLost, SharedReducer, supported
+from training.shared_reduce import PeerLost, SharedReducer, Unavailable, supported
 
 TIMEOUT_S = 300
 """How long a collective waits for a silent peer before failing (a dead peer fails it at once).
@@ -195,7 +195,13 @@ def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch
     device = next(policy.parameters()).device
     if _use_shared_memory(dist, device, all_reduce):
         capacity = sum(p.numel() * p.element_size() for p in policy.parameters())
-        dist.reducer = SharedReducer.open(dist.rank, dist.world_size, capacity, dist.gather, TIMEOUT_S)
+        try:
+            dist.reducer = SharedReducer.open(dist.rank, dist.world_size, capacity, dist.gather, TIMEOUT_S)
+        except Unavailable as exc:  # every rank gets it: all fall back to the backend together
+            if all_reduce == "shared_memory":
+                from configs import ConfigError
+
+                raise ConfigError(f"all_reduce: shared_memory cannot work here: {exc}; use auto or backend") from exc
     if getattr(policy, "recurrent", False):
         for tensor in [*policy.parameters(), *policy.buffers()]:
             dist.broadcast_tensor(tensor.data)

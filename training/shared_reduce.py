@@ -47,6 +47,10 @@ LIVENESS_S = 0.1
 SUMMABLE = (torch.float32, torch.float64, torch.int32, torch.int64)
 
 
+class Unavailable(RuntimeError):
+    """Shared memory cannot hold the reducer here (the reason is the message)."""
+
+
 class PeerLost(RuntimeError):
     """Another rank's process ended, or did not arrive in time."""
 
@@ -103,17 +107,23 @@ class SharedReducer:
     @classmethod
     def open(cls, rank: int, world: int, capacity: int, exchange, timeout: float = 300.0) -> SharedReducer:
         """Every rank's reducer, made together. exchange(obj) -> every rank's obj in rank order
-        (a collective over the run's process group): it passes the file's name and the pids."""
-        path = None
+        (a collective over the run's process group): it passes the file's name and the pids.
+        Raises Unavailable on every rank when rank 0 cannot reserve the file's space in /dev/shm
+        (a small tmpfs, as in a container, would otherwise kill the ranks with SIGBUS later)."""
+        path = why_not = None
         if rank == 0:
             fd, path = tempfile.mkstemp(prefix="arena-allreduce-", dir=SHM_DIR)
             try:
-                os.ftruncate(fd, cls.size(world, capacity))  # zero-filled: every flag starts at 0
+                os.posix_fallocate(fd, 0, cls.size(world, capacity))  # zero-filled: every flag starts at 0
+            except OSError as exc:
+                why_not = f"{SHM_DIR} has no room for {cls.size(world, capacity):,} bytes ({exc.strerror})"
             finally:
                 os.close(fd)
         try:
-            everyone = exchange((path, os.getpid()))
-            reducer = cls(everyone[0][0], rank, world, capacity, [pid for _, pid in everyone], timeout)
+            everyone = exchange((path, os.getpid(), why_not))
+            if everyone[0][2] is not None:
+                raise Unavailable(everyone[0][2])
+            reducer = cls(everyone[0][0], rank, world, capacity, [pid for _, pid, _ in everyone], timeout)
             exchange(None)  # every rank has mapped the file: its name can go
         finally:
             if rank == 0:
