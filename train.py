@@ -74,6 +74,9 @@ def train(
     """
     start = resolve_start(config, overrides, run_dir, resume, init_from, db)
     dist = distributed.setup(start.config.device)  # this process's rank under torchrun (docs/training.md)
+    if dist.enabled:  # all_reduce: shared_memory where it cannot work fails before the run folder exists
+        device = distributed.process_device(dist, select_device(start.config.device))
+        distributed.uses_shared_memory(dist, device, start.config.all_reduce)
     if start.config.mode == "imitation":  # behavioural cloning from recorded frames, not PPO
         if dist.enabled:
             raise ConfigError("behavioural cloning (mode: imitation) runs in one process: start it without torchrun")

@@ -105,18 +105,18 @@ def test_a_tensor_larger_than_the_slots_is_refused():
 
 def test_a_run_across_machines_sums_through_the_backend_and_says_why_when_asked_otherwise():
     from configs import ConfigError
-    from training.distributed import Dist, _use_shared_memory
+    from training.distributed import Dist, uses_shared_memory
 
     cpu = torch.device("cpu")
     one_machine = Dist(rank=1, world_size=2, local_rank=1, local_world_size=2)
     two_machines = Dist(rank=3, world_size=4, local_rank=1, local_world_size=2)
-    assert _use_shared_memory(one_machine, cpu, "auto") and _use_shared_memory(one_machine, cpu, "shared_memory")
-    assert not _use_shared_memory(one_machine, cpu, "backend")
-    assert not _use_shared_memory(two_machines, cpu, "auto")
+    assert uses_shared_memory(one_machine, cpu, "auto") and uses_shared_memory(one_machine, cpu, "shared_memory")
+    assert not uses_shared_memory(one_machine, cpu, "backend")
+    assert not uses_shared_memory(two_machines, cpu, "auto")
     with pytest.raises(ConfigError, match="every rank on one machine; this run has 4 ranks, 2 on this machine"):
-        _use_shared_memory(two_machines, cpu, "shared_memory")
+        uses_shared_memory(two_machines, cpu, "shared_memory")
     with pytest.raises(ConfigError, match="sums CPU tensors; this run trains on cuda"):
-        _use_shared_memory(one_machine, torch.device("cuda"), "shared_memory")
+        uses_shared_memory(one_machine, torch.device("cuda"), "shared_memory")
 
 
 def test_no_room_in_dev_shm_is_reported_and_leaves_no_file(monkeypatch):

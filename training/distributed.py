@@ -188,12 +188,12 @@ def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch
     from rank 0's weights) in a distributed run, else ``policy`` itself. A recurrent policy stays
     bare, with rank 0's weights copied to every rank: its update replays sequences outside the
     module's forward and averages the gradients itself (training/ppo.py). all_reduce (one of
-    ALL_REDUCE_MODES): whether the gradients are summed through shared memory (``dist.reducer``,
+    configs.checks.ALL_REDUCE_MODES): whether the gradients are summed through shared memory (``dist.reducer``,
     also DistributedDataParallel's communication hook) or by the process group."""
     if not dist.enabled:
         return policy
     device = next(policy.parameters()).device
-    if _use_shared_memory(dist, device, all_reduce):
+    if uses_shared_memory(dist, device, all_reduce):
         capacity = sum(p.numel() * p.element_size() for p in policy.parameters())
         try:
             dist.reducer = SharedReducer.open(dist.rank, dist.world_size, capacity, dist.gather, TIMEOUT_S)
@@ -213,9 +213,10 @@ def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch
     return model
 
 
-def _use_shared_memory(dist: Dist, device: torch.device, all_reduce: str) -> bool:
+def uses_shared_memory(dist: Dist, device: torch.device, all_reduce: str) -> bool:
     """Whether ``wrap`` sums the gradients through shared memory; ConfigError when
-    ``all_reduce: shared_memory`` asks for it where it cannot work. The modes: shared_memory,
+    ``all_reduce: shared_memory`` asks for it where it cannot work (train.py asks before it
+    makes the run folder). The modes: shared_memory,
     through a mapping shared by the ranks of one machine (Linux, x86-64, CPU); backend, the
     process group's all-reduce (gloo or nccl); auto, shared_memory where it can, else backend."""
     from configs import ConfigError
