@@ -31,6 +31,7 @@ import torch.multiprocessing as mp
 
 from common.files import atomic_write_json
 from policies.network import Policy
+from training import distributed
 
 MODES = ("unsynchronised", "ddp", "shared_memory", "one_all_reduce")
 
@@ -48,8 +49,6 @@ def _minibatch_rows(config_path: str) -> int:
 
 def _ms_per_step(rows: int, steps: int, mode: str = "alone", world: int = 1) -> float:
     """Milliseconds per optimizer step on ``rows`` random observations (one torch thread)."""
-    from training import distributed
-
     torch.set_num_threads(1)
     torch.manual_seed(0)
     policy = Policy(hidden_size=128)

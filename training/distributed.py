@@ -188,8 +188,8 @@ def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch
     from rank 0's weights) in a distributed run, else ``policy`` itself. A recurrent policy stays
     bare, with rank 0's weights copied to every rank: its update replays sequences outside the
     module's forward and averages the gradients itself (training/ppo.py). all_reduce (one of
-    configs.checks.ALL_REDUCE_MODES): whether the gradients are summed through shared memory (``dist.reducer``,
-    also DistributedDataParallel's communication hook) or by the process group."""
+    configs.checks.ALL_REDUCE_MODES): whether the gradients are summed through shared memory
+    (``dist.reducer``, also DistributedDataParallel's communication hook) or by the process group."""
     if not dist.enabled:
         return policy
     device = next(policy.parameters()).device
@@ -199,9 +199,7 @@ def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch
             dist.reducer = SharedReducer.open(dist.rank, dist.world_size, capacity, dist.gather, TIMEOUT_S)
         except Unavailable as exc:  # every rank gets it: all fall back to the backend together
             if all_reduce == "shared_memory":
-                from configs import ConfigError
-
-                raise ConfigError(f"all_reduce: shared_memory cannot work here: {exc}; use auto or backend") from exc
+                raise _refused(str(exc)) from exc
     if getattr(policy, "recurrent", False):
         for tensor in [*policy.parameters(), *policy.buffers()]:
             dist.broadcast_tensor(tensor.data)
@@ -216,9 +214,9 @@ def wrap(policy: torch.nn.Module, dist: Dist, all_reduce: str = "auto") -> torch
 def uses_shared_memory(dist: Dist, device: torch.device, all_reduce: str) -> bool:
     """Whether ``wrap`` sums the gradients through shared memory; ConfigError when
     ``all_reduce: shared_memory`` asks for it where it cannot work (train.py asks before it
-    makes the run folder). The modes: shared_memory,
-    through a mapping shared by the ranks of one machine (Linux, x86-64, CPU); backend, the
-    process group's all-reduce (gloo or nccl); auto, shared_memory where it can, else backend."""
+    makes the run folder). The modes: shared_memory, through a mapping shared by the ranks of
+    one machine (Linux, x86-64, CPU); backend, the process group's all-reduce (gloo or nccl);
+    auto, shared_memory where it can, else backend."""
     from configs import ConfigError
     from configs.checks import ALL_REDUCE_MODES
 
@@ -235,8 +233,15 @@ def uses_shared_memory(dist: Dist, device: torch.device, all_reduce: str) -> boo
             f"{dist.local_world_size} on this machine"
         )
     if why_not is not None and all_reduce == "shared_memory":
-        raise ConfigError(f"all_reduce: shared_memory cannot work here: {why_not}; use auto or backend")
+        raise _refused(why_not)
     return why_not is None
+
+
+def _refused(why_not: str):
+    """The ConfigError of ``all_reduce: shared_memory`` where it cannot work."""
+    from configs import ConfigError
+
+    return ConfigError(f"all_reduce: shared_memory cannot work here: {why_not}; use auto or backend")
 
 
 def _shared_memory_hook(dist: Dist, bucket):  # no annotations: DDP checks them, and here they are strings
