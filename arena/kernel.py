@@ -52,6 +52,7 @@ from arena.rules import (
     R_DRAW,
     R_EDGE,
     R_HIT,
+    R_INSIDE,
     R_KNOCKOUT,
     R_SURVIVE,
     R_WIN,
@@ -214,6 +215,18 @@ def nearest_enemy(fl, it, a, f):
             best = j
             best_d2 = d2
     return best
+
+
+@njit(cache=True)
+def ring_position(fl, it, a, f, radius):
+    """How far inside its nearest standing enemy fighter f stands: the enemy's distance from the
+    centre minus its own, in ring radii (the `inside` reward's potential); 0 with no enemy standing."""
+    j = nearest_enemy(fl, it, a, f)
+    if j == NO_FIGHTER:
+        return 0.0
+    own = math.sqrt(fl[a, f, X] * fl[a, f, X] + fl[a, f, Y] * fl[a, f, Y])
+    enemy = math.sqrt(fl[a, j, X] * fl[a, j, X] + fl[a, j, Y] * fl[a, j, Y])
+    return (enemy - own) / radius
 
 
 # ---------------------------------------------------------------- scripted bots
@@ -724,8 +737,11 @@ def decide_and_step(
     """
     n = fl.shape[1]
     standing_before = 0  # bitmask of who stood at the start of the decision
+    inside = weights[R_INSIDE]  # potential-based: the ring position's change over the decision
     for f in range(n):
         fl[a, f, STEP_REWARD] = 0.0
+        if inside != 0.0 and it[a, f, ALIVE] != 0:
+            fl[a, f, STEP_REWARD] -= inside * ring_position(fl, it, a, f, params[P_RADIUS])
         if it[a, f, ALIVE] != 0:
             standing_before |= 1 << f
             if it[a, f, BOT] == LEARNER:
@@ -739,6 +755,10 @@ def decide_and_step(
         if status != ONGOING:
             break
     ar[a, MATCH_END] = status
+    if inside != 0.0 and status == ONGOING:  # the potential is 0 once a fighter fell or the match ended
+        for f in range(n):
+            if it[a, f, ALIVE] != 0:
+                fl[a, f, STEP_REWARD] += inside * ring_position(fl, it, a, f, params[P_RADIUS])
     if status != ONGOING:
         rank_fighters(a, fl, it)
         winners = 0

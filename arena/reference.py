@@ -114,6 +114,15 @@ def nearest_enemy(fighters, me):
     return best
 
 
+def ring_position(fighters, me, rules: Rules) -> float:
+    """The nearest standing enemy's distance from the centre minus mine, in ring radii (0 if none)."""
+    j = nearest_enemy(fighters, me)
+    if j is None:
+        return 0.0
+    f, e = fighters[me], fighters[j]
+    return (math.hypot(e.x, e.y) - math.hypot(f.x, f.y)) / rules.radius
+
+
 def bot_decision(fighters, me, rules: Rules, rng: SplitMix64, variants=None) -> int:
     """Fighter ``me``'s bot decision: its row of the variant table (``variants``, the built-in
     bots by default) gives its base bot and parameters; docs/arena.md, "Bot parameters"."""
@@ -416,6 +425,9 @@ def reference_step(
             for f in range(n)
         ]
         standing_before = [f.alive for f in fighters]
+        for i, f in enumerate(fighters):  # the inside term: minus the ring position before the decision...
+            if weights.inside != 0.0 and f.alive:
+                f.reward -= weights.inside * ring_position(fighters, i, rules)
         for i, f in enumerate(fighters):
             if f.alive and f.bot == LEARNER:
                 f.action = int(actions[agent_row[a, i]])
@@ -432,6 +444,10 @@ def reference_step(
                 status = 2
             if status:
                 break
+        if weights.inside != 0.0 and not status:  # ...plus the one after it, while the match goes on
+            for i, f in enumerate(fighters):
+                if f.alive:
+                    f.reward += weights.inside * ring_position(fighters, i, rules)
         if status:
             r = ranks(fighters)
             out["final_rank"][a] = r

@@ -53,8 +53,8 @@ V_HESITATE = 7  # probability per ready decision of holding a strike it could ma
 NUM_VARIANT_COLUMNS = 8
 
 # Indices into the packed reward-weight array.
-R_SURVIVE, R_HIT, R_KNOCKOUT, R_DAMAGE_TAKEN, R_EDGE, R_DEATH, R_WIN, R_DRAW = range(8)
-REWARD_TERMS = ("survive", "hit", "knockout", "damage_taken", "edge", "death", "win", "draw")
+R_SURVIVE, R_HIT, R_KNOCKOUT, R_DAMAGE_TAKEN, R_EDGE, R_DEATH, R_WIN, R_DRAW, R_INSIDE = range(9)
+REWARD_TERMS = ("survive", "hit", "knockout", "damage_taken", "edge", "death", "win", "draw", "inside")
 DEFAULT_DRAW = -1.0
 """The draw weight of a reward mapping that does not set one: below any win weight of 0 or more."""
 
@@ -238,7 +238,10 @@ class RewardWeights:
     ring-out of an enemy; damage_taken: per 0.1 health lost to hits; edge: per frame in the
     edge zone; death: once when eliminated; win: once for the sole rank-1 fighter at match end;
     draw: once for each fighter sharing rank 1 at match end (a time-out with equal health, or
-    falling on the same frame).
+    falling on the same frame); inside: per decision, the change of the fighter's ring position
+    (its nearest standing enemy's distance from the centre minus its own, in ring radii; 0 once
+    the match ended or the fighter fell), a potential-based shaping term: over a whole match it
+    adds up to minus the position at the start, whatever the fighter does.
 
     Stalling never pays, whatever the weights: ``draw`` must be below ``win`` (checked here), and
     a fighter that wins before the time limit is also paid a positive ``survive`` for every frame
@@ -254,6 +257,7 @@ class RewardWeights:
     death: float = -10.0
     win: float = 0.0
     draw: float = DEFAULT_DRAW
+    inside: float = 0.0
 
     def __post_init__(self):
         for name in REWARD_TERMS:

@@ -34,7 +34,8 @@ class EnvConfig:
     """scripted bots in the non-learner slots: bot names, named variants or bot[key=value;...]
     (arena/variants.py); a list entry may be a list, sampled per match; None = all learners (self-play)"""
     rewards: dict[str, float] | str = "standard"
-    """reward weights by term (survive, hit, knockout, damage_taken, edge, death, win), or a preset name"""
+    """reward weights by term (survive, hit, knockout, damage_taken, edge, death, win, draw, inside; docs/arena.md),
+    or a preset name"""
     report_interval: int = 32
     """env steps between episode-statistics reports"""
     rules: dict[str, Any] = field(default_factory=dict)

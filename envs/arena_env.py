@@ -23,7 +23,8 @@ Observation Space
 
 Rewards
     A weighted sum of the terms in arena.RewardWeights (survive, hit, knockout,
-    damage_taken, edge, death, win), summed over the frame_skip frames of a decision.
+    damage_taken, edge, death, win, draw), summed over the frame_skip frames of a decision,
+    and the change of the ring position over it (inside).
 
 Starting State
     Fighters evenly spaced on a circle of radius R/2 facing the centre, rotated by a

@@ -57,15 +57,15 @@ EAST = 0.0
 WEST = math.pi
 
 
-def compare_with_reference(fighters, opponents, full=False, steps=50) -> int:
+def compare_with_reference(fighters, opponents, full=False, steps=50, weights=None) -> int:
     """Step 16 arenas from random crowded states with random agent actions for ``steps``
     decisions, checking every state array and output against arena.reference after each;
-    returns how many matches ended."""
+    returns how many matches ended. ``weights``: the reward weights (the standard preset
+    with a win of 5 by default)."""
     rng = np.random.default_rng(fighters)
     rules = Rules(frame_skip=3, max_frames=150, spawn_jitter=1.0)
-    arena = Arena(
-        16, fighters, parse_slots(fighters, opponents), rules, RewardWeights(win=5.0), seed=fighters, autoreset=False
-    )
+    weights = weights or RewardWeights(win=5.0)
+    arena = Arena(16, fighters, parse_slots(fighters, opponents), rules, weights, seed=fighters, autoreset=False)
     n = arena.num_agents
     bufs = (
         np.zeros((n, 48 if full else 30), np.float32),

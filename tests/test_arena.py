@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from arena_helpers import EAST, WEST, Ring, compare_with_reference, only
 
-from arena import ArenaConfigError, RewardWeights, Rules, parse_slots
+from arena import REWARD_TERMS, ArenaConfigError, RewardWeights, Rules, parse_slots
 from arena.kernel import ACTION_ATTACK, FATE_KNOCKED_OUT, FATE_RING_OUT, TERMINATED, TRUNCATED
 
 NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
@@ -30,6 +30,13 @@ NORTH, EAST_MOVE, SOUTH, WEST_MOVE = 0, 2, 4, 6
 def test_kernel_matches_reference_on_random_play(fighters, opponents, observation):
     ended = compare_with_reference(fighters, opponents, observation == "full")
     assert ended > 0, "the random play should end some matches, or the end-of-match path is untested"
+
+
+@pytest.mark.parametrize("fighters,opponents", [(2, ["chaser"]), (4, ["striker", "kiter"]), (3, None)])
+def test_kernel_matches_reference_with_the_inside_term(fighters, opponents):
+    weights = RewardWeights(win=5.0, draw=-2.0, inside=3.0)
+    ended = compare_with_reference(fighters, opponents, full=True, weights=weights)
+    assert ended > 0
 
 
 # ---------------------------------------------------------------- physics invariants
@@ -142,6 +149,34 @@ def test_reward_edge_zone():
     ring.place([(5.5, 0.0), (-1.0, 0.0)])
     ring.step()
     assert ring.rewards.tolist() == [2.0, 0.0]
+
+
+def test_inside_pays_the_ring_position_change_and_sums_to_minus_the_start():
+    ring = Ring(2, only("inside", 6.0), opponents=["idle"], frame_skip=1)  # 6 m ring: one metre pays 1
+    ring.place([(0.0, 0.0), (2.0, 0.0)], facings=[EAST, WEST])
+    ring.step(2)  # east (the compass order of docs/arena.md): one frame towards the enemy, outwards
+    own = float(np.hypot(*ring.arena.pos[0, 0]))
+    assert own > 0
+    assert ring.rewards[0] == pytest.approx((2.0 - own) - 2.0)  # (enemy - own) after, minus (2 - 0) before
+    # Over whole matches (three learners, random moves and strikes, until one stands or the time
+    # limit), each fighter's inside rewards add up to minus its ring position at the start.
+    rng = np.random.default_rng(3)
+    for seed in range(6):
+        ring = Ring(3, RewardWeights(**{n: 0.0 for n in REWARD_TERMS} | {"draw": -1.0, "inside": 1.0}),
+                    seed=seed, max_frames=600, spawn_jitter=1.0)  # fmt: skip
+        pos = ring.arena.pos[0].copy()
+        radii = np.hypot(pos[:, 0], pos[:, 1])
+        start = np.array([radii[min((j for j in range(3) if j != i), key=lambda j: np.hypot(*(pos[j] - pos[i])))]
+                          - radii[i] for i in range(3)]) / ring.rules.radius  # fmt: skip
+        total = np.zeros(3)
+        while True:
+            ended = ring.step(*rng.integers(0, 10, 3))
+            total += ring.rewards  # 0 for a fighter already out
+            if ended:
+                break
+        ranks = ring.arena.final_rank[0]
+        draws = -1.0 * ((ranks == 1) & ((ranks == 1).sum() > 1))
+        np.testing.assert_allclose(total - draws, -start, atol=1e-5)
 
 
 def test_knockout_credit_death_and_win():
