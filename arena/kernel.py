@@ -740,10 +740,10 @@ def decide_and_step(
     inside = weights[R_INSIDE]  # potential-based: the ring position's change over the decision
     for f in range(n):
         fl[a, f, STEP_REWARD] = 0.0
-        if inside != 0.0 and it[a, f, ALIVE] != 0:
-            fl[a, f, STEP_REWARD] -= inside * ring_position(fl, it, a, f, params[P_RADIUS])
         if it[a, f, ALIVE] != 0:
             standing_before |= 1 << f
+            if inside != 0.0:
+                fl[a, f, STEP_REWARD] -= inside * ring_position(fl, it, a, f, params[P_RADIUS])
             if it[a, f, BOT] == LEARNER:
                 it[a, f, ACTION] = actions_in[it[a, f, AGENT_ROW]]
             else:

@@ -425,9 +425,10 @@ def reference_step(
             for f in range(n)
         ]
         standing_before = [f.alive for f in fighters]
-        for i, f in enumerate(fighters):  # the inside term: minus the ring position before the decision...
-            if weights.inside != 0.0 and f.alive:
-                f.reward -= weights.inside * ring_position(fighters, i, rules)
+        if weights.inside != 0.0:  # the inside term: minus the ring position before the decision...
+            for i, f in enumerate(fighters):
+                if f.alive:
+                    f.reward -= weights.inside * ring_position(fighters, i, rules)
         for i, f in enumerate(fighters):
             if f.alive and f.bot == LEARNER:
                 f.action = int(actions[agent_row[a, i]])
