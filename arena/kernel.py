@@ -229,6 +229,14 @@ def ring_position(fl, it, a, f, radius):
     return (enemy - own) / radius
 
 
+@njit(cache=True)
+def add_ring_positions(a, fl, it, weight, radius):
+    """Add weight x its ring position to the decision's reward of each standing fighter of arena a."""
+    for f in range(fl.shape[1]):
+        if it[a, f, ALIVE] != 0:
+            fl[a, f, STEP_REWARD] += weight * ring_position(fl, it, a, f, radius)
+
+
 # ---------------------------------------------------------------- scripted bots
 @njit(cache=True, inline="always")
 def retreat_move(a, f, fl, dx, dy, dist, radius):
@@ -737,17 +745,17 @@ def decide_and_step(
     """
     n = fl.shape[1]
     standing_before = 0  # bitmask of who stood at the start of the decision
-    inside = weights[R_INSIDE]  # potential-based: the ring position's change over the decision
     for f in range(n):
         fl[a, f, STEP_REWARD] = 0.0
         if it[a, f, ALIVE] != 0:
             standing_before |= 1 << f
-            if inside != 0.0:
-                fl[a, f, STEP_REWARD] -= inside * ring_position(fl, it, a, f, params[P_RADIUS])
             if it[a, f, BOT] == LEARNER:
                 it[a, f, ACTION] = actions_in[it[a, f, AGENT_ROW]]
             else:
                 it[a, f, ACTION] = variant_action(it[a, f, BOT], a, f, fl, it, rng, params, variants)
+    inside = weights[R_INSIDE]  # potential-based: the ring position's change over the decision,
+    if inside != 0.0:  # minus the position before it...
+        add_ring_positions(a, fl, it, -inside, params[P_RADIUS])
     status = ONGOING
     for _ in range(frame_skip):
         physics_frame(a, fl, it, ar, params, weights)
@@ -755,10 +763,8 @@ def decide_and_step(
         if status != ONGOING:
             break
     ar[a, MATCH_END] = status
-    if inside != 0.0 and status == ONGOING:  # the potential is 0 once a fighter fell or the match ended
-        for f in range(n):
-            if it[a, f, ALIVE] != 0:
-                fl[a, f, STEP_REWARD] += inside * ring_position(fl, it, a, f, params[P_RADIUS])
+    if inside != 0.0 and status == ONGOING:  # ...plus the one after it (0 once a fighter fell or the match ended)
+        add_ring_positions(a, fl, it, inside, params[P_RADIUS])
     if status != ONGOING:
         rank_fighters(a, fl, it)
         winners = 0

@@ -123,6 +123,13 @@ def ring_position(fighters, me, rules: Rules) -> float:
     return (math.hypot(e.x, e.y) - math.hypot(f.x, f.y)) / rules.radius
 
 
+def add_ring_positions(fighters, weight: float, rules: Rules) -> None:
+    """Add weight x its ring position to the decision's reward of each standing fighter."""
+    for i, f in enumerate(fighters):
+        if f.alive:
+            f.reward += weight * ring_position(fighters, i, rules)
+
+
 def bot_decision(fighters, me, rules: Rules, rng: SplitMix64, variants=None) -> int:
     """Fighter ``me``'s bot decision: its row of the variant table (``variants``, the built-in
     bots by default) gives its base bot and parameters; docs/arena.md, "Bot parameters"."""
@@ -426,9 +433,7 @@ def reference_step(
         ]
         standing_before = [f.alive for f in fighters]
         if weights.inside != 0.0:  # the inside term: minus the ring position before the decision...
-            for i, f in enumerate(fighters):
-                if f.alive:
-                    f.reward -= weights.inside * ring_position(fighters, i, rules)
+            add_ring_positions(fighters, -weights.inside, rules)
         for i, f in enumerate(fighters):
             if f.alive and f.bot == LEARNER:
                 f.action = int(actions[agent_row[a, i]])
@@ -446,9 +451,7 @@ def reference_step(
             if status:
                 break
         if weights.inside != 0.0 and not status:  # ...plus the one after it, while the match goes on
-            for i, f in enumerate(fighters):
-                if f.alive:
-                    f.reward += weights.inside * ring_position(fighters, i, rules)
+            add_ring_positions(fighters, weights.inside, rules)
         if status:
             r = ranks(fighters)
             out["final_rank"][a] = r
