@@ -35,6 +35,7 @@ from evaluation.compare import compare
 from evaluation.evaluate import evaluate, play_matches
 from evaluation.gauntlet import format_gauntlet, gauntlet
 from evaluation.matches import Z95, wilson_interval
+from evaluation.outsiders import expand_outsiders
 from evaluation.players import UNIFORM, Player, PlayerError, as_action_fn, resolve_player, uniform_policy
 from evaluation.symmetry import format_symmetry, symmetry_report
 from evaluation.tables import format_compare, format_table
@@ -67,7 +68,9 @@ def env_settings(player: Player, config_path: str | None) -> dict:
 
 
 def parse_list(text: str) -> list[str]:
-    return [o.strip() for o in text.split(",") if o.strip()]
+    """Comma-separated player specs; the word ``outsiders`` stands for every opponent of
+    evaluation/outsiders.py (written from docs/arena.md alone, never trained against)."""
+    return expand_outsiders(o.strip() for o in text.split(",") if o.strip())
 
 
 def evaluate_main(argv) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from configs import split_name
 from evaluation.matches import play, summarize
 from evaluation.players import Player, resolve_player
 
@@ -71,7 +72,8 @@ def evaluate(
 
     policy: an AgentCheckpoint, a torch policy, a callable obs (n, 30) -> actions (n,), or a
     player spec (a bot name, checkpoint path, module:function, uniform).
-    opponents: specs (results are keyed by the spec), or a mapping name -> spec or object.
+    opponents: specs (results are keyed by the spec as written, or by NAME for ``NAME=SPEC``),
+    or a mapping name -> spec or object.
     rewards: the weights avg_reward is measured in. rules: arena.Rules overrides.
     threads: numba threads stepping the arenas (None: numba's setting).
     """
@@ -79,7 +81,7 @@ def evaluate(
         opponents = [opponents]
     if not isinstance(matches, int) or isinstance(matches, bool) or matches < 1:
         raise ValueError(f"matches must be an integer >= 1, got {matches!r}")
-    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(o, o) for o in opponents]
+    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(_key(o), o) for o in opponents]
     if not pairs:
         raise ValueError("give at least one opponent")
     learner = resolve_player(policy, greedy, name=None if isinstance(policy, str) else "learner")
@@ -90,6 +92,11 @@ def evaluate(
     return {
         key: versus(learner, opponent, matches, seed, fighters, rewards, threads, **rules) for key, opponent in resolved
     }
+
+
+def _key(spec):
+    """The results key of an opponent given in a list: NAME for ``NAME=SPEC``, a spec as written."""
+    return (split_name(spec)[0] or spec) if isinstance(spec, str) else spec
 
 
 def mean_over_opponents(results: dict, key: str = "win_rate") -> float:

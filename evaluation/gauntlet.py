@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arena import GAUNTLET_OPPONENTS, HELD_OUT_VARIANTS
+from configs import split_name
 from evaluation.evaluate import evaluate
 from evaluation.tables import format_table
 
@@ -45,11 +46,11 @@ class GauntletResult:
 
 
 def gauntlet_opponents(extra=()) -> dict:
-    """name -> spec: the gauntlet's opponents followed by ``extra`` (specs, or a mapping name ->
-    spec or object), without repeats."""
+    """name -> spec: the gauntlet's opponents followed by ``extra`` (specs, keyed by NAME for
+    ``NAME=SPEC``, or a mapping name -> spec or object), without repeats."""
     if isinstance(extra, str):
         extra = [extra]
-    pairs = extra.items() if isinstance(extra, dict) else ((e, e) for e in extra)
+    pairs = extra.items() if isinstance(extra, dict) else ((split_name(e)[0] or e, e) for e in extra)
     opponents = {name: name for name in GAUNTLET_OPPONENTS}
     for key, spec in pairs:
         opponents.setdefault(key, spec)
