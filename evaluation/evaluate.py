@@ -81,7 +81,7 @@ def evaluate(
         opponents = [opponents]
     if not isinstance(matches, int) or isinstance(matches, bool) or matches < 1:
         raise ValueError(f"matches must be an integer >= 1, got {matches!r}")
-    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(_key(o), o) for o in opponents]
+    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(result_key(o), o) for o in opponents]
     if not pairs:
         raise ValueError("give at least one opponent")
     learner = resolve_player(policy, greedy, name=None if isinstance(policy, str) else "learner")
@@ -94,8 +94,9 @@ def evaluate(
     }
 
 
-def _key(spec):
-    """The results key of an opponent given in a list: NAME for ``NAME=SPEC``, a spec as written."""
+def result_key(spec):
+    """The results key of an opponent given in a list: NAME for ``NAME=SPEC``, else the spec as
+    written (an object: itself)."""
     return (split_name(spec)[0] or spec) if isinstance(spec, str) else spec
 
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arena import GAUNTLET_OPPONENTS, HELD_OUT_VARIANTS
-from configs import split_name
-from evaluation.evaluate import evaluate
+from evaluation.evaluate import evaluate, result_key
 from evaluation.tables import format_table
 
 
@@ -50,7 +49,7 @@ def gauntlet_opponents(extra=()) -> dict:
     ``NAME=SPEC``, or a mapping name -> spec or object), without repeats."""
     if isinstance(extra, str):
         extra = [extra]
-    pairs = extra.items() if isinstance(extra, dict) else ((split_name(e)[0] or e, e) for e in extra)
+    pairs = extra.items() if isinstance(extra, dict) else ((result_key(e), e) for e in extra)
     opponents = {name: name for name in GAUNTLET_OPPONENTS}
     for key, spec in pairs:
         opponents.setdefault(key, spec)
