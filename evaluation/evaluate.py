@@ -21,7 +21,7 @@ import numpy as np
 
 from configs import split_name
 from evaluation.matches import play, summarize
-from evaluation.players import Player, resolve_player
+from evaluation.players import Player, PlayerError, resolve_player
 
 
 def versus(
@@ -81,7 +81,7 @@ def evaluate(
         opponents = [opponents]
     if not isinstance(matches, int) or isinstance(matches, bool) or matches < 1:
         raise ValueError(f"matches must be an integer >= 1, got {matches!r}")
-    pairs = list(opponents.items()) if isinstance(opponents, Mapping) else [(result_key(o), o) for o in opponents]
+    pairs = list(opponent_table(opponents).items())
     if not pairs:
         raise ValueError("give at least one opponent")
     learner = resolve_player(policy, greedy, name=None if isinstance(policy, str) else "learner")
@@ -98,6 +98,21 @@ def result_key(spec):
     """The results key of an opponent given in a list: NAME for ``NAME=SPEC``, else the spec as
     written (an object: itself)."""
     return (split_name(spec)[0] or spec) if isinstance(spec, str) else spec
+
+
+def opponent_table(opponents, table=None) -> dict:
+    """name -> spec: ``table`` (if given) extended by ``opponents``, a mapping name -> spec or
+    object, or specs keyed by result_key. A spec given twice counts once; one name for two
+    different opponents is a PlayerError, since one result would silently replace the other."""
+    table = dict(table or {})
+    pairs = opponents.items() if isinstance(opponents, Mapping) else ((result_key(o), o) for o in opponents)
+    for key, spec in pairs:
+        known = table.setdefault(key, spec)
+        if known is not spec and not (isinstance(known, str) and known == spec):
+            raise PlayerError(
+                f"two opponents are named {key!r} ({known!r} and {spec!r}); give each its own name with NAME=SPEC"
+            )
+    return table
 
 
 def mean_over_opponents(results: dict, key: str = "win_rate") -> float:

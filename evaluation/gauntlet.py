@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arena import GAUNTLET_OPPONENTS, HELD_OUT_VARIANTS
-from evaluation.evaluate import evaluate, result_key
+from evaluation.evaluate import evaluate, opponent_table
 from evaluation.tables import format_table
 
 
@@ -46,14 +46,11 @@ class GauntletResult:
 
 def gauntlet_opponents(extra=()) -> dict:
     """name -> spec: the gauntlet's opponents followed by ``extra`` (specs, keyed by NAME for
-    ``NAME=SPEC``, or a mapping name -> spec or object), without repeats."""
+    ``NAME=SPEC``, or a mapping name -> spec or object), without repeats; a name that is already
+    another opponent's is a PlayerError (evaluation.evaluate.opponent_table)."""
     if isinstance(extra, str):
         extra = [extra]
-    pairs = extra.items() if isinstance(extra, dict) else ((result_key(e), e) for e in extra)
-    opponents = {name: name for name in GAUNTLET_OPPONENTS}
-    for key, spec in pairs:
-        opponents.setdefault(key, spec)
-    return opponents
+    return opponent_table(extra, {name: name for name in GAUNTLET_OPPONENTS})
 
 
 def worst_case(results: dict) -> WorstCase:

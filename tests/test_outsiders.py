@@ -10,6 +10,7 @@ import pytest
 from evaluate import evaluate, main
 from evaluation.gauntlet import gauntlet_opponents
 from evaluation.outsiders import PLAYERS, RADIUS, SPEED, expand_outsiders, specs
+from evaluation.players import PlayerError
 
 NORTH, NORTH_EAST, EAST, WEST, ATTACK, IDLE = 0, 1, 2, 6, 9, 8
 
@@ -103,3 +104,11 @@ def test_named_specs_are_keyed_by_their_name():
     assert expand_outsiders(["chaser", "outsiders"])[1] == "circler=evaluation.outsiders:circler"
     assert list(evaluate("idle", ["c=chaser", "striker"], matches=2, seed=0)) == ["c", "striker"]
     assert list(gauntlet_opponents(["c=chaser"]))[-1] == "c"
+    assert list(evaluate("idle", ["chaser", "chaser"], matches=2, seed=0)) == ["chaser"]  # a repeat counts once
+
+
+def test_one_name_for_two_opponents_is_an_error_not_a_lost_result():
+    with pytest.raises(PlayerError, match="two opponents are named 'a'"):
+        evaluate("idle", ["a=chaser", "a=kiter"], matches=2, seed=0)
+    with pytest.raises(PlayerError, match="two opponents are named 'chaser'"):
+        gauntlet_opponents(["chaser=kiter"])  # it would have hidden the gauntlet's own chaser
