@@ -106,6 +106,9 @@ def test_one_peer_cannot_take_every_place(tmp_path):
     with BackgroundServer(ServerConfig(db_path=str(tmp_path / "p.db"), port=0, limits=limits)) as server:
         mine = [busy(server, "127.0.0.2") for _ in range(3)]
         assert wait_until(lambda: open_connections(server) == 3)
+        # The connect rate's burst is the per-peer limit (3): a fourth connect within
+        # 1/250 s of the first three is dropped by the rate rule, not answered by this one.
+        time.sleep(4 / limits.connects_per_peer_per_s)
         refused = request(server, b"GET /api/fighters HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", source="127.0.0.2")
         assert refused.startswith(b"HTTP/1.1 503 ") and b"from this address (limit 3)" in refused
         assert health(server, "127.0.0.3") == 200  # another peer is served
