@@ -73,6 +73,7 @@ async def close_code_after(port: int, raw: bytes) -> int | None:
         (masked_frame(0x83, b"x"), 1002),  # a reserved opcode
         (masked_frame(0x81, b"\xff\xfe"), 1007),  # a text message that is not UTF-8
     ],
+    ids=["unmasked", "rsv1", "reserved-opcode", "not-utf8"],  # the masks are random: fixed ids
 )
 def test_protocol_errors_close_with_their_rfc_6455_code(server, raw, code):
     assert run(close_code_after(server.port, raw)) == code
