@@ -73,24 +73,33 @@ def _ms_per_step(rows: int, steps: int, mode: str = "alone", world: int = 1) -> 
         torch.nn.utils.clip_grad_norm_(params, 0.5)
         optimizer.step()
 
-    for _ in range(10):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - t0) / steps * 1000
+    try:
+        for _ in range(10):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return (time.perf_counter() - t0) / steps * 1000
+    finally:
+        if mode == "shared_memory" and here.reducer is not None:
+            here.reducer.close()
 
 
-def _worker(rank: int, world: int, port: int, rows: int, steps: int, mode: str, out) -> None:
-    if mode != "independent":
+def _worker(rank: int, world: int, port: int, rows: int, steps: int, modes: tuple, out) -> None:
+    """Measure each of ``modes`` in turn; the ranks start each one together."""
+    grouped = modes != ("independent",)
+    if grouped:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        out.put((rank, _ms_per_step(rows, steps, mode, world)))
-        if mode != "independent":
+        for mode in modes:
+            if grouped:
+                dist.barrier()
+            out.put((mode, rank, _ms_per_step(rows, steps, mode, world)))
+        if grouped:
             dist.barrier()
     finally:
-        if mode != "independent":
+        if grouped:
             dist.destroy_process_group()
 
 
@@ -100,19 +109,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ranks(rows: int, steps: int, mode: str, world: int = 2) -> list[float]:
-    """Each rank's ms per step, ``world`` processes at once."""
+def _ranks(rows: int, steps: int, modes: tuple, world: int = 2) -> dict[str, list[float]]:
+    """mode -> each rank's ms per step, ``world`` processes at once: one set of processes
+    measures every mode in turn (starting processes, not measuring them, is what takes time).
+    ``("independent",)`` alone runs them without a process group."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, world, port, rows, steps, mode, out)) for r in range(world)]
+    procs = [ctx.Process(target=_worker, args=(r, world, port, rows, steps, modes, out)) for r in range(world)]
     for p in procs:
         p.start()
     for p in procs:
         p.join()
         if p.exitcode != 0:
             raise RuntimeError(f"a benchmark process failed (exit code {p.exitcode})")
-    return [ms for _, ms in sorted(out.get() for _ in procs)]
+    results = sorted(out.get() for _ in range(world * len(modes)))
+    return {mode: [ms for m, _, ms in results if m == mode] for mode in modes}
 
 
 def main(argv=None) -> int:
@@ -127,14 +139,14 @@ def main(argv=None) -> int:
     rounds = []
     for k in range(args.rounds):
         one = _ms_per_step(rows, args.steps)
-        two = _ranks(rows, args.steps, "independent")
+        two = _ranks(rows, args.steps, ("independent",))["independent"]
         ceiling = sum(one / ms for ms in two)
         figures = {"one_process_ms": one, "two_independent_ms": two, "ceiling": ceiling}
         line = f"round {k + 1}: one process {one:.1f} ms/step; two independent processes {ceiling:.2f}x its steps/s"
+        synchronised = _ranks(rows // 2, args.steps, MODES)
         for mode in MODES:
-            ms = _ranks(rows // 2, args.steps, mode)
-            figures[mode] = ms
-            line += f"; 2 ranks {mode} {max(ms):.1f} ms"
+            figures[mode] = synchronised[mode]
+            line += f"; 2 ranks {mode} {max(synchronised[mode]):.1f} ms"
         print(line, flush=True)
         rounds.append(figures)
     median = {
