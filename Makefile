@@ -38,7 +38,8 @@ train: install
 
 # The suite runs on two pytest-xdist workers, each taking whole test files (a file's module
 # fixtures are built once). On a fresh checkout both first compile the arena's numba kernels
-# (1-2 minutes) at the same time, which on two cores costs no more wall time than one of them.
+# (1-2 minutes) at the same time, which on two cores costs about the wall time of one compile
+# (docs/benchmarks.md, "The test suite's time").
 test: install chromium lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 	bash tests/wheel_smoke.sh $(PYTHON)
