@@ -37,9 +37,10 @@ train: install
 	$(PY) train.py $(CONFIG)
 
 # The suite runs on two pytest-xdist workers, each taking whole test files (a file's module
-# fixtures are built once). On a fresh checkout both first compile the arena's numba kernels
-# (1-2 minutes) at the same time, which on two cores costs about the wall time of one compile
-# (docs/benchmarks.md, "The test suite's time").
+# fixtures are built once). The files that never step an arena go to one worker first while
+# the other compiles the arena's numba kernels (1-2 minutes on a fresh checkout), so the
+# kernels are compiled once, not by both workers at once (tests/conftest.py;
+# docs/benchmarks.md, "The test suite's time").
 test: install chromium lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 	bash tests/wheel_smoke.sh $(PYTHON)
