@@ -15,6 +15,7 @@ ITERATIONS, EPISODES = 40, 8
 PAUSE_S = 0.01
 """Between a worker's writes: far more often than train.py (one row per iteration) writes."""
 LIMIT_S = 60.0
+"""How long the games stream at most, waiting for the trainer and the evaluator."""
 
 
 def frame(n: int) -> dict:
@@ -117,9 +118,9 @@ def test_server_trainer_and_evaluator_write_at_once(tmp_path):
                 await http.close()
                 return await asyncio.gather(*(game(server.port, fid, writing) for _ in range(6)))
 
-            streaming = (time.time(), None)
+            started = time.time()
             streamed = asyncio.run(games())
-            streaming = (streaming[0], time.time())
+            ended = time.time()
             assert t.ready() and e.ready(), f"the trainer and the evaluator did not finish in {LIMIT_S:.0f} s"
             trained, evaluated = t.get(), e.get()
 
@@ -127,7 +128,7 @@ def test_server_trainer_and_evaluator_write_at_once(tmp_path):
     assert evaluated["error"] is None, evaluated["error"]
     assert trained["metrics"] == ITERATIONS and evaluated["episodes"] == EPISODES
     for span in (trained["span"], evaluated["span"]):  # they wrote while the server streamed
-        assert streaming[0] < span[0] and span[1] <= streaming[1], (streaming, span)
+        assert started < span[0] and span[1] <= ended, (started, span, ended)
     assert all(acked > 0 for _, acked in streamed)
     with Database.open(path) as db:
         stats = db.fighter_stats(trained["fighter"])
