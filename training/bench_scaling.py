@@ -53,7 +53,7 @@ def _ms_per_step(rows: int, steps: int, mode: str = "alone", world: int = 1) -> 
     torch.manual_seed(0)
     policy = Policy(hidden_size=128)
     params = list(policy.parameters())
-    model = policy
+    model, here = policy, None
     if mode in ("ddp", "shared_memory"):  # as train.py wraps it
         rank = dist.get_rank()
         here = distributed.Dist(rank=rank, world_size=world, local_rank=rank, local_world_size=world)
@@ -81,7 +81,7 @@ def _ms_per_step(rows: int, steps: int, mode: str = "alone", world: int = 1) -> 
             step()
         return (time.perf_counter() - t0) / steps * 1000
     finally:
-        if mode == "shared_memory" and here.reducer is not None:
+        if here is not None and here.reducer is not None:  # the shared-memory mode's segment
             here.reducer.close()
 
 
