@@ -360,6 +360,7 @@ def _check_league(config: Config, at: _Origins) -> None:
         at.require(f"{key}.seed", spec.seed, SEED)
         at.require(f"{key}.total_timesteps", spec.total_timesteps, POSITIVE_INT.or_null())
         at.require(f"{key}.update_precision", spec.update_precision, UPDATE_PRECISION.or_null())
+        at.require(f"{key}.hidden_size", spec.hidden_size, POSITIVE_INT.or_null())
         name = specialist_name(spec)
         if not FOLDER_NAME.fullmatch(name):
             at.fail(

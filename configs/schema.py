@@ -208,6 +208,8 @@ class SpecialistConfig:
     """its budget in agent-steps (None: the mode config's own)"""
     update_precision: str | None = None
     """its train.update_precision: float32, bfloat16 or auto (None: the mode config's own)"""
+    hidden_size: int | None = None
+    """its policy.hidden_size (None: the mode config's own); the league fields it, so it must be the learner's"""
 
 
 @dataclass

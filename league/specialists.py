@@ -31,21 +31,14 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
     from league.league import check_fixed_opponents
 
     check_fixed_opponents(config)
+    paths = [_specialist_config(config, n, spec) for n, spec in enumerate(config.league.specialists)]
     out = []
-    for n, spec in enumerate(config.league.specialists):
+    for spec, path in zip(config.league.specialists, paths, strict=True):
         name = specialist_name(spec)
         folder = RunFolder(Path(directory) / name)
         run, latest = folder.path, folder.latest
         summary = json.loads(folder.summary.read_text()) if folder.summary.is_file() else None
         if summary is None or summary["interrupted"]:
-            path = specialist_config_path(spec.config)
-            mode = load_config(path)
-            if mode.league.enabled or mode.mode == "imitation":
-                raise ConfigError(
-                    f"league.specialists[{n}].config {spec.config!r} is a "
-                    f"{'league' if mode.league.enabled else 'imitation'} config; a specialist "
-                    f"trains against the scripted bots with a mode config such as tactical.yaml"
-                )
             print(f"league: training specialist {name} ({path}, seed {spec.seed}) in {run}", flush=True)
             if latest.is_file():  # an interrupted specialist carries on where it stopped
                 summary = train_fn(resume=run, progress=progress)
@@ -55,6 +48,8 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
                     overrides["train.total_timesteps"] = spec.total_timesteps
                 if spec.update_precision is not None:
                     overrides["train.update_precision"] = spec.update_precision
+                if spec.hidden_size is not None:
+                    overrides["policy.hidden_size"] = spec.hidden_size
                 summary = train_fn(path, overrides, run_dir=run, progress=progress)
             if summary["interrupted"]:
                 raise KeyboardInterrupt(f"stopped while training specialist {name}")
@@ -69,3 +64,26 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
             )
         )
     return out
+
+
+def _specialist_config(config: Config, n: int, spec) -> Path:
+    """The path of the mode config ``league.specialists[n]`` trains with; ConfigError, before any
+    specialist trains, unless it is a mode config whose network the league can field (one of the
+    learner's hidden size)."""
+    path = specialist_config_path(spec.config)
+    mode = load_config(path)
+    key = f"league.specialists[{n}]"
+    if mode.league.enabled or mode.mode == "imitation":
+        raise ConfigError(
+            f"{key}.config {spec.config!r} is a {'league' if mode.league.enabled else 'imitation'} config; "
+            "a specialist trains against the scripted bots with a mode config such as tactical.yaml"
+        )
+    hidden = mode.policy.hidden_size if spec.hidden_size is None else spec.hidden_size
+    if hidden != config.policy.hidden_size:
+        origin = f"{key}.hidden_size" if spec.hidden_size is not None else f"policy.hidden_size of {spec.config!r}"
+        raise ConfigError(
+            f"{key}: its network would have hidden size {hidden} ({origin}), but the league fields "
+            f"opponents of the learner's policy.hidden_size, {config.policy.hidden_size}; "
+            f"set the entry's hidden_size: {config.policy.hidden_size}"
+        )
+    return path

@@ -448,13 +448,16 @@ def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path
         "--league.bots",
         "0.18",
         "--league.specialists",
-        f"[{{config: {mode}, seed: 5, update_precision: bfloat16}}]",
+        f"[{{config: {mode}, seed: 5, update_precision: bfloat16, hidden_size: 32}}]",
         "--league.init_from",
         "tiny_tactical_s5",
+        "--policy.hidden_size",
+        "32",
     ]
     summary = train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=run, progress=False)
     specialist = run / "specialists" / "tiny_tactical_s5"
     assert json.loads((specialist / "summary.json").read_text())["update_precision"] == "bfloat16"
+    assert read_checkpoint(specialist / "checkpoints" / "latest.pt")["policy"]["hidden_size"] == 32  # tactical's is 128
     assert summary["update_precision"] == "float32"  # the entry's precision is the specialist's alone
     [fielded] = summary["league"]["specialists"]
     assert fielded["name"] == "tiny_tactical_s5" and Path(fielded["checkpoint"]).parent == specialist / "checkpoints"
@@ -480,6 +483,22 @@ def test_specialists_train_first_join_the_pool_and_are_reused_on_resume(tmp_path
     assert (specialist / "summary.json").stat().st_mtime_ns == stamp
     assert "training specialist" not in capsys.readouterr().out
     assert summary["global_step"] >= 4000 and "tiny_tactical_s5" in summary["league"]["scores"]
+
+
+@pytest.mark.parametrize(
+    "second, learner, message",
+    [
+        ("", 64, r"hidden size 128 \(policy.hidden_size of '.*tiny_tactical.yaml'\), but .*hidden_size, 64"),
+        (", hidden_size: 32", 128, r"hidden size 32 \(league.specialists\[1\].hidden_size\), but .*hidden_size, 128"),
+    ],
+)
+def test_a_specialist_the_league_cannot_field_fails_before_any_trains(tmp_path, second, learner, message):
+    mode = tiny_mode(tmp_path)  # tactical.yaml's network: hidden size 128
+    specialists = f"[{{config: {mode}, seed: 5, hidden_size: {learner}}}, {{config: {mode}, seed: 6{second}}}]"
+    overrides = TINY + ["--league.specialists", specialists, "--policy.hidden_size", str(learner)]
+    with pytest.raises(ConfigError, match=r"league.specialists\[1\]: its network would have " + message):
+        train(CONFIG_DIR / "selfplay.yaml", overrides, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "specialists").exists()  # the first one, which fits, did not train either
 
 
 def test_a_league_config_cannot_be_a_specialist(tmp_path):
