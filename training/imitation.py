@@ -298,8 +298,8 @@ def feedforward_epoch(policy, optimizer, b_obs, b_actions, cfg, update: int, tot
     for start in range(0, n_train, cfg.batch_size):
         set_lr(optimizer, cfg, update, total_updates)
         mb_inds = b_inds[start : start + cfg.batch_size]
-        logits, _ = policy(b_obs[mb_inds])
-        step_loss, step_correct, step_entropy = cloning_step(optimizer, logits, b_actions[mb_inds], cfg)
+        logits, _ = policy(b_obs.index_select(0, mb_inds))
+        step_loss, step_correct, step_entropy = cloning_step(optimizer, logits, b_actions.index_select(0, mb_inds), cfg)
         update += 1
         loss_sum, correct, entropy_sum = loss_sum + step_loss, correct + step_correct, entropy_sum + step_entropy
     return loss_sum, correct, entropy_sum, update

@@ -191,7 +191,8 @@ def ppo_update(policy, optimizer, batch, args, precision=torch.float32, dist=Non
             batch = dict(batch, symmetry=symmetry.draw(batch_size, batch["obs"].device))
         for start in range(0, batch_size, minibatch_size):
             mb_inds = b_inds[start : start + minibatch_size]
-            loss, stats = ppo_loss(policy, {k: v[mb_inds] for k, v in batch.items()}, args, precision, symmetry)
+            mb = {k: v.index_select(0, mb_inds) for k, v in batch.items()}  # 8x faster than v[mb_inds] for obs
+            loss, stats = ppo_loss(policy, mb, args, precision, symmetry)
             gradient_step(policy, optimizer, loss, args.max_grad_norm)
             for k, v in stats.items():
                 totals[k] += float(v)
@@ -297,7 +298,7 @@ def _global_update(model, optimizer, batch, args, precision, dist, symmetry=None
             minibatches.append((picked[picked >= 0], min(minibatch_size, size - start)))
         norms = advantage_norms(batch["advantages"], minibatches, dist) if args.norm_adv else None
         for k, (mb_inds, mb_count) in enumerate(minibatches):
-            mb = {key: batch[key][mb_inds] for key in ROWS if key in batch}
+            mb = {key: batch[key].index_select(0, mb_inds) for key in ROWS if key in batch}
             norm = norms[k] if norms is not None else None
             loss, sums = global_ppo_loss(model, mb, args, precision, dist, mb_count, norm, symmetry)
             gradient_step(model, optimizer, loss, args.max_grad_norm)  # DDP averages the gradients over the ranks
