@@ -7,7 +7,8 @@ Fills a temporary arena database with ``--frames`` frames (episodes of 1,000 fra
 action vectors, as the ingest server stores them), then times ``load_demonstrations`` (what
 ``train.py configs/imitation.yaml`` calls: ``Database.read_frames`` in bulk, then the labels)
 from a fresh connection ``--repeats`` times, and one training epoch over the frames at the
-imitation config's batch size. Prints the figures (``--json``: as JSON).
+imitation config's batch size (training.imitation.feedforward_epoch, as train.py runs it).
+Prints the figures (``--json``: as JSON).
 """
 
 from __future__ import annotations
@@ -106,23 +107,19 @@ def run(frames: int, repeats: int, epochs: int) -> dict:
     }
     if epochs:
         from policies.network import Policy
+        from training.imitation import feedforward_epoch
 
         torch.manual_seed(0)
         torch.set_num_threads(config.torch_threads)
+        cfg = config.imitation
         policy = Policy()
-        optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3, eps=1e-5)
+        optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
         b_obs, b_actions = torch.from_numpy(demos.obs), torch.from_numpy(demos.actions)
-        batch = config.imitation.batch_size
+        batch = cfg.batch_size
+        total_updates, update = epochs * math.ceil(len(b_obs) / batch), 0
         t0 = time.perf_counter()
-        for _ in range(epochs):
-            b_inds = torch.randperm(len(b_obs))
-            for start in range(0, len(b_obs), batch):
-                mb_inds = b_inds[start : start + batch]
-                logits, _ = policy(b_obs[mb_inds])
-                loss = torch.nn.functional.cross_entropy(logits, b_actions[mb_inds], label_smoothing=0.1)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+        for _ in range(epochs):  # the epoch train.py's imitation runs (a feed-forward policy)
+            *_, update = feedforward_epoch(policy, optimizer, b_obs, b_actions, cfg, update, total_updates)
         epoch_s = (time.perf_counter() - t0) / epochs
         result.update(
             epoch_s=round(epoch_s, 2),
