@@ -43,7 +43,14 @@ def train_specialists(config: Config, directory, train_fn, progress=None) -> lis
             if latest.is_file():  # an interrupted specialist carries on where it stopped
                 summary = train_fn(resume=run, progress=progress)
             else:
-                overrides = {"seed": spec.seed, "name": name}
+                # the machine's settings are the league run's: a mode config's torch_threads would
+                # oversubscribe the cores under torchrun (2 threads in each of 2 processes ran 5x slower)
+                overrides = {
+                    "seed": spec.seed,
+                    "name": name,
+                    "torch_threads": config.torch_threads,
+                    "device": config.device,
+                }
                 if spec.total_timesteps is not None:
                     overrides["train.total_timesteps"] = spec.total_timesteps
                 if spec.update_precision is not None:
