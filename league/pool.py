@@ -63,6 +63,27 @@ class Entry:
     """the frozen network (snapshots and fixed fighters; loaded from path when needed)"""
 
 
+@dataclass
+class _DrawGroup:
+    """One group of a draw (older snapshots, bots or fixed fighters): its entries and share."""
+
+    ids: np.ndarray
+    share: float
+    """the group's probability of one draw"""
+    copies: np.ndarray | None
+    """bots only: how many times the stage's bot_names name each (None: once each)"""
+    caps: np.ndarray
+    """share_caps per entry (np.inf: none)"""
+
+
+@dataclass
+class _DrawPlan:
+    newest: int | None
+    """the latest snapshot's entry id"""
+    latest_share: float
+    groups: list[_DrawGroup]
+
+
 def capped(shares: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """Shares (summing to 1) with none above its cap (np.inf: none): a capped entry gives its
     excess to the uncapped ones in proportion to their shares, repeatedly (water-filling).
@@ -123,6 +144,7 @@ class OpponentPool:
         self.obs_size = obs_size  # the learner's observation size; narrower fixed fighters are widened
         self.device = torch.device(device)
         self.entries: list[Entry] = []
+        self._plans: dict[tuple, _DrawPlan] = {}  # probabilities' groups per stage mix, while the entries stay
         self.bot_ids = np.zeros(0, dtype=np.int32)  # kernel bot id per entry (LEARNER for snapshots), for the arena
         self.score = np.zeros(0)  # learner's summed score against each entry (fading)
         self.games = np.zeros(0)  # results against each entry (fading)
@@ -144,6 +166,7 @@ class OpponentPool:
 
     # ------------------------------------------------------------ entries
     def _append(self, entry: Entry) -> Entry:
+        self._plans.clear()
         self.entries.append(entry)
         self.bot_ids = np.append(self.bot_ids, np.int32(entry.bot))
         self.score = np.append(self.score, 0.0)
@@ -200,6 +223,7 @@ class OpponentPool:
         active = self.snapshots()
         for old in active[: max(len(active) - self.pool_size, 0)]:
             old.active = False
+        self._plans.clear()
         return entry
 
     def policy(self, entry_id: int) -> Policy:
@@ -240,7 +264,24 @@ class OpponentPool:
         in proportion. Within the bots, a bot that ``bot_names`` names k times weighs k times
         as much (``[wide, striker, striker]``: the striker three times, every other bot once).
         """
+        plan = self._draw_plan(latest, past, bots, bot_names, fixed)
         probs = np.zeros(len(self.entries))
+        if plan.newest is not None:
+            probs[plan.newest] += plan.latest_share
+        for group in plan.groups:
+            weights = self._priorities(group.ids)
+            if group.copies is not None:
+                weights = weights * group.copies
+            probs[group.ids] += group.share * capped(weights / weights.sum(), group.caps)
+        return probs
+
+    def _draw_plan(self, latest: float, past: float, bots: float, bot_names, fixed: float) -> _DrawPlan:
+        """Who is in which group and with what share: fixed until the entries change (a draw
+        happens at nearly every step; only the priorities move between them)."""
+        key = (latest, past, bots, fixed, None if bot_names is None else tuple(bot_names))
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
         copies = Counter(bot_names) if bot_names is not None else None  # a bot named k times weighs k
         snaps = self.snapshots()
         newest = snaps[-1:] if snaps else []
@@ -258,23 +299,30 @@ class OpponentPool:
         total = sum(shares.values())
         if total <= 0:
             raise ValueError("the pool has nothing to draw: no snapshot and no allowed bot")
-        if newest:
-            probs[newest[0].id] += shares["latest"] / total
+        groups = []
         for group, share in ((older, shares["past"]), (bot_entries, shares["bots"]), (fixed_entries, shares["fixed"])):
             if group:
-                weights = self.weights(group)
-                if group is bot_entries and copies is not None:
-                    weights = weights * np.array([copies[e.name] for e in group])
-                caps = np.array([self.share_caps.get(e.name, np.inf) for e in group])
-                probs[[e.id for e in group]] += share / total * capped(weights / weights.sum(), caps)
-        return probs
+                weighed = group is bot_entries and copies is not None
+                groups.append(
+                    _DrawGroup(
+                        ids=np.array([e.id for e in group], dtype=np.int64),
+                        share=share / total,
+                        copies=np.array([copies[e.name] for e in group]) if weighed else None,
+                        caps=np.array([self.share_caps.get(e.name, np.inf) for e in group]),
+                    )
+                )
+        plan = _DrawPlan(newest[0].id if newest else None, shares["latest"] / total, groups)
+        self._plans[key] = plan
+        return plan
 
     def weights(self, entries: list[Entry]) -> np.ndarray:
         """Relative draw weights within a group (older snapshots, fixed fighters, or bots): uniform, or
         prioritised by the learner's recent record (an entry without results counts as even)."""
+        return self._priorities(np.array([e.id for e in entries], dtype=np.int64))
+
+    def _priorities(self, ids: np.ndarray) -> np.ndarray:
         if not self.prioritized:
-            return np.ones(len(entries))
-        ids = [e.id for e in entries]
+            return np.ones(len(ids))
         score = np.divide(self.score[ids], self.games[ids], out=np.full(len(ids), 0.5), where=self.games[ids] > 0)
         return np.maximum((1.0 - score) ** self.priority_exponent, self.priority_floor)
 
@@ -339,6 +387,7 @@ class OpponentPool:
     def load_state_dict(self, state: dict) -> None:
         """Restore entries and records; snapshot networks load from their files when first drawn."""
         self.entries = [Entry(**fields) for fields in state["entries"]]
+        self._plans.clear()
         for e in self.entries:  # a bot's row is this pool's, whatever table the saved one had
             if e.kind == BOT:
                 e.bot = self.table.row(e.name)

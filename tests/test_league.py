@@ -169,6 +169,39 @@ def test_pool_sampling_follows_its_probabilities():
     np.testing.assert_allclose(freq, [0.0, 0.0, 0.2, 0.8], atol=0.005)
 
 
+def test_the_draw_follows_every_change_of_the_pool(tmp_path):
+    """The groups of a draw are kept between draws (they are drawn at nearly every step): a new
+    snapshot, a retired one, a fixed fighter and a restored pool all change the next draw as a
+    pool that never drew before would draw."""
+    mix = dict(latest=0.3, past=0.3, bots=0.3, bot_names=["chaser", "idle", "idle"], fixed=0.1)
+
+    def fresh(pool):  # the same entries and records, no draw kept
+        again = OpponentPool(["chaser", "idle"], pool_size=pool.pool_size, prioritized=True, directory=tmp_path)
+        again.load_state_dict(pool.state_dict())
+        return again.probabilities(**mix)
+
+    pool = pool_with_snapshots(2, pool_size=3, prioritized=True, directory=tmp_path)
+    pool.record([0, 2, 3], [0.0, 1.0, 0.5])
+    first = pool.probabilities(**mix)
+    np.testing.assert_array_equal(first, fresh(pool))
+    for change in range(4):
+        if change == 3:
+            checkpoint = tmp_path / "fixed.pt"
+            AgentCheckpoint(Policy(), model_version=1, global_step=0).save(checkpoint)
+            pool.add_fixed(checkpoint)
+        else:  # the third snapshot fills the pool, the fourth retires v1
+            pool.add_snapshot(Policy(), step=5000 + change)
+        pool.record([len(pool.entries) - 1], [0.0])
+        probs = pool.probabilities(**mix)
+        assert len(probs) == len(pool.entries) and probs.sum() == pytest.approx(1.0)
+        np.testing.assert_array_equal(probs, fresh(pool))
+    assert probs[pool.entries[2].id] == 0.0  # v1, retired
+    restored = OpponentPool(["chaser", "idle"], pool_size=3, prioritized=True, directory=tmp_path)
+    restored.probabilities(**mix)  # a draw kept for its own (bots only) entries
+    restored.load_state_dict(pool.state_dict())
+    np.testing.assert_array_equal(restored.probabilities(**mix), probs)
+
+
 def test_a_bot_named_k_times_is_drawn_k_times_as_often(tmp_path):
     """Repeats in league.bot_names weigh: one pool entry per bot, drawn in proportion to how often
     the stage names it (as they do in env.opponents), also after prioritising."""
