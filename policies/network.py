@@ -163,21 +163,28 @@ class PolicyStack:
     its index names, without gradients (the self-play league runs up to a hundred frozen
     snapshots each step).
 
-    A policy with more than ``dense_above`` rows gets one plain pass of its own (in a league,
-    the latest snapshot). The rows of all other policies are padded into a (policies, m, obs)
-    tensor, m the most rows any of them has, and every layer is one batched matmul against the
-    stacked weights. That replaces a small forward pass per policy, whose per-call overhead
-    dominates at these sizes, and never copies a weight matrix.
+    The rows are grouped by policy (one gather). A policy with many rows gets a plain pass of
+    its own on its group (in a league: the latest snapshot and the fixed fighters). The rows of
+    all other policies are padded into a (policies, m, obs) tensor, m the most rows any of them
+    has, and every layer is one batched matmul against the stacked weights: that replaces a
+    small forward pass per policy, whose per-call cost dominates at these sizes, and never
+    copies a weight matrix, but it reads every policy's weights and computes m rows of each.
+    Which policies go alone is chosen per call by that cost (``PASS_COST``), or, with
+    ``dense_above``, every policy with more rows than that.
     """
 
-    def __init__(self, policies: list[Policy], dense_above: int = 32):
+    PASS_COST = 128
+    """A pass of its own costs about as much as this many (policy, row) cells of the padded
+    batch (2-core EPYC, 48 inputs, 128 wide: 60-70 us a pass, 0.3-0.7 us a cell; docs/benchmarks.md)"""
+
+    def __init__(self, policies: list[Policy], dense_above: int | None = None):
         if not policies:
             raise ValueError("PolicyStack needs at least one policy")
         shapes = {(p.obs_size, p.num_actions, p.hidden_size) for p in policies}
         if len(shapes) > 1:
             raise ValueError(f"PolicyStack needs policies of one shape (obs, actions, hidden), got {sorted(shapes)}")
         self.num_actions = policies[0].num_actions
-        self.dense_above = int(dense_above)
+        self.dense_above = None if dense_above is None else int(dense_above)
         with torch.no_grad():
 
             def stack(get):
@@ -202,29 +209,42 @@ class PolicyStack:
                 h = torch.relu(h)
         return h
 
+    def alone(self, counts: np.ndarray) -> np.ndarray:
+        """Which policies get a pass of their own, given each one's rows."""
+        if self.dense_above is not None:
+            return counts > self.dense_above
+        # Sending the j largest groups alone costs j passes plus a padded batch of the next group's size.
+        by_size = np.sort(counts)[::-1]
+        padded_rows = np.append(by_size, 0)
+        cost = self.PASS_COST * np.arange(len(padded_rows)) + len(counts) * padded_rows
+        j = int(np.argmin(cost))
+        return counts > padded_rows[j]
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         """Action logits (n, num_actions) of row i under policy index[i]; x is (n, obs)."""
         index = np.asarray(index, dtype=np.int64)
         n = len(index)
-        out = x.new_empty((n, self.num_actions))
         counts = np.bincount(index, minlength=len(self))
         order = np.argsort(index, kind="stable")  # rows grouped by policy
         start = np.cumsum(counts) - counts  # each policy's first position in `order`
-        dense = counts > self.dense_above
-        for k in np.flatnonzero(dense):
-            rows = torch.from_numpy(order[start[k] : start[k] + counts[k]]).to(x.device)
-            out[rows] = self._forward(x[rows], int(k))
+        grouped = x[torch.from_numpy(order).to(x.device)]
+        out = x.new_empty((n, self.num_actions))  # in grouped order until the last line
+        alone = self.alone(counts)
+        for k in np.flatnonzero(alone):
+            first, last = int(start[k]), int(start[k] + counts[k])
+            out[first:last] = self._forward(grouped[first:last], int(k))
         policy = index[order]
-        padded = ~dense[policy]
+        padded = ~alone[policy]
         if padded.any():
-            rows = torch.from_numpy(order[padded]).to(x.device)
-            pol = torch.from_numpy(policy[padded]).to(x.device)
-            slot = torch.from_numpy((np.arange(n) - start[policy])[padded]).to(x.device)
-            h = x.new_zeros((len(self), int(counts[~dense].max()), x.shape[1]))
-            h[pol, slot] = x[rows]
+            at = np.flatnonzero(padded)
+            rows = torch.from_numpy(at).to(x.device)
+            pol = torch.from_numpy(policy[at]).to(x.device)
+            slot = torch.from_numpy(at - start[policy[at]]).to(x.device)
+            h = x.new_zeros((len(self), int(counts[~alone].max()), x.shape[1]))
+            h[pol, slot] = grouped[rows]
             out[rows] = self._forward(h)[pol, slot]
-        return out
+        return out[torch.from_numpy(np.argsort(order)).to(x.device)]
 
 
 class FrozenNetworks:
@@ -236,7 +256,7 @@ class FrozenNetworks:
     afresh before this decision (a new match, an eliminated fighter).
     """
 
-    def __init__(self, policies: list, dense_above: int = 32):
+    def __init__(self, policies: list, dense_above: int | None = None):
         if not policies:
             raise ValueError("FrozenNetworks needs at least one policy")
         self.recurrent = np.array([p.recurrent for p in policies], dtype=bool)

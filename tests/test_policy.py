@@ -39,7 +39,7 @@ def test_gumbel_sampling_follows_the_distribution():
     np.testing.assert_allclose(counts.numpy() / 20000, [0.7, 0.2, 0.1], atol=0.015)
 
 
-@pytest.mark.parametrize("dense_above", [0, 8, 32, 10_000])  # all dense, mixed, all padded
+@pytest.mark.parametrize("dense_above", [0, 8, 32, 10_000, None])  # all dense, mixed, all padded, by cost
 def test_policy_stack_matches_each_policys_own_forward(dense_above):
     from policies.network import PolicyStack
 
