@@ -23,6 +23,7 @@ import argparse
 import os
 import socket
 import statistics
+import sys
 import time
 
 import torch
@@ -164,4 +165,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from configs import ConfigError
+
+    try:
+        raise SystemExit(main())
+    except ConfigError as exc:  # a bad --config, override or key: its message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
