@@ -26,22 +26,26 @@ import datetime
 import math
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from configs import ConfigError, parse_overrides
+from configs import ConfigError, parse_overrides, save_config
 from evaluation.tables import format_best_lines
 from policies import CheckpointError, read_checkpoint, sample_actions
 from policies.network import build_policy
 from policies.runtime import precision_name, select_device, select_precision
-from training import distributed
+from training import distributed, launch
 from training.episodes import EpisodeLog
 from training.evaluator import Checkpoints, make_evaluator
 from training.imitation import format_summary, train_imitation
+from training.layout import RunFolder
 from training.memory import Memory
 from training.ppo import Rollout, compute_gae, ppo_loss, ppo_sequence_update, ppo_update  # noqa: F401 (ppo_loss: API)
 from training.run import RESEED, Run, load_initial_weights, resolve_start, resume_state
@@ -73,7 +77,12 @@ def train(
     (the learning-rate schedule still follows total_timesteps; league/pbt.py trains in such segments).
     """
     start = resolve_start(config, overrides, run_dir, resume, init_from, db)
+    nproc = launch.local_processes(start.config)
+    if nproc > 1:  # config.processes: this process starts the ranks of one torchrun run and waits for them
+        return train_local_ranks(start, overrides, resume, init_from, db, stop_at, nproc)
     dist = distributed.setup(start.config.device)  # this process's rank under torchrun (docs/training.md)
+    if dist.enabled and run_dir is None and resume is None:  # one folder: rank 0's time stamp names it
+        start = dataclasses.replace(start, folder=RunFolder(dist.broadcast(str(start.folder.path))))
     if dist.enabled:  # all_reduce: shared_memory where it cannot work fails before the run folder exists
         device = distributed.process_device(dist, select_device(start.config.device))
         distributed.uses_shared_memory(dist, device, start.config.all_reduce)
@@ -86,6 +95,25 @@ def train(
         if start.config.league.enabled and start.config.league.specialists:
             start = train_league_specialists(run, start, progress)
         return ppo(run, start, stop_at)
+
+
+def train_local_ranks(start, overrides, resume, init_from, db, stop_at, nproc: int) -> dict:
+    """Train as ``nproc`` processes of one run on this machine (torchrun --standalone) and return
+    rank 0's summary; they print as this process would. A new run's ranks read its resolved config."""
+    if resume is not None:
+        return launch.train_in_subprocess(None, overrides, resume=resume, stop_at=stop_at, db=db, nproc=nproc)
+    created = not start.folder.path.exists()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            resolved = Path(tmp) / "config.yaml"
+            save_config(start.config, resolved)
+            return launch.train_in_subprocess(
+                resolved, run_dir=start.folder.path, init_from=init_from, stop_at=stop_at, db=db, nproc=nproc
+            )
+    except (ConfigError, CheckpointError, launch.TrainingFailed):  # a rank stopped by torchrun may leave it
+        if created and not start.folder.holds_results():
+            shutil.rmtree(start.folder.path, ignore_errors=True)
+        raise
 
 
 def ppo(run: Run, start, stop_at: int | None) -> dict:
@@ -409,6 +437,9 @@ def main(argv=None) -> int:
     except distributed.DistributedFailure as exc:
         print(f"error: {exc}; rank 0 saved the last update in latest.pt: --resume carries on", file=sys.stderr)
         return 1
+    except launch.TrainingFailed as exc:  # the ranks this process started (config processes)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # only before the loop, which saves and returns on Ctrl-C
         print(
             f"\nstopped{': ' + str(exc) if str(exc) else ''}; run the same command again (with --run-dir "
@@ -416,7 +447,8 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 130
-    print(format_summary(summary) if summary.get("mode") == "imitation" else format_ppo_summary(summary))
+    if not (summary.get("distributed") and "WORLD_SIZE" not in os.environ):  # else the ranks it started printed it
+        print(format_summary(summary) if summary.get("mode") == "imitation" else format_ppo_summary(summary))
     return 130 if summary["interrupted"] else 0
 
 

@@ -94,6 +94,7 @@ FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 KEY_CONSTRAINTS = {
     "device": DEVICE,
     "torch_threads": POSITIVE_INT,
+    "processes": POSITIVE_INT,
     "all_reduce": one_of(ALL_REDUCE_MODES),
     "seed": SEED,
     "eval.seed": SEED,

@@ -307,7 +307,12 @@ class Config:
     device: str = "auto"
     """torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1"""
     torch_threads: int = 1
-    """torch CPU threads (intra-op)"""
+    """torch CPU threads (intra-op), in each process"""
+    processes: int = 1
+    """processes that train the run together on this machine's CPU, one rank each (torchrun
+    --standalone, started by python train.py itself; docs/training.md, "More processes"). Under
+    torchrun the launcher's count is the run's instead, and a run on a GPU trains in one process.
+    1: this process alone"""
     all_reduce: str = "auto"
     """under torchrun, how the ranks sum their gradients: shared_memory (the ranks of one machine,
     on the CPU: Linux, x86-64), backend (the process group's: gloo or nccl), or auto (shared_memory

@@ -32,6 +32,12 @@ def torchrun(*args, ranks: int = 2, **popen):
     return subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=300)
 
 
+def train_py(*args):
+    """``python train.py ARGS``, as a user types it."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, text=True, capture_output=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)  # fmt: skip
+
+
 SHARED = shared_reduce.supported() is None
 """this machine sums the ranks' gradients through shared memory by default (all_reduce: auto)"""
 
@@ -39,17 +45,23 @@ SHARED = shared_reduce.supported() is None
 @pytest.mark.parametrize(
     "extra",
     [
-        [],
+        ["--processes", "2"],
         ["--all_reduce", "backend"],
         ["--train.symmetry_coef", "1", "--env.observation", "full"],
         ["--policy.kind", "lstm"],
         ["--policy.kind", "lstm", "--all_reduce", "backend"],
     ],
-    ids=["ppo", "ppo_gloo", "symmetry_loss", "lstm", "lstm_gloo"],
+    ids=["ppo_processes", "ppo_gloo", "symmetry_loss", "lstm", "lstm_gloo"],
 )
 def test_two_ranks_train_what_one_process_trains(tmp_path, extra):
-    budget = ["--train.total_timesteps", "2500", "--eval.interval", "2", *extra]
-    result = torchrun(*AGGRESSION, *budget, "--run-dir", str(tmp_path / "two"))
+    budget = ["--train.total_timesteps", "2500", "--eval.interval", "2"]
+    if extra == ["--processes", "2"]:  # python train.py starts the two ranks itself (config key processes)
+        result = train_py(*AGGRESSION, *budget, *extra, "--run-dir", str(tmp_path / "two"))
+        assert result.stdout.count("Finished:") == 1, result.stdout  # rank 0's summary, printed once
+        extra = []
+    else:
+        budget += extra
+        result = torchrun(*AGGRESSION, *budget, "--run-dir", str(tmp_path / "two"))
     assert result.returncode == 0, result.stderr[-3000:]
     one = train(AGGRESSION[0], AGGRESSION[1:] + budget, run_dir=tmp_path / "one", progress=False)
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
@@ -170,3 +182,16 @@ def test_the_scaling_benchmark_reports_every_mode(tmp_path):
     (round_,) = figures["rounds"]
     assert all(len(round_[m]) == 2 and min(round_[m]) > 0 for m in MODES)  # each rank's ms per step
     assert figures["median"]["ceiling"] > 0
+
+
+def test_processes_refusals_name_the_problem_without_a_traceback(tmp_path):
+    """A rank's refusal (arenas that do not split, a missing --init-from checkpoint) comes back as
+    train.py's own error line, status 2, and leaves no run folder."""
+    uneven = train_py(*AGGRESSION, "--processes", "2", "--env.num_arenas", "33", "--run-dir", str(tmp_path / "a"))
+    assert uneven.returncode == 2 and "Traceback" not in uneven.stderr
+    assert "env.num_arenas is 33, which does not split evenly between 2 processes" in uneven.stderr
+    missing = tmp_path / "missing.pt"
+    refused = train_py(*AGGRESSION, "--processes", "2", "--init-from", str(missing), "--run-dir", str(tmp_path / "b"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert refused.stderr.startswith("error: ") and str(missing) in refused.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -114,7 +114,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--run-dir", help="keep the training run here (default: a temporary folder, deleted)")
-    parser.add_argument("--nproc-per-node", type=int, default=1, help="train with this many processes (torchrun)")
+    parser.add_argument(
+        "--nproc-per-node", type=int, default=None, help="train with this many processes (default: config processes)"
+    )
     parser.add_argument("--no-bound", action="store_true", help="skip the policy's compute bound (part 1)")
     args, args.overrides = parser.parse_known_args(argv)  # the rest: --section.key value overrides
 
@@ -126,6 +128,9 @@ def main(argv=None) -> int:
     config = load_config(args.config, args.overrides)
     if args.timesteps:
         config.train.total_timesteps = int(args.timesteps)
+    if args.nproc_per_node is None:
+        args.nproc_per_node = config.processes
+    config.processes = args.nproc_per_node  # the child is torchrun's rank, or the one process
     torch.set_num_threads(config.torch_threads)
     vecenv = make_vecenv(config.env, seed=0)
     num_agents = vecenv.num_agents

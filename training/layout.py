@@ -91,5 +91,9 @@ class RunFolder:
     def specialists(self) -> Path:
         return self.path / SPECIALISTS_DIR
 
+    def holds_results(self) -> bool:
+        """A checkpoint or a specialist is in it: a failed run leaves it (and its results) behind."""
+        return any(self.checkpoints.glob("*.pt")) or self.specialists.exists()
+
     def specialist(self, name: str) -> RunFolder:
         return RunFolder(self.specialists / name)

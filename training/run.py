@@ -169,11 +169,8 @@ class Run:
         while self._on_exit:
             self._on_exit.pop()()
         self.close()
-        if exc_type is not None and self._created and not self._holds_results():
+        if exc_type is not None and self._created and not self.folder.holds_results():
             shutil.rmtree(self.folder.path, ignore_errors=True)
-
-    def _holds_results(self) -> bool:
-        return any(self.folder.checkpoints.glob("*.pt")) or self.folder.specialists.exists()
 
     def on_exit(self, cleanup) -> None:
         """Call ``cleanup()`` when the run ends, whether it finished or failed (last added, first called)."""
