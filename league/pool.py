@@ -315,12 +315,10 @@ class OpponentPool:
         self._plans[key] = plan
         return plan
 
-    def weights(self, entries: list[Entry]) -> np.ndarray:
-        """Relative draw weights within a group (older snapshots, fixed fighters, or bots): uniform, or
-        prioritised by the learner's recent record (an entry without results counts as even)."""
-        return self._priorities(np.array([e.id for e in entries], dtype=np.int64))
-
     def _priorities(self, ids: np.ndarray) -> np.ndarray:
+        """Relative draw weights of these entries within their group (older snapshots, fixed fighters,
+        or bots): uniform, or prioritised by the learner's recent record (an entry without results
+        counts as even)."""
         if not self.prioritized:
             return np.ones(len(ids))
         score = np.divide(self.score[ids], self.games[ids], out=np.full(len(ids), 0.5), where=self.games[ids] > 0)
