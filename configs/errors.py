@@ -4,10 +4,23 @@ and the file (or command-line flag) it came from. Shared by the loader and the c
 from __future__ import annotations
 
 import re
+import sys
+from typing import NoReturn
 
 
 class ConfigError(ValueError):
     """A config file or override is missing, malformed, has an unknown key or a wrong type."""
+
+
+def run_command(main) -> NoReturn:
+    """``raise SystemExit(main())`` for a command-line script, but a ConfigError (a bad config file,
+    override or key) prints its ``error:`` line and exits with status 2 instead of a traceback."""
+    try:
+        status = main()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        status = 2
+    raise SystemExit(status)
 
 
 def key_source(sources: dict, dotted: str, default_source: str) -> str:

@@ -23,7 +23,6 @@ import argparse
 import os
 import socket
 import statistics
-import sys
 import time
 
 import torch
@@ -165,10 +164,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from configs import ConfigError
+    from configs.errors import run_command
 
-    try:
-        raise SystemExit(main())
-    except ConfigError as exc:  # a bad --config, override or key: its message, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_command(main)
