@@ -81,9 +81,10 @@ def train(
     if nproc > 1:  # config.processes: this process starts the ranks of one torchrun run and waits for them
         return train_local_ranks(start, overrides, resume, init_from, db, stop_at, nproc)
     dist = distributed.setup(start.config.device)  # this process's rank under torchrun (docs/training.md)
-    if dist.enabled and run_dir is None and resume is None:  # one folder: rank 0's time stamp names it
-        start = dataclasses.replace(start, folder=RunFolder(dist.broadcast(str(start.folder.path))))
-    if dist.enabled:  # all_reduce: shared_memory where it cannot work fails before the run folder exists
+    if dist.enabled:
+        if run_dir is None and resume is None:  # one folder: rank 0's time stamp names it
+            start = dataclasses.replace(start, folder=RunFolder(dist.broadcast(str(start.folder.path))))
+        # all_reduce: shared_memory where it cannot work fails before the run folder exists
         device = distributed.process_device(dist, select_device(start.config.device))
         distributed.uses_shared_memory(dist, device, start.config.all_reduce)
     if start.config.mode == "imitation":  # behavioural cloning from recorded frames, not PPO
@@ -110,7 +111,7 @@ def train_local_ranks(start, overrides, resume, init_from, db, stop_at, nproc: i
             return launch.train_in_subprocess(
                 resolved, run_dir=start.folder.path, init_from=init_from, stop_at=stop_at, db=db, nproc=nproc
             )
-    except (ConfigError, CheckpointError, launch.TrainingFailed):  # a rank stopped by torchrun may leave it
+    except (ConfigError, launch.TrainingFailed):  # any rank refusal is a ConfigError; a stopped rank 0 may leave it
         if created and not start.folder.holds_results():
             shutil.rmtree(start.folder.path, ignore_errors=True)
         raise
