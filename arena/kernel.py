@@ -60,6 +60,7 @@ from arena.rules import (
     V_HESITATE,
     V_KIND,
     V_LAG,
+    V_LEASH,
     V_NOISE,
     V_RANGE,
     V_RETREAT,
@@ -342,9 +343,10 @@ def bot_action(v, a, f, fl, it, rng, params, variants):
 
 @njit(cache=True, inline="always")
 def variant_action(v, a, f, fl, it, rng, params, variants):
-    """The action of bot variant v for fighter f of arena a: noise, reaction delay, hesitation
-    and approach speed around bot_action. Each draws from the arena's generator only when its
-    parameter is away from its default, so a built-in bot's random stream is unchanged."""
+    """The action of bot variant v for fighter f of arena a: noise, reaction delay, the leash,
+    hesitation and approach speed around bot_action. Each draws from the arena's generator only
+    when its parameter is away from its default, so a built-in bot's random stream is unchanged
+    (the leash draws nothing)."""
     noise = variants[v, V_NOISE]
     if noise > 0.0 and rng_uniform(rng, a) < noise:
         return rng_below(rng, a, NUM_ACTIONS)
@@ -352,6 +354,14 @@ def variant_action(v, a, f, fl, it, rng, params, variants):
     if lag > 0.0 and rng_uniform(rng, a) < lag:
         return int(it[a, f, ACTION])  # the action of its previous decision (idle at a match start)
     act = bot_action(v, a, f, fl, it, rng, params, variants)
+    leash = variants[v, V_LEASH]
+    kind = int(variants[v, V_KIND])
+    if leash < 1.0 and act != ACTION_ATTACK and kind != BOT_RANDOM and kind != BOT_IDLE:
+        # Farther from the centre than its leash, it walks back instead of moving on (a strike stays).
+        x = fl[a, f, X]
+        y = fl[a, f, Y]
+        if x * x + y * y > (leash * params[P_RADIUS]) ** 2:
+            act = compass(-x, -y)
     hesitate = variants[v, V_HESITATE]
     if hesitate > 0.0 and act == ACTION_ATTACK and it[a, f, COOLDOWN] == 0 and rng_uniform(rng, a) < hesitate:
         return ACTION_IDLE

@@ -22,6 +22,7 @@ from arena.rules import (
     V_HESITATE,
     V_KIND,
     V_LAG,
+    V_LEASH,
     V_NOISE,
     V_RANGE,
     V_RETREAT,
@@ -140,6 +141,11 @@ def bot_decision(fighters, me, rules: Rules, rng: SplitMix64, variants=None) -> 
     if lag > 0 and rng.uniform() < lag:
         return fighters[me].action  # its previous decision's action
     action = base_decision(fighters, me, rules, rng, row)
+    leash = row[V_LEASH]
+    if leash < 1 and action != ACTION_ATTACK and int(row[V_KIND]) not in (BOT_IDS["random"], BOT_IDS["idle"]):
+        f = fighters[me]
+        if f.x * f.x + f.y * f.y > (leash * rules.radius) ** 2:
+            action = compass(-f.x, -f.y)  # back towards the centre instead of moving on
     if hesitate > 0 and action == ACTION_ATTACK and fighters[me].cooldown == 0 and rng.uniform() < hesitate:
         return ACTION_IDLE
     if approach < 1 and action < 8:

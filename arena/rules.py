@@ -50,7 +50,8 @@ V_STANDOFF = 4  # distance it keeps from the enemy while closing in, in units of
 V_RETREAT = 5  # it backs away from an enemy closer than this while cooling down, in units of reach
 V_RANGE = 6  # it strikes at enemies within this fraction of reach
 V_HESITATE = 7  # probability per ready decision of holding a strike it could make
-NUM_VARIANT_COLUMNS = 8
+V_LEASH = 8  # it does not move on while farther than this from the centre, as a fraction of the radius
+NUM_VARIANT_COLUMNS = 9
 
 # Indices into the packed reward-weight array.
 R_SURVIVE, R_HIT, R_KNOCKOUT, R_DAMAGE_TAKEN, R_EDGE, R_DEATH, R_WIN, R_DRAW, R_INSIDE = range(9)

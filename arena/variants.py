@@ -35,6 +35,7 @@ from arena.rules import (
     V_HESITATE,
     V_KIND,
     V_LAG,
+    V_LEASH,
     V_NOISE,
     V_RANGE,
     V_RETREAT,
@@ -63,6 +64,9 @@ class BotParams:
     """attack timing: it strikes only at enemies within this fraction of reach (closing in further)"""
     hesitate: float = 0.0
     """attack timing: probability per decision of holding a ready strike it could make"""
+    leash: float = 1.0
+    """how far from the centre it goes, as a fraction of the ring's radius: farther out it walks
+    back instead of moving on (it still strikes); 1, the default, is the whole ring"""
 
 
 PARAMETERS = tuple(f.name for f in dataclasses.fields(BotParams))
@@ -74,6 +78,7 @@ COLUMNS = {
     "retreat": V_RETREAT,
     "range": V_RANGE,
     "hesitate": V_HESITATE,
+    "leash": V_LEASH,
 }
 
 BOT_DEFAULTS = {
@@ -93,6 +98,7 @@ VALID = {
     "retreat": (0.0, 4.0),
     "range": (0.8, 1.0),
     "hesitate": (0.0, 0.95),
+    "leash": (0.05, 1.0),
 }
 """Allowed values of each parameter, inclusive (a lag or hesitation of 1 would freeze a bot, and
 a strike range below 0.8 reach, 1.04 m, would be inside two default bodies' contact distance)."""
@@ -105,6 +111,7 @@ TRAINING = {
     "retreat": (0.0, 1.6),
     "range": (0.9, 1.0),
     "hesitate": (0.0, 0.3),
+    "leash": (0.25, 1.0),
 }
 """The part of each range that training may use, inclusive; the rest is held out for evaluation.
 Every built-in bot's defaults lie inside it."""
@@ -220,14 +227,19 @@ _WIDE_BASES = ("chaser", "kiter", "edge_pusher", "counter", "striker")
 """the bots the random variants are drawn around (random and idle have no behaviour to vary)"""
 
 
+RANDOM_KEYS = ("noise", "lag", "approach", "standoff", "retreat", "range", "hesitate")
+"""the parameters random_variants draws (the leash, added later, stays at its default there, so
+that the list a seed gives is the same as before it existed)"""
+
+
 def random_variants(count: int, seed: int = WIDE_SEED) -> list[str]:
     """``count`` variant specs ``bot[key=value;...]``, the bots in turn from chaser, kiter,
-    edge_pusher, counter and striker, each parameter drawn uniformly from its TRAINING range
-    (two decimals, so the spec is exact); none is held out."""
+    edge_pusher, counter and striker, each parameter of RANDOM_KEYS drawn uniformly from its
+    TRAINING range (two decimals, so the spec is exact); none is held out."""
     rng = np.random.default_rng(seed)
     specs = []
     for k in range(count):
-        values = {key: round(float(rng.uniform(lo, hi)), 2) for key, (lo, hi) in TRAINING.items()}
+        values = {key: round(float(rng.uniform(*TRAINING[key])), 2) for key in RANDOM_KEYS}
         body = ";".join(f"{key}={value:g}" for key, value in values.items())
         specs.append(f"{_WIDE_BASES[k % len(_WIDE_BASES)]}[{body}]")
     return specs

@@ -105,7 +105,7 @@ def test_gauntlet_in_eval_opponents_stands_for_every_bot_and_held_out_variant(tm
 
 def test_wide_in_env_opponents_stands_for_the_training_distribution(tmp_path):
     from arena import BOT_NAMES
-    from arena.variants import TRAINING, WIDE_OPPONENTS, WIDE_RANDOM, resolve_variant
+    from arena.variants import RANDOM_KEYS, TRAINING, WIDE_OPPONENTS, WIDE_RANDOM, resolve_variant
 
     config = load_config(write(tmp_path, "env:\n  opponents: [[wide, striker]]\n"))
     assert config.env.opponents == [[*WIDE_OPPONENTS, "striker"]]
@@ -114,9 +114,11 @@ def test_wide_in_env_opponents_stands_for_the_training_distribution(tmp_path):
     variants = [resolve_variant(name) for name in WIDE_OPPONENTS]
     assert not any(v.held_out for v in variants)  # the held-out variants stay out of training
     random_ones = variants[-WIDE_RANDOM:]
-    for key, (lo, hi) in TRAINING.items():  # the random variants spread over each training range
+    for key in RANDOM_KEYS:  # the random variants spread over each training range they draw from
+        lo, hi = TRAINING[key]
         values = [getattr(v.params, key) for v in random_ones]
         assert lo <= min(values) < lo + 0.3 * (hi - lo) and hi - 0.3 * (hi - lo) < max(values) <= hi, key
+    assert set(TRAINING) - set(RANDOM_KEYS) == {"leash"} and all(v.params.leash == 1.0 for v in random_ones)
     assert load_config(write(tmp_path, "env:\n  opponents: [wide]\n", "w.yaml")).env.opponents == [list(WIDE_OPPONENTS)]
     league = load_config(CONFIG_DIR / "selfplay.yaml", {"league.bot_names": ["wide"]}).league
     assert league.bot_names == list(WIDE_OPPONENTS)

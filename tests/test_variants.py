@@ -27,6 +27,14 @@ from arena.variants import HELD_OUT_VARIANTS, TRAINING, TRAINING_VARIANTS, VALID
             ],
         ),
         (3, ["counter[retreat=1.5;hesitate=0.3;approach=0.2]", ["random[lag=0.5]", "lurking_striker"]]),
+        (
+            4,
+            [
+                "striker[leash=0.2;noise=0.1]",
+                ["chaser[leash=0.3;approach=0.6]", "counter[leash=0.1]", "idle[leash=0.1]"],
+                ["kiter[leash=0.25;retreat=2]", "edge_pusher[leash=0.15;lag=0.3]", "random[leash=0.05]"],
+            ],
+        ),
     ],
 )
 def test_variants_match_the_reference(fighters, opponents):
@@ -103,6 +111,28 @@ def test_strike_range_makes_it_close_in_further():
         ring.step()
         # 1.2 m is within reach (1.3 m) but not within 0.8 of it: the variant steps in first.
         assert (ring.arena.action[0, 1] == ACTION_ATTACK) == strikes, bot
+
+
+def test_a_leash_keeps_it_near_the_centre():
+    """A leashed chaser does not follow an agent who stands off beyond its leash; it walks
+    back to it when it starts outside, and still strikes whoever comes within reach."""
+    for bot, leash_m in (("chaser", None), ("chaser[leash=0.25]", 1.5), ("striker[leash=0.1]", 0.6)):
+        ring = Ring(2, opponents=[bot], seed=2)
+        ring.place([(4.0, 0.0), (0.0, -3.0)], facings=[math.pi, 0.0])  # the bot starts 3 m out
+        farthest_late = 0.0
+        for t in range(120):
+            ring.step()
+            if t >= 40:
+                farthest_late = max(farthest_late, float(np.hypot(*ring.arena.pos[0, 1])))
+        health = float(ring.arena.health[0, 0])
+        if leash_m is None:
+            assert health < 1.0  # the plain chaser walks out to the agent and strikes
+        else:
+            assert health == 1.0 and farthest_late < leash_m + 0.5, (bot, farthest_late)
+    ring = Ring(2, opponents=["striker[leash=0.1]"], frame_skip=1, seed=2)
+    ring.place([(0.0, -1.0), (0.0, -2.0)], facings=[-math.pi / 2, math.pi / 2])  # 2 m out, facing the agent 1 m away
+    ring.step()
+    assert ring.arena.action[0, 1] == ACTION_ATTACK
 
 
 def test_full_lag_repeats_the_first_action():
