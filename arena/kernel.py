@@ -355,12 +355,13 @@ def variant_action(v, a, f, fl, it, rng, params, variants):
         return int(it[a, f, ACTION])  # the action of its previous decision (idle at a match start)
     act = bot_action(v, a, f, fl, it, rng, params, variants)
     leash = variants[v, V_LEASH]
-    kind = int(variants[v, V_KIND])
-    if leash < 1.0 and act != ACTION_ATTACK and kind != BOT_RANDOM and kind != BOT_IDLE:
-        # Farther from the centre than its leash, it walks back instead of moving on (a strike stays).
+    if leash < 1.0 and act != ACTION_ATTACK:
+        # Farther from the centre than its leash, it walks back instead of moving on (a strike
+        # stays); the random and idle bots have no moves of their own to hold back.
+        kind = int(variants[v, V_KIND])
         x = fl[a, f, X]
         y = fl[a, f, Y]
-        if x * x + y * y > (leash * params[P_RADIUS]) ** 2:
+        if kind != BOT_RANDOM and kind != BOT_IDLE and x * x + y * y > (leash * params[P_RADIUS]) ** 2:
             act = compass(-x, -y)
     hesitate = variants[v, V_HESITATE]
     if hesitate > 0.0 and act == ACTION_ATTACK and it[a, f, COOLDOWN] == 0 and rng_uniform(rng, a) < hesitate:
